@@ -1,0 +1,530 @@
+/*
+ * spank_host: a stand-in for the Slurm processes that load SPANK plugins, for tests.
+ *
+ * It provides the spank_* and slurm_* functions a plugin imports (spank_get_item is
+ * variadic, hence C), dlopens the plugin with RTLD_NOW (as Slurm's BIND_NOW build does) and
+ * runs the steps given on the command line, in order, in the chosen context. Everything the
+ * plugin does is printed on stdout, one event per line, for the Rust driver to parse:
+ *   register NAME has_arg=N arginfo=A usage=U     rc HOOK N     missing HOOK
+ *   log LEVEL MESSAGE      setenv NAME=VALUE      unsetenv NAME  control_setenv NAME=VALUE
+ *   env NAME=VALUE (final job environment, after the last step)
+ *   describe name=N type=T version=0xV / exported SYMBOL
+ *
+ * Usage: spank_host PLUGIN.so [--context CTX] [--arg WORD]... [--item NAME=VALUE]...
+ *        [--null-item NAME]... [--env NAME=VALUE]... STEP...
+ * STEP: --call HOOK | --option NAME[=VALUE] | --describe
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <slurm/spank.h>
+
+#define MAX_ENTRIES 512
+
+struct spank_handle {
+	int magic;
+};
+
+static struct spank_handle the_handle = { 0x5350 };
+static spank_context_t context = S_CTX_REMOTE;
+
+static char *job_env[MAX_ENTRIES + 1];
+static int job_env_count;
+
+struct item_value {
+	const char *name;
+	int item;
+	int set;
+	int is_null;
+	char *text;
+};
+
+static struct item_value items[] = {
+	{ "uid", S_JOB_UID },
+	{ "gid", S_JOB_GID },
+	{ "job_id", S_JOB_ID },
+	{ "step_id", S_JOB_STEPID },
+	{ "nnodes", S_JOB_NNODES },
+	{ "node_id", S_JOB_NODEID },
+	{ "local_task_count", S_JOB_LOCAL_TASK_COUNT },
+	{ "total_task_count", S_JOB_TOTAL_TASK_COUNT },
+	{ "ncpus", S_JOB_NCPUS },
+	{ "argv", S_JOB_ARGV },
+	{ "task_id", S_TASK_ID },
+	{ "task_global_id", S_TASK_GLOBAL_ID },
+	{ "task_exit_status", S_TASK_EXIT_STATUS },
+	{ "task_pid", S_TASK_PID },
+	{ "slurm_version", S_SLURM_VERSION },
+	{ "alloc_mem", S_JOB_ALLOC_MEM },
+	{ "restart_count", S_SLURM_RESTART_COUNT },
+	{ "array_job_id", S_JOB_ARRAY_ID },
+	{ "array_task_id", S_JOB_ARRAY_TASK_ID },
+	{ NULL, 0 },
+};
+
+struct registered_option {
+	struct spank_option opt;
+	char *value; /* set by --option, read by spank_option_getopt */
+	int given;
+};
+
+static struct registered_option options[64];
+static int option_count;
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("spank_host: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(2);
+}
+
+/* Prints text on one line: newlines and backslashes are escaped. */
+static void print_escaped(const char *text)
+{
+	for (const char *p = text ? text : "(null)"; *p; p++) {
+		if (*p == '\n')
+			fputs("\\n", stdout);
+		else if (*p == '\\')
+			fputs("\\\\", stdout);
+		else
+			fputc(*p, stdout);
+	}
+}
+
+static struct item_value *find_item_by_name(const char *name)
+{
+	for (struct item_value *it = items; it->name; it++)
+		if (!strcmp(it->name, name))
+			return it;
+	fail("unknown item '%s'", name);
+	return NULL;
+}
+
+static struct item_value *find_item(int item)
+{
+	for (struct item_value *it = items; it->name; it++)
+		if (it->item == item)
+			return it;
+	return NULL;
+}
+
+static int env_index(const char *name)
+{
+	size_t len = strlen(name);
+	for (int i = 0; i < job_env_count; i++)
+		if (!strncmp(job_env[i], name, len) && job_env[i][len] == '=')
+			return i;
+	return -1;
+}
+
+static void env_put(const char *name, const char *value)
+{
+	char *entry;
+	int i = env_index(name);
+	if (asprintf(&entry, "%s=%s", name, value) < 0)
+		fail("out of memory");
+	if (i >= 0) {
+		free(job_env[i]);
+		job_env[i] = entry;
+		return;
+	}
+	if (job_env_count >= MAX_ENTRIES)
+		fail("too many environment entries");
+	job_env[job_env_count++] = entry;
+	job_env[job_env_count] = NULL;
+}
+
+/* ---- the SPANK API ---- */
+
+const char *spank_strerror(spank_err_t err)
+{
+	switch ((int) err) {
+	case ESPANK_SUCCESS: return "Success";
+	case ESPANK_ERROR: return "Generic error";
+	case ESPANK_BAD_ARG: return "Bad argument";
+	case ESPANK_NOT_TASK: return "Not in task context";
+	case ESPANK_ENV_EXISTS: return "Environment variable exists";
+	case ESPANK_ENV_NOEXIST: return "No such environment variable";
+	case ESPANK_NOSPACE: return "Buffer too small";
+	case ESPANK_NOT_REMOTE: return "Valid only in remote context";
+	case ESPANK_NOEXIST: return "Id/PID does not exist on this node";
+	case ESPANK_NOT_EXECD: return "Lookup by PID requested, but no tasks running";
+	case ESPANK_NOT_AVAIL: return "Item not available from this callback";
+	case ESPANK_NOT_LOCAL: return "Valid only in local or allocator context";
+	default: return "Unknown error";
+	}
+}
+
+int spank_symbol_supported(const char *symbol)
+{
+	return symbol != NULL;
+}
+
+int spank_remote(spank_t spank)
+{
+	return spank == &the_handle && context == S_CTX_REMOTE;
+}
+
+spank_context_t spank_context(void)
+{
+	return context;
+}
+
+spank_err_t spank_option_register(spank_t spank, struct spank_option *opt)
+{
+	if (spank != &the_handle || !opt || !opt->name || !opt->usage)
+		return ESPANK_BAD_ARG;
+	if (strlen(opt->name) > SPANK_OPTION_MAXLEN)
+		return ESPANK_BAD_ARG;
+	if (option_count >= 64)
+		return ESPANK_ERROR;
+	for (int i = 0; i < option_count; i++)
+		if (!strcmp(options[i].opt.name, opt->name))
+			return ESPANK_ERROR; /* Slurm refuses duplicate names too */
+	options[option_count].opt = *opt;
+	option_count++;
+	printf("register %s has_arg=%d arginfo=%s usage=", opt->name, opt->has_arg,
+	       opt->arginfo ? opt->arginfo : "(null)");
+	print_escaped(opt->usage);
+	putchar('\n');
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_option_getopt(spank_t spank, struct spank_option *opt, char **optarg)
+{
+	if (spank != &the_handle || !opt || !opt->name || !optarg)
+		return ESPANK_BAD_ARG;
+	for (int i = 0; i < option_count; i++) {
+		if (!strcmp(options[i].opt.name, opt->name)) {
+			if (!options[i].given)
+				return ESPANK_ERROR;
+			*optarg = options[i].value;
+			return ESPANK_SUCCESS;
+		}
+	}
+	return ESPANK_ERROR;
+}
+
+spank_err_t spank_get_item(spank_t spank, spank_item_t item, ...)
+{
+	va_list ap;
+	struct item_value *it = find_item(item);
+	spank_err_t rc = ESPANK_SUCCESS;
+
+	if (spank != &the_handle)
+		return ESPANK_BAD_ARG;
+	if (!it || !it->set)
+		return ESPANK_NOT_AVAIL;
+	va_start(ap, item);
+	switch (item) {
+	case S_JOB_ARGV: {
+		int *argc = va_arg(ap, int *);
+		char ***argv = va_arg(ap, char ***);
+		static char *words[MAX_ENTRIES + 1];
+		int n = 0;
+		if (it->is_null) {
+			*argc = 0;
+			*argv = NULL;
+			break;
+		}
+		char *copy = strdup(it->text);
+		for (char *w = strtok(copy, ","); w && n < MAX_ENTRIES; w = strtok(NULL, ","))
+			words[n++] = w;
+		words[n] = NULL;
+		*argc = n;
+		*argv = words;
+		break;
+	}
+	case S_SLURM_VERSION:
+		*va_arg(ap, char **) = it->is_null ? NULL : it->text;
+		break;
+	case S_JOB_NCPUS:
+		*va_arg(ap, uint16_t *) = (uint16_t) strtoul(it->text, NULL, 0);
+		break;
+	case S_TASK_ID:
+	case S_TASK_EXIT_STATUS:
+		*va_arg(ap, int *) = (int) strtol(it->text, NULL, 0);
+		break;
+	case S_TASK_PID:
+		*va_arg(ap, pid_t *) = (pid_t) strtol(it->text, NULL, 0);
+		break;
+	case S_JOB_ALLOC_MEM:
+		*va_arg(ap, uint64_t *) = strtoull(it->text, NULL, 0);
+		break;
+	default:
+		*va_arg(ap, uint32_t *) = (uint32_t) strtoul(it->text, NULL, 0);
+		break;
+	}
+	va_end(ap);
+	return rc;
+}
+
+spank_err_t spank_getenv(spank_t spank, const char *var, char *buf, int len)
+{
+	int i;
+	const char *value;
+	if (spank != &the_handle || !var || !buf || len <= 0)
+		return ESPANK_BAD_ARG;
+	if (context != S_CTX_REMOTE)
+		return ESPANK_NOT_REMOTE;
+	if ((i = env_index(var)) < 0)
+		return ESPANK_ENV_NOEXIST;
+	value = strchr(job_env[i], '=') + 1;
+	if ((int) strlen(value) >= len)
+		return ESPANK_NOSPACE;
+	strcpy(buf, value);
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_setenv(spank_t spank, const char *var, const char *val, int overwrite)
+{
+	if (spank != &the_handle || !var || !val)
+		return ESPANK_BAD_ARG;
+	if (context != S_CTX_REMOTE)
+		return ESPANK_NOT_REMOTE;
+	if (env_index(var) >= 0 && !overwrite)
+		return ESPANK_ENV_EXISTS;
+	env_put(var, val);
+	fputs("setenv ", stdout);
+	print_escaped(var);
+	putchar('=');
+	print_escaped(val);
+	putchar('\n');
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_unsetenv(spank_t spank, const char *var)
+{
+	int i;
+	if (spank != &the_handle || !var)
+		return ESPANK_BAD_ARG;
+	if (context != S_CTX_REMOTE)
+		return ESPANK_NOT_REMOTE;
+	if ((i = env_index(var)) >= 0) {
+		free(job_env[i]);
+		job_env[i] = job_env[--job_env_count];
+		job_env[job_env_count] = NULL;
+	}
+	printf("unsetenv %s\n", var);
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_job_control_setenv(spank_t sp, const char *name, const char *value,
+				     int overwrite)
+{
+	(void) overwrite;
+	if (sp != &the_handle || !name || !value)
+		return ESPANK_BAD_ARG;
+	if (context != S_CTX_LOCAL && context != S_CTX_ALLOCATOR)
+		return ESPANK_NOT_LOCAL;
+	fputs("control_setenv ", stdout);
+	print_escaped(name);
+	putchar('=');
+	print_escaped(value);
+	putchar('\n');
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_job_control_getenv(spank_t sp, const char *name, char *buf, int len)
+{
+	(void) sp; (void) name; (void) buf; (void) len;
+	return ESPANK_ENV_NOEXIST;
+}
+
+spank_err_t spank_job_control_unsetenv(spank_t sp, const char *name)
+{
+	(void) sp; (void) name;
+	return ESPANK_SUCCESS;
+}
+
+static void log_line(const char *level, const char *fmt, va_list ap)
+{
+	char *text = NULL;
+	if (vasprintf(&text, fmt, ap) < 0)
+		fail("out of memory");
+	printf("log %s ", level);
+	print_escaped(text);
+	putchar('\n');
+	free(text);
+}
+
+#define LOG_FUNCTION(fn, level)                   \
+	void fn(const char *format, ...)          \
+	{                                         \
+		va_list ap;                       \
+		va_start(ap, format);             \
+		log_line(level, format, ap);      \
+		va_end(ap);                       \
+	}
+
+LOG_FUNCTION(slurm_info, "info")
+LOG_FUNCTION(slurm_error, "error")
+LOG_FUNCTION(slurm_verbose, "verbose")
+LOG_FUNCTION(slurm_debug, "debug")
+LOG_FUNCTION(slurm_debug2, "debug2")
+LOG_FUNCTION(slurm_debug3, "debug3")
+LOG_FUNCTION(slurm_spank_log, "spank")
+
+/* slurm.h functions a plugin may import. The host has no controller: loading a job fails. */
+int slurm_get_errno(void)
+{
+	return 1;
+}
+
+char *slurm_strerror(int errnum)
+{
+	(void) errnum;
+	return "no controller in spank_host";
+}
+
+int slurm_load_job(void **resp, uint32_t job_id, uint16_t show_flags)
+{
+	(void) show_flags;
+	printf("rpc slurm_load_job %u\n", job_id);
+	*resp = NULL;
+	return -1;
+}
+
+void slurm_free_job_info_msg(void *msg)
+{
+	(void) msg;
+}
+
+/* ---- driver ---- */
+
+static const char *hooks[] = {
+	"init", "job_prolog", "init_post_opt", "local_user_init", "user_init",
+	"task_init_privileged", "task_init", "task_post_fork", "task_exit",
+	"job_epilog", "slurmd_exit", "exit", NULL,
+};
+
+static spank_context_t parse_context(const char *name)
+{
+	if (!strcmp(name, "local")) return S_CTX_LOCAL;
+	if (!strcmp(name, "remote")) return S_CTX_REMOTE;
+	if (!strcmp(name, "allocator")) return S_CTX_ALLOCATOR;
+	if (!strcmp(name, "slurmd")) return S_CTX_SLURMD;
+	if (!strcmp(name, "job_script")) return S_CTX_JOB_SCRIPT;
+	fail("unknown context '%s'", name);
+	return S_CTX_ERROR;
+}
+
+int main(int argc, char **argv)
+{
+	char *plugin_args[MAX_ENTRIES + 1];
+	int plugin_argc = 0;
+	void *plugin;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2)
+		fail("usage: spank_host PLUGIN.so [--context C] [--arg W] [--item N=V] "
+		     "[--null-item N] [--env N=V] STEP...");
+	plugin = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (!plugin)
+		fail("dlopen %s: %s", argv[1], dlerror());
+
+	/* Settings first (they may appear anywhere), then the steps in order. */
+	for (int i = 2; i < argc; i++) {
+		const char *flag = argv[i];
+		const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(flag, "--describe")) continue;
+		if (!value)
+			fail("%s needs a value", flag);
+		i++;
+		if (!strcmp(flag, "--context")) {
+			context = parse_context(value);
+		} else if (!strcmp(flag, "--arg")) {
+			if (plugin_argc >= MAX_ENTRIES)
+				fail("too many --arg");
+			plugin_args[plugin_argc++] = (char *) value;
+		} else if (!strcmp(flag, "--item")) {
+			char *copy = strdup(value), *eq = strchr(copy, '=');
+			if (!eq)
+				fail("--item %s: expected NAME=VALUE", value);
+			*eq = '\0';
+			struct item_value *it = find_item_by_name(copy);
+			it->set = 1;
+			it->text = eq + 1;
+		} else if (!strcmp(flag, "--null-item")) {
+			struct item_value *it = find_item_by_name(value);
+			it->set = 1;
+			it->is_null = 1;
+			it->text = "";
+		} else if (!strcmp(flag, "--env")) {
+			char *copy = strdup(value), *eq = strchr(copy, '=');
+			if (!eq)
+				fail("--env %s: expected NAME=VALUE", value);
+			*eq = '\0';
+			env_put(copy, eq + 1);
+		} else if (strcmp(flag, "--call") && strcmp(flag, "--option")) {
+			fail("unknown flag %s", flag);
+		}
+	}
+	plugin_args[plugin_argc] = NULL;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--describe")) {
+			const char *name = dlsym(plugin, "plugin_name");
+			const char *type = dlsym(plugin, "plugin_type");
+			const unsigned int *version = dlsym(plugin, "plugin_version");
+			printf("describe name=%s type=%s version=0x%x\n", name ? name : "(none)",
+			       type ? type : "(none)", version ? *version : 0);
+			for (const char **h = hooks; *h; h++) {
+				char symbol[64];
+				snprintf(symbol, sizeof(symbol), "slurm_spank_%s", *h);
+				if (dlsym(plugin, symbol))
+					printf("exported %s\n", *h);
+			}
+			continue;
+		}
+		if (!strcmp(argv[i], "--call")) {
+			char symbol[64];
+			const char *hook = argv[++i];
+			snprintf(symbol, sizeof(symbol), "slurm_spank_%s", hook);
+			spank_f *fn = (spank_f *) dlsym(plugin, symbol);
+			if (!fn) {
+				printf("missing %s\n", hook);
+				continue;
+			}
+			int rc = fn(&the_handle, plugin_argc, plugin_args);
+			printf("rc %s %d\n", hook, rc);
+			continue;
+		}
+		if (!strcmp(argv[i], "--option")) {
+			char *copy = strdup(argv[++i]), *eq = strchr(copy, '=');
+			struct registered_option *found = NULL;
+			if (eq)
+				*eq = '\0';
+			for (int j = 0; j < option_count; j++)
+				if (!strcmp(options[j].opt.name, copy))
+					found = &options[j];
+			if (!found) {
+				printf("rc option:%s unregistered\n", copy);
+				continue;
+			}
+			found->given = 1;
+			found->value = eq ? eq + 1 : NULL;
+			int rc = found->opt.cb ? found->opt.cb(found->opt.val, found->value,
+							     context == S_CTX_REMOTE) : 0;
+			printf("rc option:%s %d\n", copy, rc);
+			continue;
+		}
+		i++; /* a setting and its value, handled above */
+	}
+	for (int i = 0; i < job_env_count; i++) {
+		fputs("env ", stdout);
+		print_escaped(job_env[i]);
+		putchar('\n');
+	}
+	return 0;
+}

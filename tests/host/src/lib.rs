@@ -1,0 +1,421 @@
+//! Drives a SPANK plugin through the C host (`c/spank_host.c`) and parses what it did.
+//!
+//! ```ignore
+//! let out = Host::new(plugin_path("spank_frames"))
+//!     .context("allocator").call("init").option("frame-dir", Some("/x")).run();
+//! assert_eq!(out.rc("init"), Some(0));
+//! ```
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The compiled host executable.
+pub fn host_binary() -> &'static str {
+    env!("SPANK_HOST_BIN")
+}
+
+/// Path of a plugin built in this workspace (`cargo build` output), e.g. "spank_frames" →
+/// target/debug/libspank_frames.so. Panics with instructions when it was not built.
+pub fn plugin_path(crate_lib: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let path = target.join(profile).join(format!("lib{crate_lib}.so"));
+    assert!(
+        path.is_file(),
+        "{} not found: build the plugins first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    plugin: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+/// One event the host printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Register {
+        name: String,
+        has_arg: bool,
+        arginfo: Option<String>,
+        usage: String,
+    },
+    Rc {
+        hook: String,
+        rc: Option<i32>,
+    },
+    Missing(String),
+    Log {
+        level: String,
+        message: String,
+    },
+    Setenv {
+        name: String,
+        value: String,
+    },
+    Unsetenv(String),
+    ControlSetenv {
+        name: String,
+        value: String,
+    },
+    Env {
+        name: String,
+        value: String,
+    },
+    Describe {
+        name: String,
+        kind: String,
+        version: u32,
+    },
+    Exported(String),
+    Rpc(String),
+    Other(String),
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub events: Vec<Event>,
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn split_pair(text: &str) -> (String, String) {
+    let text = unescape(text);
+    match text.split_once('=') {
+        Some((a, b)) => (a.to_string(), b.to_string()),
+        None => (text, String::new()),
+    }
+}
+
+fn parse_line(line: &str) -> Event {
+    let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match kind {
+        "register" => {
+            let (name, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+            let has_arg = rest.starts_with("has_arg=1");
+            let arginfo = rest
+                .split_once("arginfo=")
+                .and_then(|(_, r)| r.split_once(" usage="))
+                .map(|(a, _)| a.to_string())
+                .filter(|a| a != "(null)");
+            let usage = rest
+                .split_once(" usage=")
+                .map(|(_, u)| unescape(u))
+                .unwrap_or_default();
+            Event::Register {
+                name: name.to_string(),
+                has_arg,
+                arginfo,
+                usage,
+            }
+        }
+        "rc" => {
+            let (hook, rc) = rest.split_once(' ').unwrap_or((rest, ""));
+            Event::Rc {
+                hook: hook.to_string(),
+                rc: rc.parse().ok(),
+            }
+        }
+        "missing" => Event::Missing(rest.to_string()),
+        "log" => {
+            let (level, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            Event::Log {
+                level: level.to_string(),
+                message: unescape(message),
+            }
+        }
+        "setenv" => {
+            let (name, value) = split_pair(rest);
+            Event::Setenv { name, value }
+        }
+        "unsetenv" => Event::Unsetenv(rest.to_string()),
+        "control_setenv" => {
+            let (name, value) = split_pair(rest);
+            Event::ControlSetenv { name, value }
+        }
+        "env" => {
+            let (name, value) = split_pair(rest);
+            Event::Env { name, value }
+        }
+        "describe" => {
+            let field = |key: &str| {
+                rest.split(' ')
+                    .find_map(|w| w.strip_prefix(key))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let version = field("version=0x");
+            Event::Describe {
+                name: field("name="),
+                kind: field("type="),
+                version: u32::from_str_radix(&version, 16).unwrap_or(0),
+            }
+        }
+        "exported" => Event::Exported(rest.to_string()),
+        "rpc" => Event::Rpc(rest.to_string()),
+        _ => Event::Other(line.to_string()),
+    }
+}
+
+impl Host {
+    pub fn new(plugin: impl Into<PathBuf>) -> Host {
+        Host {
+            plugin: plugin.into(),
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
+    fn push(mut self, flag: &str, value: impl Into<String>) -> Host {
+        self.args.push(flag.to_string());
+        self.args.push(value.into());
+        self
+    }
+
+    /// local, remote, allocator, slurmd or job_script.
+    pub fn context(self, context: &str) -> Host {
+        self.push("--context", context)
+    }
+
+    /// A plugstack.conf argument.
+    pub fn arg(self, word: &str) -> Host {
+        self.push("--arg", word)
+    }
+
+    /// A spank item: uid, gid, job_id, step_id, array_job_id, array_task_id, task_id,
+    /// task_global_id, task_exit_status, restart_count, argv (comma list), slurm_version, ...
+    pub fn item(self, name: &str, value: impl ToString) -> Host {
+        self.push("--item", format!("{name}={}", value.to_string()))
+    }
+
+    /// Makes a pointer item come back as NULL.
+    pub fn null_item(self, name: &str) -> Host {
+        self.push("--null-item", name)
+    }
+
+    /// A variable of the job's environment (what spank_getenv sees).
+    pub fn env(self, name: &str, value: &str) -> Host {
+        self.push("--env", format!("{name}={value}"))
+    }
+
+    /// A variable of the host process's own environment.
+    pub fn process_env(mut self, name: &str, value: &str) -> Host {
+        self.envs.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Calls `slurm_spank_<hook>`.
+    pub fn call(self, hook: &str) -> Host {
+        self.push("--call", hook)
+    }
+
+    /// Runs a registered option's callback, as Slurm does when the user gives it.
+    pub fn option(self, name: &str, value: Option<&str>) -> Host {
+        match value {
+            Some(v) => self.push("--option", format!("{name}={v}")),
+            None => self.push("--option", name),
+        }
+    }
+
+    pub fn describe(mut self) -> Host {
+        self.args.push("--describe".to_string());
+        self
+    }
+
+    pub fn run(&self) -> Outcome {
+        let output = Command::new(host_binary())
+            .arg(&self.plugin)
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("cannot run spank_host");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let events = stdout.lines().map(parse_line).collect();
+        Outcome {
+            exit_code: output.status.code(),
+            stdout,
+            stderr,
+            events,
+        }
+    }
+}
+
+impl Outcome {
+    /// The return code of the last call of `hook` (or "option:NAME").
+    pub fn rc(&self, hook: &str) -> Option<i32> {
+        self.events.iter().rev().find_map(|e| match e {
+            Event::Rc { hook: h, rc } if h == hook => *rc,
+            _ => None,
+        })
+    }
+
+    /// All return codes of `hook`, in call order.
+    pub fn rcs(&self, hook: &str) -> Vec<Option<i32>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rc { hook: h, rc } if h == hook => Some(*rc),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn logs(&self, level: &str) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log { level: l, message } if l == level => Some(message.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn all_logs(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log { message, .. } => Some(message.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The job environment after the last step.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.events.iter().find_map(|e| match e {
+            Event::Env { name: n, value } if n == name => Some(value.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn setenvs(&self) -> Vec<(&str, &str)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Setenv { name, value } => Some((name.as_str(), value.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn registered(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Register { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn exported(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Exported(hook) => Some(hook.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn describe(&self) -> Option<(&str, &str, u32)> {
+        self.events.iter().find_map(|e| match e {
+            Event::Describe {
+                name,
+                kind,
+                version,
+            } => Some((name.as_str(), kind.as_str(), *version)),
+            _ => None,
+        })
+    }
+
+    pub fn rpcs(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Rpc(_)))
+            .count()
+    }
+
+    /// Panics with the whole transcript: for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit={:?}\n--- stdout\n{}--- stderr\n{}",
+            self.exit_code, self.stdout, self.stderr
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_events() {
+        assert_eq!(
+            parse_line("register qpu has_arg=1 arginfo=NAMES usage=QPUs to use"),
+            Event::Register {
+                name: "qpu".into(),
+                has_arg: true,
+                arginfo: Some("NAMES".into()),
+                usage: "QPUs to use".into()
+            }
+        );
+        assert_eq!(
+            parse_line("rc init -1"),
+            Event::Rc {
+                hook: "init".into(),
+                rc: Some(-1)
+            }
+        );
+        assert_eq!(
+            parse_line("log error a\\nb"),
+            Event::Log {
+                level: "error".into(),
+                message: "a\nb".into()
+            }
+        );
+        assert_eq!(
+            parse_line("env A=b=c"),
+            Event::Env {
+                name: "A".into(),
+                value: "b=c".into()
+            }
+        );
+        assert_eq!(
+            parse_line("describe name=spank_x type=spank version=0x160508"),
+            Event::Describe {
+                name: "spank_x".into(),
+                kind: "spank".into(),
+                version: 0x160508
+            }
+        );
+    }
+}
