@@ -173,7 +173,8 @@ pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c
         let state = guard.as_mut();
         let result = run_contained(|| {
             if context.parses_options() {
-                crate::options::register(sp, P::OPTIONS, option_callback::<P>)?;
+                // SAFETY: `sp` is the handle of this init callback.
+                unsafe { crate::options::register(sp, P::OPTIONS, option_callback::<P>)? };
             }
             // SAFETY: as promised by our caller.
             let args = unsafe { plugstack_args(argc, argv) };

@@ -73,7 +73,10 @@ pub fn validate(spec: &OptionSpec) -> Result<()> {
 }
 
 /// Registers `specs` with Slurm; `callback` receives the index into `specs` as `val`.
-pub fn register(
+///
+/// # Safety
+/// `raw` must be the handle of the running `slurm_spank_init` callback.
+pub unsafe fn register(
     raw: sys::spank_t,
     specs: &[OptionSpec],
     callback: unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int,

@@ -1,33 +1,52 @@
 //! Drives a SPANK plugin through the C host (`c/spank_host.c`) and parses what it did.
 //!
 //! ```ignore
-//! let out = Host::new(plugin_path("spank_frames"))
+//! let out = Host::new(plugin_path("spank-frames"))
 //!     .context("allocator").call("init").option("frame-dir", Some("/x")).run();
 //! assert_eq!(out.rc("init"), Some(0));
 //! ```
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 /// The compiled host executable.
 pub fn host_binary() -> &'static str {
     env!("SPANK_HOST_BIN")
 }
 
-/// Path of a plugin built in this workspace (`cargo build` output), e.g. "spank_frames" →
-/// target/debug/libspank_frames.so. Panics with instructions when it was not built.
-pub fn plugin_path(crate_lib: &str) -> PathBuf {
+/// Path of a plugin of this workspace, built first so tests never run a stale .so (`cargo
+/// test` builds a cdylib crate's test harness, not its .so). `package` is the Cargo package
+/// name, e.g. "spank-frames" → target/debug/libspank_frames.so.
+pub fn plugin_path(package: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let path = target.join(profile).join(format!("lib{crate_lib}.so"));
+        .unwrap_or_else(|| workspace.join("target"));
+    let release = !cfg!(debug_assertions);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "-p", package]);
+        if release {
+            command.arg("--release");
+        }
+        let status = command
+            .status()
+            .expect("cannot run cargo build for the plugin");
+        assert!(status.success(), "cargo build -p {package} failed");
+        built.push(package.to_string());
+    }
+    let profile = if release { "release" } else { "debug" };
+    let path = target
+        .join(profile)
+        .join(format!("lib{}.so", package.replace('-', "_")));
     assert!(
         path.is_file(),
-        "{} not found: build the plugins first (cargo build --workspace)",
+        "{} not found after building {package}",
         path.display()
     );
     path
