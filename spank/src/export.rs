@@ -180,10 +180,18 @@ pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c
             let args = unsafe { plugstack_args(argc, argv) };
             // SAFETY: `sp` is the handle of this callback.
             let handle = unsafe { Spank::from_raw(sp) };
-            match state {
-                Some(state) => state.plugin.init(&handle, &args),
-                None => Ok(()),
+            if let Some(state) = state {
+                state.plugin.init(&handle, &args)?;
             }
+            // Evidence for admins and tests that the plugin is active, at debug level only.
+            if context == Context::Remote {
+                let job = handle.job_id().map(|j| j.to_string()).unwrap_or_default();
+                let step = handle.step_id().map(|s| s.to_string()).unwrap_or_default();
+                tracing::debug!("loaded in remote context (job {job} step {step})");
+            } else {
+                tracing::debug!("loaded in {} context", context.name());
+            }
+            Ok(())
         });
         finish(Hook::Init, context, guard.as_mut(), result)
     }));

@@ -199,7 +199,12 @@ fn log_level_argument_controls_debug_lines() {
         .arg("log_level=debug")
         .call("init")
         .run();
-    assert_eq!(loud.logs("debug"), vec!["spank_testplugin: debug line"]);
+    let debug = loud.logs("debug");
+    assert!(debug.contains(&"spank_testplugin: debug line"), "{debug:?}");
+    assert!(
+        debug.contains(&"spank_testplugin: loaded in allocator context"),
+        "{debug:?}"
+    );
     let off = host()
         .context("allocator")
         .arg("log_level=off")

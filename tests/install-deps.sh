@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs (Slurm 22.05 + headers, munge, libclang for
+# bindgen, a C compiler, iproute2 for the test cluster's namespaces). Idempotent; root only.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+    slurmctld slurmd slurm-client munge libslurm-dev
+    libclang-dev pkg-config
+    build-essential binutils
+    iproute2 util-linux procps
+    ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || {
+    echo "cargo not found: install a Rust toolchain (rustup, stable >= 1.95) first" >&2
+    exit 1
+}

@@ -1,0 +1,194 @@
+//! Helpers for tests against the running test cluster (`tests/cluster/cluster.sh up`).
+//!
+//! The cluster's `cluster.env` is found through `SPANK_CLUSTER_ENV` (set by tests/run-all.sh)
+//! or at the default scratch path. Jobs run as the unprivileged test user, never as root.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    vars: BTreeMap<String, String>,
+}
+
+/// What a Slurm command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics with everything the command printed unless it succeeded.
+    pub fn expect_ok(self, what: &str) -> Run {
+        assert!(self.ok(), "{what} failed: {self:?}");
+        self
+    }
+
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+impl Cluster {
+    /// Reads cluster.env; panics with instructions when no cluster is up.
+    pub fn connect() -> Cluster {
+        let path = std::env::var_os("SPANK_CLUSTER_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp/spank-cluster/cluster.env"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "no test cluster ({}: {e}); start one with tests/cluster/cluster.sh up, or run tests/run-all.sh",
+                path.display()
+            )
+        });
+        let mut vars = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim().trim_start_matches("export ");
+            if let Some((k, v)) = line.split_once('=') {
+                vars.insert(
+                    k.to_string(),
+                    v.trim_matches(|c| c == '"' || c == '\'').to_string(),
+                );
+            }
+        }
+        Cluster { vars }
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("cluster.env has no {name}"))
+    }
+
+    pub fn user(&self) -> &str {
+        self.var("SPANK_TEST_USER")
+    }
+
+    pub fn shared_dir(&self) -> PathBuf {
+        PathBuf::from(self.var("SPANK_SHARED_DIR"))
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        PathBuf::from(self.var("SPANK_LOG_DIR"))
+    }
+
+    pub fn scratch(&self) -> PathBuf {
+        PathBuf::from(self.var("SPANK_CLUSTER_DIR"))
+    }
+
+    /// Runs a Slurm client command as the test user, in the shared directory.
+    pub fn as_user(&self, program: &str, args: &[&str]) -> Run {
+        self.as_named_user(self.user(), program, args)
+    }
+
+    pub fn as_named_user(&self, user: &str, program: &str, args: &[&str]) -> Run {
+        let output = Command::new("runuser")
+            .args([
+                "-u",
+                user,
+                "--",
+                "env",
+                &format!("SLURM_CONF={}", self.var("SLURM_CONF")),
+            ])
+            .arg(program)
+            .args(args)
+            .current_dir(self.shared_dir())
+            .output()
+            .expect("cannot run runuser");
+        Run::from(output)
+    }
+
+    /// Runs an admin command (scontrol, sinfo) as root.
+    pub fn as_root(&self, program: &str, args: &[&str]) -> Run {
+        let output = Command::new(program)
+            .args(args)
+            .env("SLURM_CONF", self.var("SLURM_CONF"))
+            .output()
+            .expect("cannot run Slurm command");
+        Run::from(output)
+    }
+
+    /// Nodes whose state is drained, draining, down or failing.
+    pub fn unhealthy_nodes(&self) -> Vec<String> {
+        let run = self
+            .as_root("sinfo", &["-h", "-N", "-o", "%N %T"])
+            .expect_ok("sinfo");
+        run.lines()
+            .into_iter()
+            .filter(|l| {
+                let state = l.split_whitespace().nth(1).unwrap_or("");
+                ["drain", "down", "fail", "not_responding", "unknown"]
+                    .iter()
+                    .any(|bad| state.to_lowercase().contains(bad))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn assert_no_unhealthy_nodes(&self) {
+        let bad = self.unhealthy_nodes();
+        assert!(bad.is_empty(), "nodes not healthy: {bad:?}");
+    }
+
+    /// Concatenated slurmd/slurmstepd log of one node.
+    pub fn node_log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.log_dir().join(format!("slurmd-{node}.log")))
+            .unwrap_or_default()
+    }
+
+    /// A fresh directory owned by the test user under the shared directory.
+    pub fn user_dir(&self, name: &str) -> PathBuf {
+        let dir = self.shared_dir().join(name);
+        let run = self.as_user(
+            "sh",
+            &[
+                "-c",
+                &format!("rm -rf '{0}' && mkdir -p '{0}'", dir.display()),
+            ],
+        );
+        assert!(run.ok(), "cannot create {}: {run:?}", dir.display());
+        dir
+    }
+
+    /// Replaces plugstack.conf (root-owned file in the scratch dir); returns the old text.
+    pub fn set_plugstack(&self, text: &str) -> String {
+        let path = self.scratch().join("plugstack.conf");
+        let old = std::fs::read_to_string(&path).expect("read plugstack.conf");
+        std::fs::write(&path, text).expect("write plugstack.conf");
+        old
+    }
+}
+
+/// Waits for a file to appear (sbatch output lands after the job ends), up to `limit`.
+pub fn wait_for_file(path: &Path, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

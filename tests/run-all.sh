@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test of the project, in order of cost: format and lint, unit and C-host tests,
+# builds against the Slurm 22.05 / 24.11 / 26.05 headers, then the integration tests on a
+# real namespaced Slurm cluster (brought up here and always torn down). Run as root on
+# Debian 12; .ci/run calls this after installing what it needs.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+section() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
+started=$(date +%s)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run-all.sh must run as root (it starts a Slurm cluster in network namespaces)" >&2
+    exit 1
+fi
+
+bash tests/install-deps.sh
+
+section "format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+section "unit and C-host tests"
+cargo test --workspace
+
+section "builds against three Slurm releases' headers"
+tests/versions/build-all.sh
+
+section "integration tests on the namespaced test cluster"
+stage=$(tests/stage-plugins.sh)
+cluster=tests/cluster/cluster.sh
+cleanup() {
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "---- integration tests failed (rc=$rc): daemon logs follow" >&2
+        "$cluster" logs >&2 || true
+    fi
+    "$cluster" down || true
+    exit "$rc"
+}
+trap cleanup EXIT
+"$cluster" up --plugins "$stage"
+export SPANK_CLUSTER_ENV="${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
+# One at a time: some tests swap plugstack.conf, which every job reads.
+cargo test -p integration-tests -- --ignored --test-threads=1
+
+section "no node drained"
+# shellcheck disable=SC1090
+. "$SPANK_CLUSTER_ENV"
+bad=$(sinfo -h -N -o '%N %T' | grep -Ei 'drain|down|fail' || true)
+if [ -n "$bad" ]; then
+    echo "unhealthy nodes after the tests:" >&2
+    echo "$bad" >&2
+    exit 1
+fi
+echo "all nodes healthy"
+section "done in $(( $(date +%s) - started )) s"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds both plugins (release) and stages them, with the admin snippets from
+# plugstack.conf.d/, into one directory for `tests/cluster/cluster.sh up --plugins DIR`.
+# The staged snippets add log_level=debug so node logs show the plugins at work.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$repo/target/stage}
+cd "$repo"
+cargo build --release --quiet -p spank-qrmi -p spank-frames
+rm -rf "$out"
+mkdir -p "$out"
+for plugin in spank_qrmi spank_frames; do
+    install -m 0755 "target/release/lib$plugin.so" "$out/$plugin.so"
+    sed -E 's/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)$/\1 log_level=debug/' \
+        "plugstack.conf.d/$plugin.conf" >"$out/$plugin.conf"
+done
+echo "$out"
