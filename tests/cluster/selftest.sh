@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # job scripts are expanded on the nodes
+# Self-test of the test cluster: `up`, real jobs as the unprivileged test
+# user, `down`, and checks that nothing is left behind. Run as root:
+#
+#   tests/cluster/selftest.sh [cluster.sh up options, e.g. --plugins DIR]
+#
+# Set SELFTEST_KEEP=1 to leave the cluster up afterwards (no teardown checks).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+C=$HERE/cluster.sh
+PASS=0
+FAIL=0
+
+ok() { PASS=$((PASS + 1)); printf 'ok   %s\n' "$1"; }
+bad() { FAIL=$((FAIL + 1)); printf 'FAIL %s\n' "$1"; [[ -n ${2:-} ]] && printf '     %s\n' "$2"; }
+# check NAME EXPECTED ACTUAL
+check() { if [[ $2 == "$3" ]]; then ok "$1"; else bad "$1" "expected [$2] got [$3]"; fi; }
+u() { "$C" as-user "$@"; }
+u2() { "$C" as-user --user spanktest2 "$@"; }
+sorted() { sort | tr '\n' ' ' | sed 's/ $//'; }
+
+# running PID: exists and is not a zombie (detached daemons are reaped by pid 1, late)
+running() { local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; st=${st##*) }; [[ ${st%% *} != Z ]]; }
+
+t0=$EPOCHREALTIME
+if ! "$C" up "$@"; then
+	echo "selftest: up failed"
+	echo "selftest: 0 passed, 1 failed"
+	exit 1
+fi
+t1=$EPOCHREALTIME
+printf 'up took %.1fs\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')"
+# shellcheck disable=SC1091
+source "${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
+S=$SPANK_SHARED_DIR
+
+check "srun -N4 -p all: one hostname per node" "c1 c2 q1 q2" "$(u srun -N4 -p all hostname | sorted)"
+check "srun -N2 -p normal" "c1 c2" "$(u srun -N2 -p normal hostname | sorted)"
+check "srun -N2 default partition is quantum" "q1 q2" "$(u srun -N2 hostname | sorted)"
+check "job runs as spanktest, not root" "spanktest" "$(u srun -p normal id -un)"
+check "spanktest2 can run jobs" "spanktest2" "$(u2 srun -p normal id -un)"
+
+u sbatch -Q --wait -p normal -N2 -J st-batch -o "$S/st-batch-%j.out" \
+	--wrap 'echo "batch on $(hostname) as $(id -un)"; srun hostname 2>/dev/null | sort' >/dev/null
+out=$(cat "$S"/st-batch-*.out 2>/dev/null)
+check "sbatch --wrap output in the shared dir" "batch on c1 as spanktest|c1|c2" "$(tr '\n' '|' <<<"$out" | sed 's/|$//')"
+
+check "salloc -N2 -p normal srun hostname" "c1 c2" "$(u salloc -Q -N2 -p normal srun hostname 2>/dev/null | sorted)"
+
+u sbatch -Q --wait --array=0-9 -p all -o "$S/st-arr-%A_%a.out" --wrap 'echo $SLURM_ARRAY_TASK_ID $(hostname)' >/dev/null
+check "sbatch --array=0-9: ten outputs" "10" "$(cat "$S"/st-arr-*.out 2>/dev/null | wc -l)"
+check "array tasks spread over nodes" "yes" "$( (($(awk '{print $2}' "$S"/st-arr-*.out | sort -u | wc -l) > 1)) && echo yes || echo no)"
+
+check "--gres=qpu:ibm_torino:1 lands on q1" "q1" "$(u srun --gres=qpu:ibm_torino:1 hostname)"
+check "--gres=qpu:fresnel:1 lands on q2" "q2" "$(u srun --gres=qpu:fresnel:1 hostname)"
+check "-p all --gres=qpu:fresnel:1 lands on q2" "q2" "$(u srun -p all --gres=qpu:fresnel:1 hostname)"
+if u srun --gres=qpu:nosuch:1 hostname >/dev/null 2>&1; then bad "--gres=qpu:nosuch:1 refused"; else ok "--gres=qpu:nosuch:1 refused"; fi
+
+# Plugins given with --plugins: srun loaded them (it reads plugstack.conf too).
+if [[ " $* " == *" --plugins "* ]]; then
+	check "plugstack.conf.d has the snippets" "yes" "$([[ -n $(ls "$SPANK_CLUSTER_DIR/plugstack.conf.d") ]] && echo yes || echo no)"
+fi
+
+states=$(sinfo -h -N -o '%t' | sort -u | tr '\n' ' ' | sed 's/ $//')
+check "no node drained/down after the jobs" "idle" "$states"
+
+if [[ -n ${SELFTEST_KEEP:-} ]]; then
+	echo "SELFTEST_KEEP set: cluster left up"
+	echo "selftest: $PASS passed, $FAIL failed"
+	((FAIL == 0))
+	exit
+fi
+
+# Everything this cluster runs: recorded daemons, all processes in the node
+# namespaces and in the controller's UTS namespace.
+ours=$(cat "$SPANK_CLUSTER_DIR"/run/*.pid 2>/dev/null)
+for n in $SPANK_NODES; do ours+=" $(ip netns pids "$n" 2>/dev/null)"; done
+ctl_uts=$(readlink "/proc/$(cat "$SPANK_CLUSTER_DIR/run/slurmctld.pid")/ns/uts")
+for p in /proc/[0-9]*; do [[ $(readlink "$p/ns/uts" 2>/dev/null) == "$ctl_uts" ]] && ours+=" ${p#/proc/}"; done
+our_munged=$(cat "$SPANK_CLUSTER_DIR/run/munged.pid" 2>/dev/null)
+ours=$(for p in $ours; do running "$p" && echo "$p"; done | sort -un | tr '\n' ' ')
+check "cluster has slurmctld, slurmscriptd, 4 slurmd (+munged)" "$((6 + (${#our_munged} > 0)))" "$(wc -w <<<"$ours")"
+
+t0=$EPOCHREALTIME
+"$C" down || bad "down exited non-zero"
+t1=$EPOCHREALTIME
+printf 'down took %.1fs\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')"
+
+left=""
+for p in $ours; do running "$p" && left+="$p($(cat "/proc/$p/comm" 2>/dev/null)) "; done
+check "nothing we started still runs" "" "$left"
+check "no slurm process runs with our slurm.conf" "" "$(pgrep -af "slurm.* -f $SPANK_CLUSTER_DIR/slurm.conf" | while read -r p _; do running "$p" && echo "$p"; done)"
+left_ns=$(ip netns list | awk '{print $1}' | grep -xE 'c1|c2|q1|q2' | tr '\n' ' ')
+check "node namespaces deleted" "" "$left_ns"
+check "bridge deleted" "" "$(ip -o link show spankbr0 2>/dev/null)"
+check "veths deleted" "" "$(ip -o link show | grep -o 'spk-[a-z0-9]*' | tr '\n' ' ')"
+if [[ -n $our_munged ]]; then
+	check "munged we started is stopped" "no" "$(running "$our_munged" && echo yes || echo no)"
+else
+	check "munged we did not start still answers" "yes" "$(munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && echo yes || echo no)"
+fi
+if "$C" down >/dev/null 2>&1; then ok "down is idempotent"; else bad "down is idempotent"; fi
+
+echo "selftest: $PASS passed, $FAIL failed"
+((FAIL == 0))
