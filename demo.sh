@@ -11,7 +11,8 @@ cd "$repo"
 bash tests/install-deps.sh
 stage=$(tests/stage-plugins.sh)
 cluster=tests/cluster/cluster.sh
-"$cluster" up --plugins "$stage"
+# debug: the plugins log "loaded in remote context" at debug level, the evidence tests look for.
+SPANK_SLURM_DEBUG=debug "$cluster" up --plugins "$stage"
 # shellcheck disable=SC1091
 . "${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
 as_user() { "$cluster" as-user "$@"; }

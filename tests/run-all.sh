@@ -7,6 +7,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
+# Everything is also kept in a log, from which the closing tally is counted.
+mkdir -p target
+log=target/run-all.log
+exec > >(tee "$log") 2>&1
+
 section() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
 started=$(date +%s)
 
@@ -40,7 +45,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-"$cluster" up --plugins "$stage"
+# debug: the plugins log "loaded in remote context" at debug level, the evidence tests look for.
+SPANK_SLURM_DEBUG=debug "$cluster" up --plugins "$stage"
 export SPANK_CLUSTER_ENV="${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
 # One at a time: some tests swap plugstack.conf, which every job reads.
 cargo test -p integration-tests -- --ignored --test-threads=1
@@ -55,4 +61,10 @@ if [ -n "$bad" ]; then
     exit 1
 fi
 echo "all nodes healthy"
+trap - EXIT
+"$cluster" down
+
 section "done in $(( $(date +%s) - started )) s"
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s += $2} END {print s + 0}')
+echo "tests: $passed passed, $failed failed"
