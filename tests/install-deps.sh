@@ -8,6 +8,7 @@ packages=(
     libclang-dev pkg-config
     build-essential binutils
     iproute2 util-linux procps
+    ffmpeg                      # frames video
     ca-certificates
 )
 missing=()

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds both plugins (release) and stages them, with the admin snippets from
 # plugstack.conf.d/, into one directory for `tests/cluster/cluster.sh up --plugins DIR`.
-# The staged snippets add log_level=debug so node logs show the plugins at work.
+# The staged snippets add log_level=debug so node logs show the plugins at work. The user
+# tools (frames CLI, demo renderer) go to DIR/bin, for the cluster's shared directory.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$repo/target/stage}
 cd "$repo"
-cargo build --release --quiet -p spank-qrmi -p spank-frames
+cargo build --release --quiet -p spank-qrmi -p spank-frames -p frames -p blackhole-render
 rm -rf "$out"
-mkdir -p "$out"
+mkdir -p "$out/bin"
+install -m 0755 target/release/frames target/release/blackhole-render "$out/bin/"
 for plugin in spank_qrmi spank_frames; do
     install -m 0755 "target/release/lib$plugin.so" "$out/$plugin.so"
     sed -E 's/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)$/\1 log_level=debug/' \

@@ -1,19 +1,23 @@
-//! spank_frames.so: hook → context → one call. Option parsing lives in `options`, what runs
-//! in srun/sbatch/salloc in `submit`.
-//!
-//! Foundation scope: `--frame-dir=DIR` is registered everywhere and validated at submission;
-//! jobs that do not use it are untouched (the plugin returns at once in every hook).
+//! spank_frames.so: hook → context → one call. Option parsing lives in `options`, the
+//! srun/sbatch/salloc side in `submit`, the slurmstepd side in `remote` (with the result
+//! capture in `tee` and the drop to the job's user in `as_user`). Jobs without --frame-dir
+//! are untouched: every hook returns at once.
+mod as_user;
 mod options;
+mod remote;
 mod submit;
+mod tee;
 
 use spank::args::PluginArgs;
 use spank::{Context, OptionSpec, Plugin, Result, Spank};
 
 use options::FrameOptions;
+use remote::Remote;
 
 #[derive(Default)]
 pub struct Frames {
     options: FrameOptions,
+    remote: Remote,
 }
 
 /// plugstack.conf arguments this plugin accepts.
@@ -40,10 +44,29 @@ impl Plugin for Frames {
             return Ok(());
         }
         match sp.context() {
-            Context::Local | Context::Allocator => submit::check(&self.options),
+            context @ (Context::Local | Context::Allocator) => {
+                submit::check(&self.options, context)
+            }
+            Context::Remote => self.remote.init_post_opt(sp, &self.options),
             _ => Ok(()),
         }
     }
+
+    fn task_init(&mut self, sp: &Spank) -> Result<()> {
+        self.remote.task_init(sp, &self.options)
+    }
+
+    fn task_post_fork(&mut self, sp: &Spank) -> Result<()> {
+        self.remote.task_post_fork(sp)
+    }
+
+    fn task_exit(&mut self, sp: &Spank) -> Result<()> {
+        self.remote.task_exit(sp, &self.options)
+    }
 }
 
-spank::spank_plugin!(Frames, "spank_frames", [init_post_opt]);
+spank::spank_plugin!(
+    Frames,
+    "spank_frames",
+    [init_post_opt, task_post_fork, task_exit]
+);

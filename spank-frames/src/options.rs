@@ -1,17 +1,58 @@
-//! The plugin's options and their validation. Pure: no FFI.
+//! The plugin's options and their validation (values are checked as they are parsed, so a
+//! bad one is refused by srun/sbatch/salloc before the job is queued). Pure: no FFI.
 use std::path::PathBuf;
 
+use frames_core::pattern::FramePattern;
 use spank::{Error, OptionSpec, Result};
 
-pub const SPECS: &[OptionSpec] = &[OptionSpec::with_arg(
-    "frame-dir",
-    "DIR",
-    "Route each task's frame output and result record to DIR (absolute path); enables spank_frames for the job",
-)];
+pub const DEFAULT_PATTERN: &str = "frame_%04d.png";
+pub const DEFAULT_PREFIX: &str = "RESULT:";
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub const SPECS: &[OptionSpec] = &[
+    OptionSpec::with_arg(
+        "frame-dir",
+        "DIR",
+        "Route each task's frame and result record to DIR (absolute path); enables spank_frames for the job",
+    ),
+    OptionSpec::with_arg(
+        "frame-pattern",
+        "PATTERN",
+        "Frame file name in DIR, printf-style index plus %A %a %j (default frame_%04d.png; 'none' if tasks write no frame)",
+    ),
+    OptionSpec::with_arg(
+        "frame-t0",
+        "SECONDS",
+        "Time of frame 0; FRAME_TIME = t0 + index * dt (default 0)",
+    ),
+    OptionSpec::with_arg("frame-dt", "SECONDS", "Time between frames (default 1)"),
+    OptionSpec::with_arg(
+        "result-prefix",
+        "PREFIX",
+        "Stdout lines starting with PREFIX are recorded as JSON results (default RESULT:)",
+    ),
+];
+
+#[derive(Debug, Clone)]
 pub struct FrameOptions {
     pub frame_dir: Option<PathBuf>,
+    pub pattern: FramePattern,
+    pub pattern_text: String,
+    pub t0: f64,
+    pub dt: f64,
+    pub result_prefix: String,
+}
+
+impl Default for FrameOptions {
+    fn default() -> Self {
+        FrameOptions {
+            frame_dir: None,
+            pattern: FramePattern::parse(DEFAULT_PATTERN).unwrap_or_else(|_| unreachable!()),
+            pattern_text: DEFAULT_PATTERN.to_string(),
+            t0: 0.0,
+            dt: 1.0,
+            result_prefix: DEFAULT_PREFIX.to_string(),
+        }
+    }
 }
 
 impl FrameOptions {
@@ -22,27 +63,50 @@ impl FrameOptions {
     /// Records one option value, refusing bad ones with a message naming the value and what
     /// is expected (the layer prefixes the option name).
     pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<()> {
+        let value = value.unwrap_or("");
         match name {
-            "frame-dir" => {
-                self.frame_dir = Some(parse_frame_dir(value)?);
-                Ok(())
+            "frame-dir" => self.frame_dir = Some(parse_frame_dir(value)?),
+            "frame-pattern" => {
+                self.pattern = FramePattern::parse(value).map_err(Error::new)?;
+                self.pattern_text = value.to_string();
             }
-            other => Err(Error::new(format!("unknown option --{other}"))),
+            "frame-t0" => {
+                self.t0 = frames_core::options::parse_time_value(value).map_err(Error::new)?
+            }
+            "frame-dt" => {
+                self.dt = frames_core::options::parse_time_value(value).map_err(Error::new)?
+            }
+            "result-prefix" => {
+                self.result_prefix =
+                    frames_core::options::parse_result_prefix(value).map_err(Error::new)?
+            }
+            other => return Err(Error::new(format!("unknown option --{other}"))),
         }
+        Ok(())
     }
 }
 
-pub fn parse_frame_dir(value: Option<&str>) -> Result<PathBuf> {
-    let value = value.unwrap_or("");
+pub fn parse_frame_dir(value: &str) -> Result<PathBuf> {
     if value.is_empty() {
         return Err(Error::new(
             "expected an absolute directory path, got nothing",
         ));
     }
+    if value.contains('\n') {
+        return Err(Error::new("the directory path contains a newline"));
+    }
     let path = PathBuf::from(value);
     if !path.is_absolute() {
         return Err(Error::new(format!(
             "'{value}' is a relative path: expected an absolute directory path (tasks run in other working directories)"
+        )));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::new(format!(
+            "'{value}' contains '..': give the directory's real path"
         )));
     }
     Ok(path)
@@ -55,21 +119,30 @@ mod tests {
     #[test]
     fn frame_dir_must_be_absolute() {
         assert_eq!(
-            parse_frame_dir(Some("/shared/f")).unwrap(),
+            parse_frame_dir("/shared/f").unwrap(),
             PathBuf::from("/shared/f")
         );
-        let err = parse_frame_dir(Some("frames")).unwrap_err();
+        let err = parse_frame_dir("frames").unwrap_err();
         assert!(err.message().contains("'frames'") && err.message().contains("absolute"));
-        assert!(parse_frame_dir(None).is_err());
-        assert!(parse_frame_dir(Some("")).is_err());
+        assert!(parse_frame_dir("").is_err());
+        assert!(parse_frame_dir("/a/../etc").is_err());
     }
 
     #[test]
-    fn set_enables() {
+    fn values_are_validated_as_they_are_set() {
         let mut options = FrameOptions::default();
         assert!(!options.enabled());
         options.set("frame-dir", Some("/x")).unwrap();
         assert!(options.enabled());
+        options.set("frame-t0", Some("2.5")).unwrap();
+        options.set("frame-dt", Some("0.5")).unwrap();
+        assert_eq!((options.t0, options.dt), (2.5, 0.5));
+        assert!(options.set("frame-t0", Some("soon")).is_err());
+        assert!(options.set("frame-dt", Some("nan")).is_err());
+        assert!(options.set("frame-pattern", Some("frame.png")).is_err());
+        options.set("frame-pattern", Some("f_%05d.exr")).unwrap();
+        assert_eq!(options.pattern_text, "f_%05d.exr");
+        assert!(options.set("result-prefix", Some("")).is_err());
         assert!(options.set("nope", None).is_err());
     }
 }

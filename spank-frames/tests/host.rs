@@ -1,16 +1,82 @@
-//! spank_frames.so through the C host.
-use spank_test_host::{Host, plugin_path};
+//! spank_frames.so through the C host, including whole tasks run the way slurmstepd runs
+//! them (fork, task_init in the child, exec, task_exit with the real wait status).
+use std::path::{Path, PathBuf};
+
+use spank_test_host::{Host, Outcome, plugin_path};
 
 fn host() -> Host {
     Host::new(plugin_path("spank-frames"))
 }
 
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spank-frames-host-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ids() -> (u32, u32) {
+    // SAFETY: trivial getters.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// One array element (array job 500, task `index`) whose task runs `command`.
+fn array_task(dir: &Path, index: u32, command: &str) -> Outcome {
+    let (uid, gid) = ids();
+    host()
+        .context("remote")
+        .item("job_id", 500 + index)
+        .item("step_id", 0xffff_fffbu32)
+        .item("array_job_id", 500)
+        .item("array_task_id", index)
+        .item("task_id", 0)
+        .item("task_global_id", 0)
+        .item("total_task_count", 1)
+        .item("restart_count", 0)
+        .item("uid", uid)
+        .item("gid", gid)
+        .env("PATH", "/usr/bin:/bin")
+        .call("init")
+        .option("frame-dir", Some(dir.to_str().unwrap()))
+        .option("frame-t0", Some("10"))
+        .option("frame-dt", Some("0.5"))
+        .call("init_post_opt")
+        .task(command)
+        .call("exit")
+        .run()
+}
+
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join(".frames/records")) else {
+        return out;
+    };
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        if path.extension().is_some_and(|e| e == "json") {
+            out.push(serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap());
+        }
+    }
+    out
+}
+
 #[test]
-fn registers_frame_dir_everywhere_options_are_parsed() {
+fn registers_all_options_everywhere_options_are_parsed() {
     for context in ["local", "allocator", "remote", "job_script"] {
         let out = host().context(context).call("init").run();
         assert_eq!(out.rc("init"), Some(0), "{}", out.transcript());
-        assert_eq!(out.registered(), vec!["frame-dir"], "{context}");
+        assert_eq!(
+            out.registered(),
+            vec![
+                "frame-dir",
+                "frame-pattern",
+                "frame-t0",
+                "frame-dt",
+                "result-prefix"
+            ],
+            "{context}"
+        );
     }
 }
 
@@ -25,17 +91,45 @@ fn exports_no_prolog_or_epilog() {
 }
 
 #[test]
-fn relative_frame_dir_is_refused_at_submission() {
+fn bad_values_are_refused_at_submission() {
+    for (option, value, needle) in [
+        ("frame-dir", "frames", "'frames' is a relative path"),
+        ("frame-t0", "soon", "soon"),
+        ("frame-dt", "inf", "inf"),
+        ("frame-pattern", "frame.png", "frame.png"),
+    ] {
+        let out = host()
+            .context("allocator")
+            .call("init")
+            .option(option, Some(value))
+            .run();
+        assert_eq!(
+            out.rc(&format!("option:{option}")),
+            Some(-1),
+            "{option}={value}"
+        );
+        let errors = out.logs("error").join("\n");
+        assert!(
+            errors.contains(&format!("spank_frames: --{option}: ")),
+            "{errors}"
+        );
+        assert!(errors.contains(needle), "{option}={value}: {errors}");
+    }
+}
+
+#[test]
+fn unwritable_frame_dir_is_refused_at_submission() {
     let out = host()
         .context("allocator")
         .call("init")
-        .option("frame-dir", Some("frames"))
+        .option("frame-dir", Some("/proc/no-such-dir/frames"))
+        .call("init_post_opt")
         .run();
-    assert_eq!(out.rc("option:frame-dir"), Some(-1));
-    let errors = out.logs("error").join("\n");
+    assert_eq!(out.rc("init_post_opt"), Some(-1), "{}", out.transcript());
     assert!(
-        errors.contains("spank_frames: --frame-dir: 'frames' is a relative path"),
-        "{errors}"
+        out.logs("error")
+            .join("\n")
+            .contains("cannot create '/proc/no-such-dir/frames'")
     );
 }
 
@@ -44,31 +138,183 @@ fn unused_plugin_changes_nothing_in_a_job() {
     let out = host()
         .context("remote")
         .item("job_id", 10)
-        .env("PATH", "/usr/bin")
+        .item("task_global_id", 0)
+        .item("task_id", 0)
+        .env("PATH", "/usr/bin:/bin")
         .call("init")
         .call("init_post_opt")
-        .call("task_init")
+        .task("echo plain output")
         .call("exit")
         .run();
-    for hook in ["init", "init_post_opt", "task_init"] {
-        assert_eq!(out.rc(hook), Some(0), "{}", out.transcript());
+    for hook in ["init", "init_post_opt", "task_init", "task_exit"] {
+        assert_eq!(out.rc(hook), Some(0), "{hook}: {}", out.transcript());
     }
     assert!(out.setenvs().is_empty(), "{}", out.transcript());
     assert!(out.all_logs().is_empty(), "{}", out.transcript());
-    assert_eq!(out.rpcs(), 0);
+    assert!(out.stdout.contains("plain output\n"));
 }
 
 #[test]
-fn unknown_plugstack_argument_names_plugin_and_key() {
-    let out = host()
-        .context("local")
-        .arg("frame_root=/x")
-        .call("init")
-        .run();
-    assert_eq!(out.rc("init"), Some(-1));
-    assert!(
-        out.logs("error")
-            .join("\n")
-            .contains("spank_frames: unknown plugstack.conf argument 'frame_root'")
+fn task_gets_its_frame_variables_and_a_record_is_written() {
+    let dir = temp_dir("vars");
+    let out = array_task(
+        &dir,
+        7,
+        "echo \"I=$FRAME_INDEX T=$FRAME_TIME P=$FRAME_PATH A=$FRAME_ATTEMPT D=$FRAME_DIR\"; \
+         printf 'png' > \"$FRAME_PATH\"; echo 'RESULT:{\"loss\":0.25}'; echo 'RESULT:{broken'",
     );
+    assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+    assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
+    let expected = format!("I=7 T=13.5 P={0}/frame_0007.png A=0 D={0}", dir.display());
+    assert!(out.stdout.contains(&expected), "{}", out.transcript());
+    // Output passes through unchanged, result lines included.
+    assert!(
+        out.stdout
+            .contains("RESULT:{\"loss\":0.25}\nRESULT:{broken\n"),
+        "{}",
+        out.transcript()
+    );
+    let records = records(&dir);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record["index"], 7);
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(record["exit_code"], 0);
+    assert_eq!(record["frame_size"], 3);
+    assert_eq!(
+        record["frame_sha256"],
+        "8f8cbb7dcf46e0bc7d53265749a6c17d116093a6ba95e442764060c76fd4a86c"
+    );
+    assert_eq!(record["results"], serde_json::json!([{"loss": 0.25}]));
+    assert_eq!(
+        record["result_errors"].as_array().map(Vec::len),
+        Some(1),
+        "{record}"
+    );
+    assert_eq!(record["result_errors"][0]["line"], "RESULT:{broken");
+    assert!(record["start_time"].as_f64().unwrap() <= record["end_time"].as_f64().unwrap());
+}
+
+#[test]
+fn exit_codes_signals_and_missing_frames_are_failures_with_reasons() {
+    let dir = temp_dir("fail");
+    array_task(&dir, 0, "printf x > \"$FRAME_PATH\"; exit 3");
+    array_task(&dir, 1, "printf x > \"$FRAME_PATH\"; kill -9 $$");
+    array_task(&dir, 2, "true");
+    array_task(&dir, 3, ": > \"$FRAME_PATH\"");
+    let records = records(&dir);
+    let by_index = |i: u64| {
+        records
+            .iter()
+            .find(|r| r["index"] == i)
+            .unwrap_or_else(|| panic!("no record {i}: {records:?}"))
+    };
+    assert_eq!(by_index(0)["status"], "failed");
+    assert_eq!(by_index(0)["exit_code"], 3);
+    assert!(
+        by_index(0)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exit code 3")
+    );
+    assert_eq!(by_index(1)["signal"], 9);
+    assert!(
+        by_index(1)["reason"].as_str().unwrap().contains("signal 9"),
+        "{}",
+        by_index(1)
+    );
+    assert!(
+        by_index(2)["reason"].as_str().unwrap().contains("missing"),
+        "{}",
+        by_index(2)
+    );
+    assert!(
+        by_index(3)["reason"].as_str().unwrap().contains("empty"),
+        "{}",
+        by_index(3)
+    );
+}
+
+#[test]
+fn result_file_is_collected_and_bad_json_kept_as_an_error() {
+    let dir = temp_dir("resultfile");
+    array_task(
+        &dir,
+        0,
+        "printf x > \"$FRAME_PATH\"; echo '{\"rps\": 1200}' > \"$FRAME_RESULT\"",
+    );
+    array_task(
+        &dir,
+        1,
+        "printf x > \"$FRAME_PATH\"; echo 'not json' > \"$FRAME_RESULT\"",
+    );
+    let records = records(&dir);
+    assert_eq!(records[0]["results"], serde_json::json!([{"rps": 1200}]));
+    assert_eq!(records[1]["results"], serde_json::json!([]));
+    assert_eq!(records[1]["result_errors"][0]["source"], "result_file");
+}
+
+#[test]
+fn a_second_attempt_never_overwrites_the_first() {
+    let dir = temp_dir("attempts");
+    array_task(&dir, 4, "exit 1");
+    array_task(&dir, 4, "exit 1");
+    // Same job, same attempt: the second record is refused, the first kept intact.
+    let records = records(&dir);
+    assert_eq!(records.len(), 1, "{records:?}");
+}
+
+#[test]
+fn output_reaches_slurm_byte_for_byte() {
+    let dir = temp_dir("bytes");
+    let out = array_task(
+        &dir,
+        0,
+        "printf 'a\\000b\\r\\nno newline at end'; printf x > \"$FRAME_PATH\"",
+    );
+    assert!(
+        out.stdout.contains("a\0b\r\nno newline at end"),
+        "{:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn last_task_merges_manifest_and_summaries() {
+    let dir = temp_dir("merge");
+    // What sbatch records at submission (the host's own command line is not sbatch's).
+    let argv: Vec<String> = ["sbatch", "--array=0-2", "render.sh"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let layout = frames_core::layout::Layout::new(&dir);
+    layout.create_dirs().unwrap();
+    frames_core::submission::write(
+        &layout,
+        &frames_core::submission::Submission::from_argv(&argv, "/", 1.0),
+    )
+    .unwrap();
+    for index in 0..2 {
+        array_task(&dir, index, "printf x > \"$FRAME_PATH\"");
+    }
+    assert!(
+        !dir.join("manifest.jsonl").exists(),
+        "merged before the last frame"
+    );
+    for index in 2..3 {
+        array_task(&dir, index, "printf x > \"$FRAME_PATH\"");
+    }
+    let manifest = std::fs::read_to_string(dir.join("manifest.jsonl")).expect("manifest.jsonl");
+    assert_eq!(manifest.lines().count(), 3, "{manifest}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).expect("summary.json"))
+            .unwrap();
+    assert_eq!(summary["done"], 3, "{summary}");
+    assert!(dir.join("summary.csv").is_file());
+    let finishers = std::fs::read_dir(dir.join(".frames"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("finish."))
+        .count();
+    assert_eq!(finishers, 1);
 }

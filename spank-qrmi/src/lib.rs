@@ -4,6 +4,12 @@
 //! Foundation scope: `--qpu=NAMES` is registered everywhere and syntax-checked at submission;
 //! the upstream plugstack.conf line is accepted. Acquisition and release come with the
 //! spank-qrmi issue; jobs that do not ask for a QPU are untouched.
+pub mod accounting;
+pub mod backend;
+pub mod config;
+pub mod http;
+pub mod jobenv;
+pub mod lease;
 mod plugstack;
 mod request;
 

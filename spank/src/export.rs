@@ -142,6 +142,11 @@ fn finish<P: Plugin>(
     match on_error(hook, context) {
         OnError::Fail => {
             tracing::error!("{error}");
+            if context == Context::Remote {
+                // In task_init the process is the task: its stderr is the job's, so the user
+                // sees why in their own srun output or batch error file.
+                eprintln!("{}: {error}", P::NAME);
+            }
             -1
         }
         OnError::DeferToTask => {
@@ -213,8 +218,6 @@ pub unsafe fn call<P: Exported>(hook: Hook, sp: sys::spank_t) -> c_int {
             if matches!(hook, Hook::TaskInit | Hook::TaskInitPrivileged)
                 && let Some(error) = &state.deferred
             {
-                // The task's stderr is the job's: the user sees why in their own output.
-                eprintln!("{}: {error}", P::NAME);
                 return Err(error.clone());
             }
             // SAFETY: `sp` is the handle of this callback.

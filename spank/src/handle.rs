@@ -196,6 +196,30 @@ impl Spank {
         self.get_u32(sys::S_SLURM_RESTART_COUNT, "restart count")
     }
 
+    /// The job's supplementary groups (the groups its tasks run with).
+    pub fn supplementary_gids(&self) -> Result<Vec<u32>> {
+        let mut gids: *mut libc::gid_t = std::ptr::null_mut();
+        let mut count: c_int = 0;
+        // SAFETY: S_JOB_SUPPLEMENTARY_GIDS takes (gid_t **, int *).
+        let rc = unsafe {
+            sys::spank_get_item(
+                self.raw,
+                sys::S_JOB_SUPPLEMENTARY_GIDS,
+                &mut gids as *mut *mut libc::gid_t,
+                &mut count as *mut c_int,
+            )
+        };
+        if rc != sys::ESPANK_SUCCESS {
+            return Err(spank_error("supplementary groups", rc));
+        }
+        let count = usize::try_from(count).unwrap_or(0);
+        if gids.is_null() || count == 0 {
+            return Ok(Vec::new());
+        }
+        // SAFETY: Slurm's array of `count` gids.
+        Ok(unsafe { std::slice::from_raw_parts(gids, count) }.to_vec())
+    }
+
     /// The job's memory in MB.
     pub fn job_alloc_mem(&self) -> Result<u64> {
         let mut value: u64 = 0;

@@ -6,6 +6,8 @@
 #   cluster.sh status
 #   cluster.sh logs
 #   cluster.sh as-user [--user NAME] CMD...
+#   cluster.sh kill-node NODE      (a node crash: SIGKILL to everything in its namespace)
+#   cluster.sh start-node NODE     (its slurmd again, node resumed)
 #
 # Controller `ctl` (10.88.0.1 on bridge spankbr0, own UTS namespace) and four
 # slurmd nodes c1 c2 q1 q2 (10.88.0.11-14), each in its own network + UTS
@@ -52,7 +54,7 @@ msg() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { msg "ERROR: $*"; exit 1; }
 
 usage() {
-	sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -674,6 +676,33 @@ cmd_as_user() {
 		bash -c 'source "$0"; exec "$@"' "$ENV_FILE" "$@"
 }
 
+# kill-node NODE: a node crash: SIGKILL to every process in NODE's network namespace
+# (slurmd, slurmstepd, job processes), found by namespace identity.
+cmd_kill_node() {
+	need_root
+	local n=${1:-} ino p link pids=()
+	[[ -n $n && -e /run/netns/$n ]] || die "kill-node: no node '$n' (nodes: ${NODES[*]})"
+	ino=$(stat -L -c %i "/run/netns/$n")
+	for p in /proc/[0-9]*; do
+		link=$(readlink "$p/ns/net" 2>/dev/null) || continue
+		[[ $link == "net:[$ino]" ]] && pids+=("${p#/proc/}")
+	done
+	((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+	msg "kill-node $n: killed ${#pids[@]} processes"
+	rm -f "$RUN_DIR/slurmd-$n.pid"
+}
+
+# start-node NODE: start NODE's slurmd again after kill-node and return it to service.
+cmd_start_node() {
+	need_root
+	local n=${1:-}
+	[[ -n $n && -e /run/netns/$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
+	start_daemon "slurmd-$n" slurmd \
+		nsenter --net="/run/netns/$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
+	SLURM_CONF=$CONF scontrol update nodename="$n" state=resume 2>/dev/null || true
+	msg "start-node $n: slurmd pid $(cat "$RUN_DIR/slurmd-$n.pid")"
+}
+
 main() {
 	local cmd=${1:-}
 	(($#)) && shift
@@ -683,6 +712,8 @@ main() {
 	status) cmd_status ;;
 	logs) dump_logs ;;
 	as-user) cmd_as_user "$@" ;;
+	kill-node) cmd_kill_node "$@" ;;
+	start-node) cmd_start_node "$@" ;;
 	-h | --help | help | "") usage ;;
 	*) die "unknown command '$cmd'" ;;
 	esac

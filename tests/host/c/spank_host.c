@@ -12,7 +12,10 @@
  *
  * Usage: spank_host PLUGIN.so [--context CTX] [--arg WORD]... [--item NAME=VALUE]...
  *        [--null-item NAME]... [--env NAME=VALUE]... STEP...
- * STEP: --call HOOK | --option NAME[=VALUE] | --describe
+ * STEP: --call HOOK | --option NAME[=VALUE] | --describe | --task COMMAND
+ *   --task runs one task the way slurmstepd does: fork; in the child task_init_privileged and
+ *   task_init, then exec /bin/sh -c COMMAND with the job environment; in the parent
+ *   task_post_fork, wait, set the task_exit_status item to the wait status, task_exit.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -22,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <slurm/spank.h>
 
@@ -466,7 +471,7 @@ int main(int argc, char **argv)
 				fail("--env %s: expected NAME=VALUE", value);
 			*eq = '\0';
 			env_put(copy, eq + 1);
-		} else if (strcmp(flag, "--call") && strcmp(flag, "--option")) {
+		} else if (strcmp(flag, "--call") && strcmp(flag, "--option") && strcmp(flag, "--task")) {
 			fail("unknown flag %s", flag);
 		}
 	}
@@ -498,6 +503,52 @@ int main(int argc, char **argv)
 			}
 			int rc = fn(&the_handle, plugin_argc, plugin_args);
 			printf("rc %s %d\n", hook, rc);
+			continue;
+		}
+		if (!strcmp(argv[i], "--task")) {
+			const char *command = argv[++i];
+			spank_f *privileged = (spank_f *) dlsym(plugin, "slurm_spank_task_init_privileged");
+			spank_f *task_init = (spank_f *) dlsym(plugin, "slurm_spank_task_init");
+			spank_f *post_fork = (spank_f *) dlsym(plugin, "slurm_spank_task_post_fork");
+			spank_f *task_exit = (spank_f *) dlsym(plugin, "slurm_spank_task_exit");
+			int status = 0;
+			static char status_text[32], pid_text[32];
+			pid_t pid;
+			fflush(stdout);
+			fflush(stderr);
+			pid = fork();
+			if (pid < 0)
+				fail("fork failed");
+			if (pid == 0) {
+				if (privileged) {
+					int rc = privileged(&the_handle, plugin_argc, plugin_args);
+					printf("rc task_init_privileged %d\n", rc);
+					if (rc)
+						_exit(1);
+				}
+				if (task_init) {
+					int rc = task_init(&the_handle, plugin_argc, plugin_args);
+					printf("rc task_init %d\n", rc);
+					if (rc)
+						_exit(1);
+				}
+				fflush(stdout);
+				execle("/bin/sh", "sh", "-c", command, (char *) NULL, job_env);
+				_exit(127);
+			}
+			snprintf(pid_text, sizeof(pid_text), "%d", (int) pid);
+			find_item(S_TASK_PID)->set = 1;
+			find_item(S_TASK_PID)->text = pid_text;
+			if (post_fork)
+				printf("rc task_post_fork %d\n", post_fork(&the_handle, plugin_argc, plugin_args));
+			while (waitpid(pid, &status, 0) < 0)
+				;
+			printf("task_status %d\n", status);
+			snprintf(status_text, sizeof(status_text), "%d", status);
+			find_item(S_TASK_EXIT_STATUS)->set = 1;
+			find_item(S_TASK_EXIT_STATUS)->text = status_text;
+			if (task_exit)
+				printf("rc task_exit %d\n", task_exit(&the_handle, plugin_argc, plugin_args));
 			continue;
 		}
 		if (!strcmp(argv[i], "--option")) {

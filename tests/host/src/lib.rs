@@ -97,6 +97,7 @@ pub enum Event {
     },
     Exported(String),
     Rpc(String),
+    TaskStatus(i32),
     Other(String),
 }
 
@@ -199,6 +200,10 @@ fn parse_line(line: &str) -> Event {
         }
         "exported" => Event::Exported(rest.to_string()),
         "rpc" => Event::Rpc(rest.to_string()),
+        "task_status" => match rest.parse() {
+            Ok(status) => Event::TaskStatus(status),
+            Err(_) => Event::Other(line.to_string()),
+        },
         _ => Event::Other(line.to_string()),
     }
 }
@@ -261,6 +266,13 @@ impl Host {
             Some(v) => self.push("--option", format!("{name}={v}")),
             None => self.push("--option", name),
         }
+    }
+
+    /// Runs one task as slurmstepd does: fork, task_init in the child then exec
+    /// `sh -c command` with the job environment; task_post_fork, wait and task_exit (with the
+    /// real wait status) in the parent.
+    pub fn task(self, command: &str) -> Host {
+        self.push("--task", command)
     }
 
     pub fn describe(mut self) -> Host {

@@ -175,6 +175,58 @@ impl Cluster {
     }
 }
 
+/// Runs tests/cluster/cluster.sh (as root) with `args`.
+pub fn cluster_script(args: &[&str]) -> Run {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster/cluster.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("cannot run cluster.sh");
+    Run::from(output)
+}
+
+impl Cluster {
+    /// Writes an executable script owned by the test user.
+    pub fn user_script(&self, dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write script");
+        let run = self.as_root(
+            "chown",
+            &[
+                &format!("{0}:{0}", self.user()),
+                path.to_str().unwrap_or(""),
+            ],
+        );
+        assert!(run.ok(), "chown {}: {run:?}", path.display());
+        let run = self.as_root("chmod", &["0755", path.to_str().unwrap_or("")]);
+        assert!(run.ok(), "chmod {}: {run:?}", path.display());
+        path
+    }
+
+    /// A tool run-all staged into the scratch directory (frames, blackhole-render).
+    pub fn tool(&self, name: &str) -> String {
+        self.scratch().join("bin").join(name).display().to_string()
+    }
+
+    /// Waits until no job of the test user is left in the queue, up to `limit`.
+    pub fn wait_queue_empty(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let run = self.as_root("squeue", &["-h", "-u", self.user(), "-o", "%i %T"]);
+            if run.ok() && run.stdout.trim().is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "jobs still queued after {limit:?}: {}",
+                run.stdout
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 /// Waits for a file to appear (sbatch output lands after the job ends), up to `limit`.
 pub fn wait_for_file(path: &Path, limit: Duration) -> String {
     let start = Instant::now();

@@ -1,0 +1,228 @@
+//! Crash-safe file writes on local file systems and NFS.
+//!
+//! Both functions write a temporary file in the destination's directory (created with
+//! `O_CREAT|O_EXCL|O_NOFOLLOW`, so a planted symlink is never followed), fsync it, then publish it:
+//! [`write_atomic`] by `rename` (replaces), [`write_new`] by `link` (never replaces:
+//! `link(2)` fails with EEXIST atomically, also on NFS, where `renameat2(RENAME_NOREPLACE)` is
+//! not supported). Readers thus see the old content or the whole new one, never a torn file.
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path`, replacing any existing file atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_temp(path, bytes)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(annotate(e, "cannot rename into", path));
+    }
+    sync_dir(path)
+}
+
+/// Writes `bytes` to `path` only if nothing exists there: `ErrorKind::AlreadyExists` otherwise,
+/// leaving the existing file untouched.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = write_temp(path, bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let result = match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // On NFS a retransmitted LINK whose first reply was lost reports EEXIST although it
+            // succeeded: then the temp file has two links.
+            if link_count(&tmp) == Some(2) {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} already exists: not replaced", path.display()),
+                ))
+            }
+        }
+        Err(e) => {
+            if link_count(&tmp) == Some(2) {
+                Ok(())
+            } else {
+                Err(annotate(e, "cannot create", path))
+            }
+        }
+    };
+    let _ = std::fs::remove_file(&tmp);
+    result?;
+    sync_dir(path)
+}
+
+fn link_count(path: &Path) -> Option<u64> {
+    std::fs::symlink_metadata(path).ok().map(|m| m.nlink())
+}
+
+fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+}
+
+/// A temp name beside `path`, unique per process, call and time: `.NAME.tmp.PID.N.NANOS`.
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: expected a file path", path.display()),
+        )
+    })?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(
+        ".tmp.{}.{}.{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    Ok(path.with_file_name(tmp))
+}
+
+fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let tmp = temp_path(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| annotate(e, "cannot create", &tmp))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(annotate(e, "cannot write", &tmp));
+    }
+    Ok(tmp)
+}
+
+/// fsyncs the directory holding `path` so the new name survives a crash. File systems that
+/// cannot fsync a directory (EINVAL) are accepted.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file = File::open(dir).map_err(|e| annotate(e, "cannot open directory", dir))?;
+    match file.sync_all() {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        Err(e) => Err(annotate(e, "cannot fsync directory", dir)),
+    }
+}
+
+/// Opens a file for reading only if it is a regular file, without blocking: a FIFO or device
+/// planted where a frame, result or capture file is expected would otherwise block the reader
+/// (the record writer at task end) until it is killed.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::TempDir;
+    use std::sync::Arc;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp."))
+            .collect()
+    }
+
+    #[test]
+    fn atomic_replaces() {
+        let tmp = TempDir::new("atomic");
+        let p = tmp.path().join("a.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert!(leftovers(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn new_never_replaces() {
+        let tmp = TempDir::new("new");
+        let p = tmp.path().join("r.json");
+        write_new(&p, b"first").unwrap();
+        let err = write_new(&p, b"second").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("r.json"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        assert!(leftovers(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn new_refuses_existing_symlink_and_leaves_target_alone() {
+        let tmp = TempDir::new("new-symlink");
+        let target = tmp.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        let p = tmp.path().join("link");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        assert_eq!(
+            write_new(&p, b"x").unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        // write_atomic replaces the link itself, not its target.
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(
+            !std::fs::symlink_metadata(&p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn new_races_have_one_winner() {
+        let tmp = Arc::new(TempDir::new("new-race"));
+        let p = tmp.path().join("once");
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let p = p.clone();
+                std::thread::spawn(move || write_new(&p, format!("{i}").as_bytes()).is_ok())
+            })
+            .collect();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&w| w)
+            .count();
+        assert_eq!(wins, 1);
+        let content = std::fs::read_to_string(&p).unwrap();
+        assert!(content.parse::<u32>().unwrap() < 16);
+        assert!(leftovers(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let tmp = TempDir::new("atomic-err");
+        let p = tmp.path().join("missing-dir/x");
+        let err = write_atomic(&p, b"x").unwrap_err();
+        assert!(err.to_string().contains("missing-dir"), "{err}");
+        assert!(write_new(Path::new("/"), b"x").is_err());
+    }
+}

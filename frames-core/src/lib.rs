@@ -1,0 +1,51 @@
+//! Pure logic of spank-frames, shared by the plugin (`spank_frames.so`) and the `frames` CLI.
+//!
+//! A frame directory DIR (`--frame-dir`) holds the users' frame files and, under `DIR/.frames/`,
+//! the state this crate reads and writes:
+//!
+//! ```text
+//! DIR/.frames/records/      one TaskRecord per task attempt (record.rs), written once (atomic::write_new)
+//! DIR/.frames/results/      FRAME_RESULT files and captured stdout results (capture.rs)
+//! DIR/.frames/submissions/  one Submission per sbatch call (submission.rs), for `frames resubmit`
+//! DIR/.frames/finish.N      finisher election tokens (merge::try_finish)
+//! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge.rs)
+//! ```
+//!
+//! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (option values),
+//! `ranges` (index ranges), `capture` (RESULT: lines), `record`, `atomic` (crash-safe writes),
+//! `submission` (sbatch command lines), `merge` (collect, summarize, finisher election).
+pub mod atomic;
+pub mod capture;
+pub mod layout;
+pub mod merge;
+pub mod options;
+pub mod pattern;
+pub mod ranges;
+pub mod record;
+pub mod submission;
+
+pub use layout::{Layout, StepId, TaskKey};
+
+use serde::{Deserialize, Serialize};
+
+/// A file under `.frames/` that could not be used (unreadable, corrupt, unexpected name). Merges
+/// report these instead of skipping them silently or aborting.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The file, as a path (absolute when the layout root is).
+    pub path: String,
+    /// What is wrong with it.
+    pub error: String,
+}
+
+impl Problem {
+    pub fn new(path: &std::path::Path, error: impl Into<String>) -> Problem {
+        Problem {
+            path: path.display().to_string(),
+            error: error.into(),
+        }
+    }
+}
+
+#[doc(hidden)]
+pub mod test_util;

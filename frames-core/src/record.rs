@@ -1,0 +1,336 @@
+//! The record the plugin writes for each task attempt, how it is judged done or failed, and the
+//! frame file checksum.
+use std::io::{self, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Version of the record format written by this crate.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Outcome of one task attempt.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Where a result error came from.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultSource {
+    /// A prefixed line of the task's stdout.
+    Stdout,
+    /// The FRAME_RESULT file.
+    ResultFile,
+}
+
+/// A result the plugin could not use: the offending text (possibly truncated) and why.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ResultError {
+    pub source: ResultSource,
+    pub line: String,
+    pub error: String,
+}
+
+/// One task attempt, as written to `.frames/records/<stem>.json`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub version: u32,
+    pub index: u64,
+    pub attempt: u32,
+    pub job_id: u32,
+    pub array_job_id: Option<u32>,
+    pub array_task_id: Option<u32>,
+    /// "batch" or the step number.
+    pub step: String,
+    pub task_id: u32,
+    /// Tasks in the step.
+    pub task_count: u32,
+    pub node: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+    /// Unix seconds.
+    pub start_time: Option<f64>,
+    /// Unix seconds.
+    pub end_time: f64,
+    /// The frame file, as FRAME_PATH gave it to the task.
+    pub frame_path: Option<String>,
+    /// Size of the frame file at task end; `None` when it did not exist.
+    pub frame_size: Option<u64>,
+    pub frame_sha256: Option<String>,
+    pub results: Vec<serde_json::Value>,
+    pub result_errors: Vec<ResultError>,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+impl TaskRecord {
+    /// Sets `status` and `reason`: done iff the task exited with code 0, was not killed by a
+    /// signal, and (when a frame is expected) its frame file exists and is not empty.
+    pub fn decide(&mut self, frame_expected: bool) {
+        self.reason = self.failure_reason(frame_expected);
+        self.status = if self.reason.is_none() {
+            Status::Done
+        } else {
+            Status::Failed
+        };
+    }
+
+    fn failure_reason(&self, frame_expected: bool) -> Option<String> {
+        if let Some(sig) = self.signal {
+            let core = if self.core_dumped {
+                ", core dumped"
+            } else {
+                ""
+            };
+            return Some(match signal_name(sig) {
+                Some(name) => format!("killed by signal {sig} ({name}){core}"),
+                None => format!("killed by signal {sig}{core}"),
+            });
+        }
+        match self.exit_code {
+            None => return Some("no exit status recorded".to_owned()),
+            Some(0) => {}
+            Some(code) => return Some(format!("exit code {code}")),
+        }
+        if frame_expected {
+            let path = self.frame_path.as_deref().unwrap_or("");
+            match self.frame_size {
+                None if path.is_empty() => return Some("frame file missing".to_owned()),
+                None => return Some(format!("frame file missing: {path}")),
+                Some(0) => return Some(format!("frame file empty: {path}")),
+                Some(_) => {}
+            }
+        }
+        None
+    }
+
+    /// Seconds from start to end, when the start is known.
+    pub fn duration(&self) -> Option<f64> {
+        self.start_time.map(|s| self.end_time - s)
+    }
+}
+
+/// The conventional name of a Linux signal number.
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        16 => "SIGSTKFLT",
+        17 => "SIGCHLD",
+        18 => "SIGCONT",
+        19 => "SIGSTOP",
+        20 => "SIGTSTP",
+        21 => "SIGTTIN",
+        22 => "SIGTTOU",
+        23 => "SIGURG",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        26 => "SIGVTALRM",
+        27 => "SIGPROF",
+        28 => "SIGWINCH",
+        29 => "SIGIO",
+        30 => "SIGPWR",
+        31 => "SIGSYS",
+        _ => return None,
+    })
+}
+
+/// Size and SHA-256 (lowercase hex) of a file, read in 1 MiB blocks.
+pub fn frame_checksum(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = crate::atomic::open_regular(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    Ok((size, hex))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_frame_is_refused_without_blocking() {
+        let dir = crate::test_util::TempDir::new("fifo-frame");
+        let fifo = dir.path().join("frame_0000.png");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = frame_checksum(&fifo).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    /// A done record for tests.
+    pub(crate) fn sample(index: u64) -> TaskRecord {
+        TaskRecord {
+            version: RECORD_VERSION,
+            index,
+            attempt: 0,
+            job_id: 1000 + index as u32,
+            array_job_id: Some(1000),
+            array_task_id: Some(index as u32),
+            step: "batch".into(),
+            task_id: 0,
+            task_count: 1,
+            node: "c1".into(),
+            exit_code: Some(0),
+            signal: None,
+            core_dumped: false,
+            start_time: Some(100.0),
+            end_time: 110.5,
+            frame_path: Some(format!("/f/frame_{index:04}.png")),
+            frame_size: Some(10),
+            frame_sha256: Some("00".repeat(32)),
+            results: vec![],
+            result_errors: vec![],
+            status: Status::Done,
+            reason: None,
+        }
+    }
+
+    fn decided(mut r: TaskRecord, frame_expected: bool) -> (Status, Option<String>) {
+        r.status = Status::Done;
+        r.reason = Some("stale".into());
+        r.decide(frame_expected);
+        (r.status, r.reason)
+    }
+
+    #[test]
+    fn decide_rules() {
+        assert_eq!(decided(sample(1), true), (Status::Done, None));
+        let mut r = sample(1);
+        r.exit_code = Some(3);
+        assert_eq!(
+            decided(r, true),
+            (Status::Failed, Some("exit code 3".into()))
+        );
+        let mut r = sample(1);
+        r.exit_code = None;
+        r.signal = Some(9);
+        assert_eq!(
+            decided(r, true),
+            (Status::Failed, Some("killed by signal 9 (SIGKILL)".into()))
+        );
+        let mut r = sample(1);
+        r.signal = Some(11);
+        r.core_dumped = true;
+        assert_eq!(
+            decided(r, false).1.as_deref(),
+            Some("killed by signal 11 (SIGSEGV), core dumped")
+        );
+        let mut r = sample(1);
+        r.signal = Some(77);
+        assert_eq!(decided(r, false).1.as_deref(), Some("killed by signal 77"));
+        let mut r = sample(1);
+        r.exit_code = None;
+        assert_eq!(
+            decided(r, false).1.as_deref(),
+            Some("no exit status recorded")
+        );
+        let mut r = sample(2);
+        r.frame_size = None;
+        assert_eq!(
+            decided(r.clone(), true).1.as_deref(),
+            Some("frame file missing: /f/frame_0002.png")
+        );
+        // Not expected (--frame-pattern=none): exit 0 is enough.
+        assert_eq!(decided(r.clone(), false), (Status::Done, None));
+        r.frame_path = None;
+        assert_eq!(decided(r, true).1.as_deref(), Some("frame file missing"));
+        let mut r = sample(2);
+        r.frame_size = Some(0);
+        assert_eq!(
+            decided(r, true).1.as_deref(),
+            Some("frame file empty: /f/frame_0002.png")
+        );
+    }
+
+    #[test]
+    fn json_shape() {
+        let mut r = sample(3);
+        r.result_errors.push(ResultError {
+            source: ResultSource::ResultFile,
+            line: "{".into(),
+            error: "EOF".into(),
+        });
+        r.status = Status::Failed;
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["result_errors"][0]["source"], "result_file");
+        assert_eq!(v["array_job_id"], 1000);
+        let back: TaskRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(sample(1).duration(), Some(10.5));
+    }
+
+    #[test]
+    fn checksum() {
+        let tmp = crate::test_util::TempDir::new("checksum");
+        let p = tmp.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            frame_checksum(&p).unwrap(),
+            (
+                3,
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_owned()
+            )
+        );
+        // Spanning several read blocks.
+        let big = vec![7u8; (1 << 20) * 2 + 5];
+        std::fs::write(&p, &big).unwrap();
+        let (size, hex) = frame_checksum(&p).unwrap();
+        assert_eq!(size, big.len() as u64);
+        let want: String = Sha256::digest(&big)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, want);
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(
+            frame_checksum(&p).unwrap().1,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(frame_checksum(&tmp.path().join("none")).is_err());
+    }
+}

@@ -1,0 +1,796 @@
+//! The sbatch command line of each submission into a frame directory, kept so `frames resubmit`
+//! can rerun exactly the missing and failed indices with the original options.
+//!
+//! sbatch parses its own options up to the first non-option argument, the batch script (its
+//! getopt string starts with `+`); everything after the script belongs to the script. The option
+//! tables below come from sbatch(1) (Slurm 22.05 to 26.05): short options that take a value,
+//! long options that take none or only an attached (`--opt=value`) one. Long options not in the
+//! tables (site SPANK plugins' options) are taken to require a value, as SPANK options almost
+//! always do; getopt's unique-prefix abbreviations (`--arr=0-9`) are recognized.
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::Layout;
+use crate::options::DEFAULT_RESULT_PREFIX;
+use crate::pattern::DEFAULT_PATTERN;
+use crate::{Problem, atomic, ranges};
+
+/// Version of the submission format written by this crate.
+pub const SUBMISSION_VERSION: u32 = 1;
+
+/// sbatch short options that take a value (`-a 0-9` or `-a0-9`).
+const SHORT_WITH_VALUE: &str = "aAbBcCdDeFGiJLmMnNopqStwx";
+/// sbatch short options whose value may only be attached (`-k`, `-koff`).
+const SHORT_OPTIONAL_VALUE: &str = "k";
+
+/// sbatch long options that take no value.
+const LONG_FLAGS: &[&str] = &[
+    "contiguous",
+    "help",
+    "hold",
+    "ignore-pbs",
+    "immediate",
+    "no-requeue",
+    "overcommit",
+    "oversubscribe",
+    "parsable",
+    "quiet",
+    "reboot",
+    "requeue",
+    "spread-job",
+    "test-only",
+    "usage",
+    "use-min-nodes",
+    "verbose",
+    "version",
+    "wait",
+];
+
+/// sbatch long options whose value may only be attached (`--exclusive`, `--exclusive=user`).
+const LONG_OPTIONAL_VALUE: &[&str] = &[
+    "exclusive",
+    "get-user-env",
+    "nice",
+    "no-kill",
+    "oom-kill-step",
+    "propagate",
+];
+
+/// sbatch long options that take a value (listed for getopt's prefix matching).
+const LONG_WITH_VALUE: &[&str] = &[
+    "account",
+    "acctg-freq",
+    "array",
+    "batch",
+    "bb",
+    "bbf",
+    "begin",
+    "chdir",
+    "cluster-constraint",
+    "clusters",
+    "comment",
+    "constraint",
+    "container",
+    "container-id",
+    "core-spec",
+    "cores-per-socket",
+    "cpu-freq",
+    "cpus-per-gpu",
+    "cpus-per-task",
+    "deadline",
+    "delay-boot",
+    "dependency",
+    "distribution",
+    "error",
+    "exclude",
+    "export",
+    "export-file",
+    "extra-node-info",
+    "gid",
+    "gpu-bind",
+    "gpu-freq",
+    "gpus",
+    "gpus-per-node",
+    "gpus-per-socket",
+    "gpus-per-task",
+    "gres",
+    "gres-flags",
+    "hint",
+    "input",
+    "job-name",
+    "kill-on-invalid-dep",
+    "licenses",
+    "mail-type",
+    "mail-user",
+    "mcs-label",
+    "mem",
+    "mem-bind",
+    "mem-per-cpu",
+    "mem-per-gpu",
+    "mincpus",
+    "network",
+    "nodefile",
+    "nodelist",
+    "nodes",
+    "ntasks",
+    "ntasks-per-core",
+    "ntasks-per-gpu",
+    "ntasks-per-node",
+    "ntasks-per-socket",
+    "open-mode",
+    "output",
+    "partition",
+    "power",
+    "prefer",
+    "priority",
+    "profile",
+    "qos",
+    "reservation",
+    "segment",
+    "signal",
+    "sockets-per-node",
+    "switches",
+    "thread-spec",
+    "threads-per-core",
+    "time",
+    "time-min",
+    "tmp",
+    "tres-bind",
+    "tres-per-task",
+    "uid",
+    "wait-all-nodes",
+    "wckey",
+    "wrap",
+    // This plugin's own options.
+    "frame-dir",
+    "frame-pattern",
+    "frame-t0",
+    "frame-dt",
+    "frame-result-prefix",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arity {
+    None,
+    Optional,
+    Required,
+}
+
+/// Resolves a long option name as getopt_long does: exact match, else a unique prefix.
+/// Unknown names (SPANK options of other plugins) are assumed to take a value.
+fn long_option(name: &str) -> (String, Arity) {
+    let tables = [
+        (LONG_FLAGS, Arity::None),
+        (LONG_OPTIONAL_VALUE, Arity::Optional),
+        (LONG_WITH_VALUE, Arity::Required),
+    ];
+    for (table, arity) in tables {
+        if table.contains(&name) {
+            return (name.to_owned(), arity);
+        }
+    }
+    let mut found: Option<(&str, Arity)> = None;
+    for (table, arity) in tables {
+        for &candidate in table {
+            if candidate.starts_with(name) {
+                if found.is_some() {
+                    return (name.to_owned(), Arity::Required); // ambiguous: sbatch refuses it
+                }
+                found = Some((candidate, arity));
+            }
+        }
+    }
+    match found {
+        Some((c, a)) if !name.is_empty() => (c.to_owned(), a),
+        _ => (name.to_owned(), Arity::Required),
+    }
+}
+
+/// Where an option's value sits in argv: `argv[arg][offset..]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hit {
+    arg: usize,
+    offset: usize,
+    value: String,
+}
+
+/// What matters to us in an sbatch command line.
+#[derive(Debug, Default)]
+struct Parsed {
+    /// Last `--array`/`-a` (getopt: the last one wins).
+    array: Option<Hit>,
+    /// Last `--exclude`/`-x`.
+    exclude: Option<Hit>,
+    frame_dir: Option<String>,
+    frame_pattern: Option<String>,
+    frame_t0: Option<String>,
+    frame_dt: Option<String>,
+    frame_result_prefix: Option<String>,
+    /// Index of the batch script, when there is one.
+    script: Option<usize>,
+}
+
+/// Parses sbatch's own options in `args[first..]`.
+fn parse_sbatch(args: &[String], first: usize) -> Parsed {
+    let mut p = Parsed::default();
+    let mut i = first;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            if i + 1 < args.len() {
+                p.script = Some(i + 1);
+            }
+            break;
+        }
+        if let Some(body) = a.strip_prefix("--") {
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (body, None),
+            };
+            let (canonical, arity) = long_option(name);
+            let hit = match (inline, arity) {
+                (Some(v), _) => {
+                    i += 1;
+                    Some(Hit {
+                        arg: i - 1,
+                        offset: 2 + name.len() + 1,
+                        value: v.to_owned(),
+                    })
+                }
+                (None, Arity::Required) => {
+                    let hit = args.get(i + 1).map(|v| Hit {
+                        arg: i + 1,
+                        offset: 0,
+                        value: v.clone(),
+                    });
+                    i += 2;
+                    hit
+                }
+                (None, _) => {
+                    i += 1;
+                    None
+                }
+            };
+            if let Some(hit) = hit {
+                p.note(&canonical, hit);
+            }
+            continue;
+        }
+        if a.len() > 1 && a.starts_with('-') {
+            let mut consumed = 1;
+            for (pos, c) in a.char_indices().skip(1) {
+                let rest = pos + c.len_utf8();
+                if SHORT_WITH_VALUE.contains(c) {
+                    let hit = if rest < a.len() {
+                        Some(Hit {
+                            arg: i,
+                            offset: rest,
+                            value: a[rest..].to_owned(),
+                        })
+                    } else {
+                        consumed = 2;
+                        args.get(i + 1).map(|v| Hit {
+                            arg: i + 1,
+                            offset: 0,
+                            value: v.clone(),
+                        })
+                    };
+                    if let Some(hit) = hit {
+                        match c {
+                            'a' => p.note("array", hit),
+                            'x' => p.note("exclude", hit),
+                            _ => {}
+                        }
+                    }
+                    break;
+                }
+                if SHORT_OPTIONAL_VALUE.contains(c) {
+                    break;
+                }
+            }
+            i += consumed;
+            continue;
+        }
+        p.script = Some(i);
+        break;
+    }
+    p
+}
+
+impl Parsed {
+    fn note(&mut self, option: &str, hit: Hit) {
+        match option {
+            "array" => self.array = Some(hit),
+            "exclude" => self.exclude = Some(hit),
+            "frame-dir" => self.frame_dir = Some(hit.value),
+            "frame-pattern" => self.frame_pattern = Some(hit.value),
+            "frame-t0" => self.frame_t0 = Some(hit.value),
+            "frame-dt" => self.frame_dt = Some(hit.value),
+            "frame-result-prefix" => self.frame_result_prefix = Some(hit.value),
+            _ => {}
+        }
+    }
+}
+
+/// One sbatch (or srun/salloc) call that used `--frame-dir`, stored in `.frames/submissions/`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Submission {
+    pub version: u32,
+    /// Unix seconds.
+    pub time: f64,
+    /// Working directory of the submission (relative script paths are relative to it).
+    pub cwd: String,
+    /// The full command line, argv[0] included.
+    pub argv: Vec<String>,
+    /// The effective `--array` spec (command line, else SBATCH_ARRAY_INX, else `#SBATCH`).
+    pub array: Option<String>,
+    pub frame_dir: String,
+    pub frame_pattern: String,
+    pub t0: f64,
+    pub dt: f64,
+    pub result_prefix: String,
+    /// `--exclude` given in the script's `#SBATCH` lines: a command-line `--exclude` overrides
+    /// it, so resubmit merges it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_exclude: Option<String>,
+}
+
+impl Submission {
+    /// Builds a submission from a command line. The array spec and the plugin's own options
+    /// are taken from sbatch's options (before the script); options missing from argv get
+    /// their defaults, which the plugin overrides with the values it actually parsed.
+    pub fn from_argv(argv: &[String], cwd: &str, time: f64) -> Submission {
+        let p = parse_sbatch(argv, 1);
+        let number = |v: Option<String>, default: f64| {
+            v.and_then(|s| crate::options::parse_time_value(&s).ok())
+                .unwrap_or(default)
+        };
+        Submission {
+            version: SUBMISSION_VERSION,
+            time,
+            cwd: cwd.to_owned(),
+            argv: argv.to_vec(),
+            array: p.array.map(|h| h.value),
+            frame_dir: p.frame_dir.unwrap_or_default(),
+            frame_pattern: p
+                .frame_pattern
+                .unwrap_or_else(|| DEFAULT_PATTERN.to_owned()),
+            t0: number(p.frame_t0, 0.0),
+            dt: number(p.frame_dt, 1.0),
+            result_prefix: p
+                .frame_result_prefix
+                .unwrap_or_else(|| DEFAULT_RESULT_PREFIX.to_owned()),
+            script_exclude: None,
+        }
+    }
+
+    /// The batch script argument, if any (none with `--wrap` or a script on stdin).
+    pub fn script_path(&self) -> Option<&str> {
+        parse_sbatch(&self.argv, 1)
+            .script
+            .map(|i| self.argv[i].as_str())
+    }
+
+    /// Takes the array spec from `SBATCH_ARRAY_INX` when the command line has none (sbatch's
+    /// precedence: command line, environment, script).
+    pub fn fill_from_env(&mut self, sbatch_array_inx: Option<&str>) {
+        if self.array.is_none()
+            && let Some(v) = sbatch_array_inx.filter(|v| !v.is_empty())
+        {
+            self.array = Some(v.to_owned());
+        }
+    }
+
+    /// Reads the script's `#SBATCH` directives (up to the first command, as sbatch does): the
+    /// array spec when none was set yet, and `--exclude` (kept in `script_exclude`).
+    pub fn fill_from_script(&mut self, script: &str) {
+        let mut tokens = vec![String::new()];
+        for (n, line) in script.lines().enumerate() {
+            let line = line.trim_start();
+            if n == 0 && line.starts_with("#!") {
+                continue;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            if !line.starts_with('#') {
+                break;
+            }
+            if let Some(rest) = line.strip_prefix("#SBATCH") {
+                // The directive ends at the next '#' outside quotes, as in sbatch.
+                tokens.extend(split_directive(rest));
+            }
+        }
+        let p = parse_sbatch(&tokens, 1);
+        if self.array.is_none() {
+            self.array = p.array.map(|h| h.value);
+        }
+        self.script_exclude = p.exclude.map(|h| h.value);
+    }
+
+    /// The command that reruns `indices`: the original command line with the array spec
+    /// replaced by the compressed indices (added when absent; a `%N` throttle is kept), and
+    /// `exclude_nodes` merged into `--exclude`. Everything else is unchanged.
+    pub fn resubmit_argv(&self, indices: &[u64], exclude_nodes: &[String]) -> Vec<String> {
+        let mut argv = self.argv.clone();
+        if argv.is_empty() {
+            argv.push("sbatch".to_owned());
+        }
+        let p = parse_sbatch(&argv, 1);
+        let throttle = self
+            .array
+            .as_deref()
+            .and_then(|a| ranges::split_throttle(a).1)
+            .map(|t| format!("%{t}"))
+            .unwrap_or_default();
+        let spec = format!("{}{throttle}", ranges::compress(indices));
+        let mut inserts = Vec::new();
+        match &p.array {
+            Some(hit) => replace_value(&mut argv, hit, &spec),
+            None => inserts.push(format!("--array={spec}")),
+        }
+        if !exclude_nodes.is_empty() {
+            let mut nodes: Vec<String> = Vec::new();
+            let base = match &p.exclude {
+                Some(hit) => Some(hit.value.as_str()),
+                None => self.script_exclude.as_deref(),
+            };
+            for n in base
+                .into_iter()
+                .flat_map(split_hostlist)
+                .chain(exclude_nodes.iter().cloned())
+            {
+                if !n.is_empty() && !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+            let merged = nodes.join(",");
+            match &p.exclude {
+                Some(hit) => replace_value(&mut argv, hit, &merged),
+                None => inserts.push(format!("--exclude={merged}")),
+            }
+        }
+        // Right after argv[0] is always among sbatch's own options.
+        for (k, arg) in inserts.into_iter().enumerate() {
+            argv.insert(1 + k, arg);
+        }
+        argv
+    }
+
+    /// `true` when argv[0] is sbatch (only sbatch submissions can be resubmitted).
+    pub fn is_sbatch(&self) -> bool {
+        self.argv
+            .first()
+            .and_then(|a| Path::new(a).file_name())
+            .is_some_and(|n| n == "sbatch")
+    }
+}
+
+fn replace_value(argv: &mut [String], hit: &Hit, value: &str) {
+    let arg = &mut argv[hit.arg];
+    arg.truncate(hit.offset);
+    arg.push_str(value);
+}
+
+/// Splits a Slurm host list on the commas that are not inside brackets: "c[1,3],q1" →
+/// ["c[1,3]", "q1"].
+fn split_hostlist(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0u32;
+    let mut cur = String::new();
+    for c in list.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out
+}
+
+/// Splits an `#SBATCH` directive's text into words: whitespace separates, single and double
+/// quotes group, an unquoted `#` starts a comment.
+fn split_directive(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => cur.push(c),
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    in_word = true;
+                }
+                '#' => break,
+                c if c.is_whitespace() => {
+                    if in_word {
+                        out.push(std::mem::take(&mut cur));
+                        in_word = false;
+                    }
+                }
+                c => {
+                    cur.push(c);
+                    in_word = true;
+                }
+            },
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// Quotes one word for a POSIX shell (unchanged when it needs no quoting).
+pub fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// A command line as one shell-quoted string.
+pub fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Stores a submission as `submissions/<time>-<pid>.json`, never replacing another one.
+pub fn write(layout: &Layout, submission: &Submission) -> io::Result<PathBuf> {
+    let bytes = serde_json::to_vec_pretty(submission).map_err(io::Error::other)?;
+    let base = format!("{:.6}-{}", submission.time, std::process::id());
+    for n in 0..1000u32 {
+        let name = if n == 0 {
+            format!("{base}.json")
+        } else {
+            format!("{base}-{n}.json")
+        };
+        let path = layout.submissions_dir().join(name);
+        match atomic::write_new(&path, &bytes) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{}: 1000 submissions named {base}*: cannot store another",
+            layout.submissions_dir().display()
+        ),
+    ))
+}
+
+/// All stored submissions, oldest first, and the files that could not be read. A missing
+/// submissions directory means no submission.
+pub fn read_all(layout: &Layout) -> io::Result<(Vec<Submission>, Vec<Problem>)> {
+    let dir = layout.submissions_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", dir.display()),
+            ));
+        }
+    };
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Submission>(&bytes) {
+                Ok(s) => found.push((name.to_owned(), s)),
+                Err(e) => problems.push(Problem::new(&path, format!("not a submission: {e}"))),
+            },
+            Err(e) => problems.push(Problem::new(&path, format!("cannot read: {e}"))),
+        }
+    }
+    found.sort_by(|a, b| a.1.time.total_cmp(&b.1.time).then_with(|| a.0.cmp(&b.0)));
+    problems.sort();
+    Ok((found.into_iter().map(|(_, s)| s).collect(), problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_owned).collect()
+    }
+
+    fn sub(s: &str) -> Submission {
+        Submission::from_argv(&argv(s), "/home/u", 1.5)
+    }
+
+    #[test]
+    fn finds_the_array_spec_in_every_form() {
+        for cmd in [
+            "sbatch --array=0-119 render.sbatch",
+            "sbatch --array 0-119 render.sbatch",
+            "sbatch -a 0-119 render.sbatch",
+            "sbatch -a0-119 render.sbatch",
+            "sbatch -Ha0-119 render.sbatch",
+            "sbatch --arr=0-119 render.sbatch",
+            "sbatch -p all -N 1 --array=5 --array=0-119 render.sbatch",
+            "sbatch --hold --array=0-119 -- render.sbatch",
+            "sbatch -k --array=0-119 render.sbatch",
+            "sbatch --exclusive --array=0-119 render.sbatch",
+        ] {
+            let s = sub(cmd);
+            assert_eq!(s.array.as_deref(), Some("0-119"), "{cmd}");
+            assert_eq!(s.script_path(), Some("render.sbatch"), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn options_after_the_script_belong_to_the_script() {
+        let s = sub("sbatch -p all render.sbatch --array=0-9 -a 3");
+        assert_eq!(s.array, None);
+        assert_eq!(s.script_path(), Some("render.sbatch"));
+        // A value that looks like a script is the option's value.
+        let s = sub("sbatch -J render.sbatch --qpu ibm --array=1-3 job.sh");
+        assert_eq!(s.array.as_deref(), Some("1-3"));
+        assert_eq!(s.script_path(), Some("job.sh"));
+        let s = sub("sbatch --wrap=hostname --array=0-3");
+        assert_eq!(s.array.as_deref(), Some("0-3"));
+        assert_eq!(s.script_path(), None);
+        let s = sub("sbatch --wrap hostname -a 0-3");
+        assert_eq!(s.array.as_deref(), Some("0-3"));
+    }
+
+    #[test]
+    fn plugin_options_are_read() {
+        let s = sub(
+            "sbatch --frame-dir=/shared/f --frame-t0 1.5 --frame-dt=0.5 --frame-pattern=s/%d.exr --frame-result-prefix=R: x.sh",
+        );
+        assert_eq!(s.frame_dir, "/shared/f");
+        assert_eq!((s.t0, s.dt), (1.5, 0.5));
+        assert_eq!(s.frame_pattern, "s/%d.exr");
+        assert_eq!(s.result_prefix, "R:");
+        let d = sub("sbatch x.sh");
+        assert_eq!(d.frame_pattern, DEFAULT_PATTERN);
+        assert_eq!(d.result_prefix, DEFAULT_RESULT_PREFIX);
+        assert_eq!((d.t0, d.dt), (0.0, 1.0));
+    }
+
+    #[test]
+    fn resubmit_replaces_array_in_place() {
+        let s = sub("sbatch -p all --array=0-119 --frame-dir=/f render.sbatch --array=x arg");
+        assert_eq!(
+            s.resubmit_argv(&[3, 4, 5, 77], &[]),
+            argv("sbatch -p all --array=3-5,77 --frame-dir=/f render.sbatch --array=x arg")
+        );
+        let s = sub("sbatch -a 0-9 r.sh");
+        assert_eq!(s.resubmit_argv(&[1], &[]), argv("sbatch -a 1 r.sh"));
+        let s = sub("sbatch -Ha0-9 r.sh");
+        assert_eq!(s.resubmit_argv(&[1, 2], &[]), argv("sbatch -Ha1-2 r.sh"));
+        let s = sub("sbatch --array 0-15%4 r.sh");
+        assert_eq!(
+            s.resubmit_argv(&[2, 9], &[]),
+            argv("sbatch --array 2,9%4 r.sh")
+        );
+        let s = sub("sbatch --arr=0-9 r.sh");
+        assert_eq!(s.resubmit_argv(&[2], &[]), argv("sbatch --arr=2 r.sh"));
+    }
+
+    #[test]
+    fn resubmit_adds_missing_array_and_excludes() {
+        let s = sub("/usr/bin/sbatch -p all r.sh a b");
+        assert_eq!(
+            s.resubmit_argv(&[0], &["c2".into()]),
+            argv("/usr/bin/sbatch --array=0 --exclude=c2 -p all r.sh a b")
+        );
+        let s = sub("sbatch -x c[1,3] --array=0-9 r.sh");
+        assert_eq!(
+            s.resubmit_argv(&[4], &["c2".into(), "c1".into(), "c[1,3]".into()]),
+            argv("sbatch -x c[1,3],c2,c1 --array=4 r.sh")
+        );
+        let s = sub("sbatch --exclude=q1 --array=0-9 r.sh");
+        assert_eq!(
+            s.resubmit_argv(&[4], &["c2".into()]),
+            argv("sbatch --exclude=q1,c2 --array=4 r.sh")
+        );
+        let s = sub("sbatch -xq1 --array=0-9 r.sh");
+        assert_eq!(
+            s.resubmit_argv(&[4], &["c2".into()]),
+            argv("sbatch -xq1,c2 --array=4 r.sh")
+        );
+        // An exclude from #SBATCH lines is merged, since the command line overrides it.
+        let mut s = sub("sbatch --array=0-9 r.sh");
+        s.fill_from_script(
+            "#!/bin/bash\n#SBATCH --exclude=bad1 # broken\n#SBATCH -p all\necho\n#SBATCH -x late\n",
+        );
+        assert_eq!(s.script_exclude.as_deref(), Some("bad1"));
+        assert_eq!(
+            s.resubmit_argv(&[4], &["c2".into()]),
+            argv("sbatch --exclude=bad1,c2 --array=4 r.sh")
+        );
+        // No new nodes: the exclude is left alone.
+        assert_eq!(s.resubmit_argv(&[4], &[]), argv("sbatch --array=4 r.sh"));
+    }
+
+    #[test]
+    fn array_from_script_or_env() {
+        let mut s = sub("sbatch r.sh");
+        s.fill_from_script(
+            "#!/bin/sh\n\n# comment\n#SBATCH --job-name='a b'\n#SBATCH --array=0-119%10\nrender\n",
+        );
+        assert_eq!(s.array.as_deref(), Some("0-119%10"));
+        let mut s = sub("sbatch r.sh");
+        s.fill_from_env(Some("0-3"));
+        s.fill_from_script("#SBATCH -a 0-9\n");
+        assert_eq!(s.array.as_deref(), Some("0-3"));
+        let mut s = sub("sbatch --array=1 r.sh");
+        s.fill_from_env(Some("0-3"));
+        assert_eq!(s.array.as_deref(), Some("1"));
+        // Directives after the first command are ignored, as sbatch does.
+        let mut s = sub("sbatch r.sh");
+        s.fill_from_script("#!/bin/sh\necho hi\n#SBATCH --array=0-3\n");
+        assert_eq!(s.array, None);
+        // The added --array overrides the script's.
+        assert_eq!(s.resubmit_argv(&[1], &[]), argv("sbatch --array=1 r.sh"));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc-1_2/x.y"), "abc-1_2/x.y");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(
+            shell_join(&["sbatch".into(), "--wrap=echo hi".into()]),
+            "sbatch '--wrap=echo hi'"
+        );
+    }
+
+    #[test]
+    fn write_and_read_back() {
+        let tmp = crate::test_util::TempDir::new("submission");
+        let layout = Layout::new(tmp.path());
+        assert!(read_all(&layout).unwrap().0.is_empty());
+        layout.create_dirs().unwrap();
+        let a = sub("sbatch --array=0-3 r.sh");
+        let mut b = a.clone();
+        b.time = 0.5;
+        let pa = write(&layout, &a).unwrap();
+        let pa2 = write(&layout, &a).unwrap();
+        assert_ne!(pa, pa2);
+        write(&layout, &b).unwrap();
+        std::fs::write(layout.submissions_dir().join("junk.json"), "{").unwrap();
+        let (subs, problems) = read_all(&layout).unwrap();
+        assert_eq!(subs, vec![b, a.clone(), a]);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].path.ends_with("junk.json"));
+        assert!(problems[0].error.contains("not a submission"));
+    }
+
+    #[test]
+    fn is_sbatch() {
+        assert!(sub("/opt/slurm/bin/sbatch x").is_sbatch());
+        assert!(!sub("srun x").is_sbatch());
+    }
+}

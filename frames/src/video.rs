@@ -1,0 +1,185 @@
+//! `frames video`: encodes the done frames in index order with ffmpeg, through an ffconcat list
+//! in a private temp directory (paths are quoted for ffconcat, never passed through a shell).
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use frames_core::merge::{Collection, Summary};
+use frames_core::ranges;
+use frames_core::record::Status;
+
+use crate::{Fail, exit};
+
+/// The frame file of each index, or `None` for a gap (missing, failed, or its file is gone).
+fn frame_files(dir: &Path, c: &Collection, s: &Summary) -> Vec<(u64, Option<PathBuf>)> {
+    s.frames
+        .iter()
+        .map(|f| {
+            let file = f
+                .chosen
+                .and_then(|i| c.records.get(i))
+                .filter(|r| r.status == Status::Done)
+                .and_then(|r| r.frame_path.as_deref())
+                .map(|p| dir.join(p)) // join keeps an absolute path as is
+                .filter(|p| p.is_file());
+            (f.index, file)
+        })
+        .collect()
+}
+
+/// Quotes a path for an ffconcat `file` line.
+fn ffconcat_quote(path: &str) -> String {
+    format!("'{}'", path.replace('\'', "'\\''"))
+}
+
+/// A private temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        for n in 0..100u32 {
+            let path = base.join(format!("frames-video-{}-{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(TempDir(path)),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot create a temp directory in {}: {e}", base.display()),
+                    ));
+                }
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "cannot create a temp directory in {}",
+            base.display()
+        )))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run(
+    dir: &Path,
+    c: &Collection,
+    s: &Summary,
+    output: &Path,
+    fps: u32,
+    fill_gaps: bool,
+) -> Result<u8, Fail> {
+    let files = frame_files(dir, c, s);
+    let gaps: Vec<u64> = files
+        .iter()
+        .filter(|(_, f)| f.is_none())
+        .map(|(i, _)| *i)
+        .collect();
+    let Some(first_good) = files.iter().find_map(|(_, f)| f.clone()) else {
+        return Err(Fail::refused(format!(
+            "{}: no frame files to encode ({} expected, {} done{})",
+            dir.display(),
+            s.expected,
+            s.done,
+            if s.done > 0 {
+                "; did the job run with --frame-pattern=none, or were the frames removed?"
+            } else {
+                ""
+            }
+        )));
+    };
+    if !gaps.is_empty() && !fill_gaps {
+        return Err(Fail::refused(format!(
+            "{}: {} of {} frames are missing or failed: {} (use --fill-gaps to repeat the previous good frame)",
+            dir.display(),
+            gaps.len(),
+            files.len(),
+            ranges::compress(&gaps)
+        )));
+    }
+
+    let duration = 1.0 / f64::from(fps);
+    let mut list = String::from("ffconcat version 1.0\n");
+    let mut previous = first_good;
+    for (_, file) in &files {
+        let path = file.clone().unwrap_or_else(|| previous.clone());
+        let text = path
+            .to_str()
+            .ok_or_else(|| Fail::error(format!("{}: frame path is not UTF-8", path.display())))?;
+        if text.contains(['\n', '\r']) {
+            return Err(Fail::error(format!(
+                "{}: frame path contains a newline: ffmpeg's concat list cannot hold it",
+                text.escape_debug()
+            )));
+        }
+        list.push_str(&format!(
+            "file {}\nduration {duration}\n",
+            ffconcat_quote(text)
+        ));
+        previous = path;
+    }
+    // The concat demuxer ignores the last entry's duration unless the file is listed again.
+    if let Some(text) = previous.to_str() {
+        list.push_str(&format!("file {}\n", ffconcat_quote(text)));
+    }
+
+    let tmp = TempDir::new()?;
+    let list_path = tmp.0.join("frames.ffconcat");
+    std::fs::write(&list_path, list)
+        .map_err(|e| Fail::error(format!("cannot write {}: {e}", list_path.display())))?;
+
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "concat", "-safe", "0", "-i"])
+        .arg(&list_path)
+        .arg("-vf")
+        .arg(format!(
+            "fps={fps},pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p"
+        ))
+        .arg(output)
+        .status();
+    let status = match status {
+        Ok(st) => st,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Fail::error(
+                "ffmpeg is not installed (not found on PATH): install it (e.g. apt-get install ffmpeg) to make videos",
+            ));
+        }
+        Err(e) => return Err(Fail::error(format!("cannot run ffmpeg: {e}"))),
+    };
+    if !status.success() {
+        return Err(Fail::error(format!(
+            "ffmpeg failed ({status}) making {}",
+            output.display()
+        )));
+    }
+    if !gaps.is_empty() {
+        eprintln!(
+            "frames: filled {} missing or failed frame(s) with the previous good frame: {}",
+            gaps.len(),
+            ranges::compress(&gaps)
+        );
+    }
+    println!(
+        "{}: {} frames at {fps} fps from {}",
+        output.display(),
+        files.len(),
+        dir.display()
+    );
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_for_ffconcat() {
+        assert_eq!(ffconcat_quote("/a/b c.png"), "'/a/b c.png'");
+        assert_eq!(ffconcat_quote("/a/it's.png"), "'/a/it'\\''s.png'");
+    }
+}

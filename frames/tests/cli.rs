@@ -1,0 +1,416 @@
+//! Runs the `frames` binary on frame directories built with frames-core's own types.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use frames_core::Layout;
+use frames_core::atomic::write_new;
+use frames_core::layout::{StepId, TaskKey};
+use frames_core::record::{RECORD_VERSION, Status, TaskRecord};
+use frames_core::submission::{self, Submission};
+use frames_core::test_util::TempDir;
+
+fn frames(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_frames"))
+        .args(args)
+        .output()
+        .expect("run frames")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn record(index: u64, node: &str, frame: Option<&Path>, exit_code: i32) -> TaskRecord {
+    let frame_size = frame
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    let mut r = TaskRecord {
+        version: RECORD_VERSION,
+        index,
+        attempt: 0,
+        job_id: 500 + index as u32,
+        array_job_id: Some(500),
+        array_task_id: Some(index as u32),
+        step: "batch".into(),
+        task_id: 0,
+        task_count: 1,
+        node: node.into(),
+        exit_code: Some(exit_code),
+        signal: None,
+        core_dumped: false,
+        start_time: Some(1000.0),
+        end_time: 1010.0,
+        frame_path: frame.map(|p| p.display().to_string()),
+        frame_size,
+        frame_sha256: None,
+        results: vec![serde_json::json!({"loss": index})],
+        result_errors: vec![],
+        status: Status::Done,
+        reason: None,
+    };
+    r.decide(frame.is_some());
+    r
+}
+
+fn put(layout: &Layout, r: &TaskRecord) {
+    let key = TaskKey {
+        index: r.index,
+        attempt: r.attempt,
+        job_id: r.job_id,
+        step: StepId::Batch,
+        task_id: r.task_id,
+    };
+    write_new(&layout.record_path(&key), &serde_json::to_vec(r).unwrap()).unwrap();
+}
+
+fn submit(layout: &Layout, cmd: &[&str]) {
+    let argv: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+    let s = Submission::from_argv(&argv, "/home/u/anim", 1700000000.0);
+    submission::write(layout, &s).unwrap();
+}
+
+/// DIR with --array=0-5: 0,1,3 done; 2 and 5 failed on node c2; 4 missing.
+fn fake_dir(tag: &str) -> (TempDir, Layout, String) {
+    let t = TempDir::new(tag);
+    let layout = Layout::new(t.path().join("bh"));
+    layout.create_dirs().unwrap();
+    submit(
+        &layout,
+        &[
+            "sbatch",
+            "-p",
+            "all",
+            "--array=0-5",
+            "--frame-dir=/shared/bh",
+            "render.sbatch",
+            "--quality",
+            "high",
+        ],
+    );
+    for i in [0, 1, 3] {
+        put(&layout, &record(i, "c1", None, 0));
+    }
+    put(&layout, &record(2, "c2", None, 3));
+    put(&layout, &record(5, "c2", None, 139));
+    let dir = layout.root().display().to_string();
+    (t, layout, dir)
+}
+
+#[test]
+fn status_json() {
+    let (_t, _l, dir) = fake_dir("cli-status");
+    let out = frames(&["status", &dir, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["expected"], 6);
+    assert_eq!(v["done"], 3);
+    assert_eq!(v["failed"], 2);
+    assert_eq!(v["missing"], 1);
+    assert_eq!(v["missing_ranges"], "4");
+    assert_eq!(v["failed_ranges"], "2,5");
+    assert_eq!(v["nodes"]["c2"]["failed"], 2);
+    assert_eq!(v["failing_nodes"], serde_json::json!(["c2"]));
+    // status writes nothing.
+    assert!(!Path::new(&dir).join("summary.json").exists());
+
+    let out = frames(&["status", &dir]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("6 expected, 3 done, 2 failed, 1 missing (50.0% done)"),
+        "{s}"
+    );
+    assert!(s.contains("missing:  4"), "{s}");
+    assert!(s.contains("failed:   2,5"), "{s}");
+}
+
+#[test]
+fn missing_prints_ranges() {
+    let (_t, l, dir) = fake_dir("cli-missing");
+    let out = frames(&["missing", &dir]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "2,4-5\n");
+    // Nothing missing: an empty line.
+    put(&l, &record(4, "c1", None, 0));
+    for i in [2, 5] {
+        let mut r = record(i, "c1", None, 0);
+        r.attempt = 1;
+        put(&l, &r);
+    }
+    let out = frames(&["missing", &dir]);
+    assert_eq!(text(&out.stdout), "\n");
+}
+
+#[test]
+fn collect_writes_outputs() {
+    let (_t, l, dir) = fake_dir("cli-collect");
+    let out = frames(&["collect", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("6 expected, 3 done, 2 failed, 1 missing"));
+    let manifest = std::fs::read_to_string(l.manifest_path()).unwrap();
+    assert_eq!(manifest.lines().count(), 6);
+    assert_eq!(
+        manifest.lines().nth(4),
+        Some("{\"index\":4,\"status\":\"missing\"}")
+    );
+    let csv = std::fs::read_to_string(l.summary_csv_path()).unwrap();
+    assert!(
+        csv.contains("\n2,failed,0,c2,3,,10,,,exit code 3\n"),
+        "{csv}"
+    );
+    let before = std::fs::read(l.summary_json_path()).unwrap();
+    assert_eq!(frames(&["collect", &dir]).status.code(), Some(0));
+    assert_eq!(std::fs::read(l.summary_json_path()).unwrap(), before);
+}
+
+#[test]
+fn resubmit_dry_run_and_refusals() {
+    let (_t, l, dir) = fake_dir("cli-resubmit");
+    let out = frames(&["resubmit", &dir, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "cd /home/u/anim && sbatch --exclude=c2 -p all --array=2,4-5 --frame-dir=/shared/bh render.sbatch --quality high\n"
+    );
+    assert!(text(&out.stderr).contains("excluding node(s) that failed repeatedly: c2"));
+
+    // Nothing missing.
+    put(&l, &record(4, "c1", None, 0));
+    for i in [2, 5] {
+        let mut r = record(i, "c1", None, 0);
+        r.attempt = 1;
+        put(&l, &r);
+    }
+    let out = frames(&["resubmit", &dir, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).starts_with("frames: "));
+    assert!(
+        text(&out.stderr).contains("nothing to resubmit"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // No submission recorded.
+    let t = TempDir::new("cli-nosub");
+    let l2 = Layout::new(t.path());
+    l2.create_dirs().unwrap();
+    put(&l2, &record(0, "c1", None, 1));
+    let out = frames(&["resubmit", &t.path().display().to_string(), "--dry-run"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no sbatch submission recorded") && err.contains("indices 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_are_one_line_with_status() {
+    let t = TempDir::new("cli-errors");
+    let out = frames(&["status", &t.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("frames: ") && err.contains("no .frames directory"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = frames(&["status", "/definitely/not/here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/definitely/not/here"));
+    let out = frames(&["nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = frames(&["video", "/tmp", "-o", "x.mp4", "--fps", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = frames(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("130"));
+}
+
+fn have_ffmpeg() -> bool {
+    Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Makes `n` small PNG frames with ffmpeg's test source.
+fn make_pngs(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=64x48:rate=1"])
+        .args(["-frames:v", &n.to_string()])
+        .arg(dir.join("frame_%04d.png"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (1..=n)
+        .map(|i| dir.join(format!("frame_{i:04}.png")))
+        .collect()
+}
+
+fn probe(path: &Path) -> (String, u64, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,nb_read_frames:format=duration,format_name",
+        ])
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let frames = v["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (
+        v["format"]["format_name"].as_str().unwrap().to_owned(),
+        frames,
+        duration,
+    )
+}
+
+/// A DIR whose array 0-3 has frames 0, 1, 3 done (real PNGs) and 2 failed.
+fn video_dir(tag: &str) -> (TempDir, Layout, String) {
+    let t = TempDir::new(tag);
+    let layout = Layout::new(t.path().join("anim dir"));
+    layout.create_dirs().unwrap();
+    submit(&layout, &["sbatch", "--array=0-3", "r.sh"]);
+    let pngs = make_pngs(layout.root(), 4);
+    for i in [0u64, 1, 3] {
+        put(&layout, &record(i, "c1", Some(&pngs[i as usize]), 0));
+    }
+    put(&layout, &record(2, "c1", Some(&pngs[2]), 1));
+    let dir = layout.root().display().to_string();
+    (t, layout, dir)
+}
+
+#[test]
+fn video_refuses_gaps_then_fills_them() {
+    if !have_ffmpeg() {
+        // Needs ffmpeg on PATH (Debian: apt-get install ffmpeg). Fail when CI asks for it.
+        assert!(
+            std::env::var_os("FRAMES_REQUIRE_FFMPEG").is_none(),
+            "ffmpeg not installed"
+        );
+        eprintln!("SKIPPED: ffmpeg is not installed");
+        return;
+    }
+    let (t, _l, dir) = video_dir("cli-video");
+    let out_path = t.path().join("out.mp4");
+    let out_str = out_path.display().to_string();
+
+    let out = frames(&["video", &dir, "-o", &out_str]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("1 of 4 frames are missing or failed: 2") && err.contains("--fill-gaps"),
+        "{err}"
+    );
+    assert!(!out_path.exists());
+
+    let out = frames(&["video", &dir, "-o", &out_str, "--fps", "2", "--fill-gaps"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("filled 1 missing or failed frame(s) with the previous good frame: 2")
+    );
+    let (format, frames_n, duration) = probe(&out_path);
+    assert!(format.contains("mp4"), "{format}");
+    assert_eq!(frames_n, 4);
+    assert!((duration - 2.0).abs() < 0.1, "{duration}");
+}
+
+#[test]
+fn video_without_gaps_and_without_ffmpeg() {
+    if !have_ffmpeg() {
+        assert!(
+            std::env::var_os("FRAMES_REQUIRE_FFMPEG").is_none(),
+            "ffmpeg not installed"
+        );
+        eprintln!("SKIPPED: ffmpeg is not installed");
+        return;
+    }
+    let (t, l, dir) = video_dir("cli-video2");
+    let mut r = record(2, "c1", Some(&l.root().join("frame_0003.png")), 0);
+    r.attempt = 1;
+    put(&l, &r);
+    let out_path = t.path().join("ok.mp4");
+    let out = frames(&[
+        "video",
+        &dir,
+        "-o",
+        &out_path.display().to_string(),
+        "--fps",
+        "4",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (_, frames_n, duration) = probe(&out_path);
+    assert_eq!(frames_n, 4);
+    assert!((duration - 1.0).abs() < 0.1, "{duration}");
+
+    // ffmpeg missing from PATH: one clear line, status 1.
+    let empty = t.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_frames"))
+        .args([
+            "video",
+            &dir,
+            "-o",
+            &t.path().join("x.mp4").display().to_string(),
+        ])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("frames: ffmpeg is not installed"), "{err}");
+}
+
+#[test]
+fn video_with_no_frames_refuses() {
+    let (_t, _l, dir) = fake_dir("cli-video-none");
+    let out = frames(&["video", &dir, "-o", "/tmp/never.mp4"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("no frame files to encode"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn watch_exits_when_settled_and_130_on_ctrl_c() {
+    // Settled (every index done or failed): exits 0 at once.
+    let (_t, l, dir) = fake_dir("cli-watch");
+    put(&l, &record(4, "c1", None, 0));
+    let out = frames(&["watch", &dir, "--interval", "0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("all 6 expected frames are done or failed"),
+        "{s}"
+    );
+    assert!(s.contains("failed: 2,5"), "{s}");
+
+    // Incomplete: keeps refreshing until interrupted.
+    let (_t2, _l2, dir2) = fake_dir("cli-watch-int");
+    let child = Command::new(env!("CARGO_BIN_EXE_frames"))
+        .args(["watch", &dir2, "--interval", "0.2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signalling our own child by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("3 done, 2 failed, 1 missing of 6"));
+    assert!(text(&out.stderr).contains("interrupted"));
+}

@@ -1,0 +1,350 @@
+//! slurmstepd side. Before the fork (root): decide whether this step routes frames and set
+//! what all tasks share. In each task (the user, before exec): per-task variables and the
+//! result capture. After each task (root): the record, written by a child running as the user.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use frames_core::layout::{Layout, StepId, TaskKey};
+use frames_core::pattern::JobIds;
+use frames_core::record::{ResultError, ResultSource, Status, TaskRecord};
+use spank::{Error, Result, Spank, TaskExit};
+
+use crate::as_user::{Identity, run_as_user};
+use crate::options::FrameOptions;
+
+/// Slurm's step id of a batch script (SLURM_BATCH_SCRIPT).
+const BATCH_STEP: u32 = 0xffff_fffb;
+/// How long task_exit waits for the capture process to finish after the task ended.
+const CAPTURE_WAIT: Duration = Duration::from_secs(5);
+/// Upper bound for writing one record (and, for the last task, merging all of them).
+const RECORD_LIMIT: Duration = Duration::from_secs(120);
+/// Largest FRAME_RESULT file read.
+const RESULT_FILE_LIMIT: u64 = 16 << 20;
+
+/// What every task of an active step shares.
+#[derive(Debug, Clone)]
+struct Step {
+    layout: Layout,
+    ids: JobIds,
+    step: StepId,
+    attempt: u32,
+    identity: Identity,
+    groups: Vec<u32>,
+    task_count: u32,
+}
+
+#[derive(Default)]
+pub struct Remote {
+    step: Option<Step>,
+    /// Start time of each local task, taken in the parent right after the fork.
+    starts: HashMap<u32, f64>,
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn node_name(sp: &Spank) -> String {
+    if let Ok(Some(name)) = sp.getenv("SLURMD_NODENAME")
+        && !name.is_empty()
+    {
+        return name;
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        return String::from_utf8_lossy(&buf[..end]).into_owned();
+    }
+    "unknown".to_string()
+}
+
+fn signal_name(signal: i32) -> String {
+    // SAFETY: strsignal returns a static or thread-local string.
+    let text = unsafe { libc::strsignal(signal) };
+    if text.is_null() {
+        return format!("signal {signal}");
+    }
+    // SAFETY: non-NULL C string.
+    unsafe { std::ffi::CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl Remote {
+    /// Before the fork, as root. Passive when an enclosing batch step already routes frames
+    /// (an srun inside the batch script inherits FRAME_INDEX and the options).
+    pub fn init_post_opt(&mut self, sp: &Spank, options: &FrameOptions) -> Result<()> {
+        let Some(dir) = &options.frame_dir else {
+            return Ok(());
+        };
+        if sp.getenv("FRAME_INDEX")?.is_some() {
+            tracing::debug!("step inside a job that already routes frames: nothing to do");
+            return Ok(());
+        }
+        let job_id = sp.job_id()?;
+        let step_id = sp.step_id()?;
+        let array = sp.array()?;
+        let step = Step {
+            layout: Layout::new(dir.clone()),
+            ids: JobIds {
+                job_id,
+                array_job_id: array.map(|a| a.0),
+                array_task_id: array.map(|a| a.1),
+            },
+            step: if step_id == BATCH_STEP {
+                StepId::Batch
+            } else {
+                StepId::Step(step_id)
+            },
+            attempt: sp.restart_count().unwrap_or(0),
+            identity: Identity {
+                uid: sp.uid()?,
+                gid: sp.gid()?,
+            },
+            groups: sp.supplementary_gids().unwrap_or_default(),
+            task_count: sp.total_task_count().unwrap_or(1),
+        };
+        sp.setenv("FRAME_DIR", &dir.display().to_string(), true)?;
+        sp.setenv("FRAME_ATTEMPT", &step.attempt.to_string(), true)?;
+        self.step = Some(step);
+        Ok(())
+    }
+
+    fn key(step: &Step, global_task: u32) -> TaskKey {
+        TaskKey {
+            index: step
+                .ids
+                .array_task_id
+                .map_or(u64::from(global_task), u64::from),
+            attempt: step.attempt,
+            job_id: step.ids.job_id,
+            step: step.step,
+            task_id: global_task,
+        }
+    }
+
+    /// In the task's own process, as the user, just before exec.
+    pub fn task_init(&mut self, sp: &Spank, options: &FrameOptions) -> Result<()> {
+        let Some(step) = &self.step else {
+            return Ok(());
+        };
+        let key = Self::key(step, sp.task_global_id()?);
+        let layout = &step.layout;
+        layout.create_dirs().map_err(|e| {
+            Error::new(format!(
+                "--frame-dir: cannot prepare '{}': {e}",
+                layout.state_dir().display()
+            ))
+        })?;
+        let time = frames_core::options::frame_time(options.t0, options.dt, key.index);
+        sp.setenv("FRAME_INDEX", &key.index.to_string(), true)?;
+        sp.setenv(
+            "FRAME_TIME",
+            &frames_core::options::format_frame_time(time),
+            true,
+        )?;
+        sp.setenv(
+            "FRAME_RESULT",
+            &layout.result_path(&key).display().to_string(),
+            true,
+        )?;
+        if let Some(relative) = options.pattern.expand(key.index, &step.ids) {
+            let path = layout.root().join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::new(format!(
+                        "--frame-dir: cannot create '{}': {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+            sp.setenv("FRAME_PATH", &path.display().to_string(), true)?;
+        }
+        crate::tee::start(&options.result_prefix, &layout.capture_path(&key))
+            .map_err(|e| Error::new(format!("cannot start result capture: {e}")))
+    }
+
+    /// In slurmstepd right after a task was forked (root): remember when it started.
+    pub fn task_post_fork(&mut self, sp: &Spank) -> Result<()> {
+        if self.step.is_some() {
+            self.starts.insert(sp.task_local_id()?, now());
+        }
+        Ok(())
+    }
+
+    /// In slurmstepd when a task ended (root): the record is written by a child that is the
+    /// user, so root never writes into the user's directory.
+    pub fn task_exit(&mut self, sp: &Spank, options: &FrameOptions) -> Result<()> {
+        let Some(step) = &self.step else {
+            return Ok(());
+        };
+        let end_time = now();
+        let global = sp.task_global_id()?;
+        let start_time = sp
+            .task_local_id()
+            .ok()
+            .and_then(|id| self.starts.remove(&id));
+        let key = Self::key(step, global);
+        let exit = sp.task_exit_status()?;
+        let (exit_code, signal, core_dumped) = match exit {
+            TaskExit::Exited(code) => (Some(code), None, false),
+            TaskExit::Signaled {
+                signal,
+                core_dumped,
+            } => (None, Some(signal), core_dumped),
+            TaskExit::Other(raw) => (None, None, raw & 0x80 != 0),
+        };
+        let frame_path: Option<PathBuf> = options
+            .pattern
+            .expand(key.index, &step.ids)
+            .map(|relative| step.layout.root().join(relative));
+        let record = TaskRecord {
+            version: 1,
+            index: key.index,
+            attempt: key.attempt,
+            job_id: step.ids.job_id,
+            array_job_id: step.ids.array_job_id,
+            array_task_id: step.ids.array_task_id,
+            step: key.step.to_string(),
+            task_id: global,
+            task_count: step.task_count,
+            node: node_name(sp),
+            exit_code,
+            signal,
+            core_dumped,
+            start_time,
+            end_time,
+            frame_path: frame_path.as_ref().map(|p| p.display().to_string()),
+            frame_size: None,
+            frame_sha256: None,
+            results: Vec::new(),
+            result_errors: Vec::new(),
+            status: Status::Failed,
+            reason: None,
+        };
+        let layout = step.layout.clone();
+        let report = run_as_user(step.identity, &step.groups, RECORD_LIMIT, move || {
+            write_record(&layout, &key, record, frame_path)
+        });
+        match report {
+            Ok(Ok(text)) => tracing::debug!("task {global}: {text}"),
+            Ok(Err(text)) => tracing::error!("task {global}: record not written: {text}"),
+            Err(text) => tracing::error!("task {global}: record not written: {text}"),
+        }
+        if let Some(signal) = signal {
+            tracing::debug!("task {global} ended by {}", signal_name(signal));
+        }
+        Ok(())
+    }
+}
+
+fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    frames_core::atomic::open_regular(path)?
+        .take(RESULT_FILE_LIMIT)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Runs as the user in a forked child: gathers results, checksums the frame, writes the
+/// record without ever replacing one, and lets the last task merge.
+fn write_record(
+    layout: &Layout,
+    key: &TaskKey,
+    mut record: TaskRecord,
+    frame_path: Option<PathBuf>,
+) -> std::result::Result<String, String> {
+    let capture = layout.capture_path(key);
+    let partial = crate::tee::partial_path(&capture);
+    let waited = std::time::Instant::now();
+    while !capture.exists() && partial.exists() && waited.elapsed() < CAPTURE_WAIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (source, complete) = if capture.exists() {
+        (capture, true)
+    } else {
+        (partial, false)
+    };
+    if let Ok(lines) = frames_core::capture::read_capture_file(&source) {
+        for line in lines {
+            match line {
+                frames_core::capture::CapturedLine::Result(value) => record.results.push(value),
+                frames_core::capture::CapturedLine::Invalid { line, error } => {
+                    record.result_errors.push(ResultError {
+                        source: ResultSource::Stdout,
+                        line,
+                        error,
+                    })
+                }
+            }
+        }
+        if !complete {
+            record.result_errors.push(ResultError {
+                source: ResultSource::Stdout,
+                line: String::new(),
+                error: "output capture incomplete: stdout was still open when the task ended"
+                    .into(),
+            });
+        }
+    }
+    let result_file = layout.result_path(key);
+    match std::fs::metadata(&result_file) {
+        Ok(meta) if meta.len() > RESULT_FILE_LIMIT => record.result_errors.push(ResultError {
+            source: ResultSource::ResultFile,
+            line: String::new(),
+            error: format!(
+                "{} is {} bytes, over the {RESULT_FILE_LIMIT} byte limit",
+                result_file.display(),
+                meta.len()
+            ),
+        }),
+        Ok(_) => match read_regular(&result_file) {
+            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(value) => record.results.push(value),
+                Err(e) => record.result_errors.push(ResultError {
+                    source: ResultSource::ResultFile,
+                    line: String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned(),
+                    error: format!("invalid JSON: {e}"),
+                }),
+            },
+            Err(e) => record.result_errors.push(ResultError {
+                source: ResultSource::ResultFile,
+                line: String::new(),
+                error: format!("cannot read {}: {e}", result_file.display()),
+            }),
+        },
+        Err(_) => {}
+    }
+    if let Some(path) = &frame_path
+        && let Ok((size, sha)) = frames_core::record::frame_checksum(path)
+    {
+        record.frame_size = Some(size);
+        record.frame_sha256 = Some(sha);
+    }
+    record.decide(frame_path.is_some());
+    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| format!("serialize record: {e}"))?;
+    let path = layout.record_path(key);
+    frames_core::atomic::write_new(&path, &bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let status = format!("{:?}", record.status).to_lowercase();
+    match frames_core::merge::try_finish(layout) {
+        Ok(Some(summary)) => Ok(format!(
+            "record {} ({status}); all frames ended: merged {} done, {} failed, {} missing",
+            path.display(),
+            summary.done,
+            summary.failed,
+            summary.missing
+        )),
+        Ok(None) => Ok(format!("record {} ({status})", path.display())),
+        Err(e) => Err(format!(
+            "record {} written, merge failed: {e}",
+            path.display()
+        )),
+    }
+}

@@ -1,0 +1,560 @@
+//! Per-job QPU leases in a root-only, node-local state directory (default
+//! [`DEFAULT_STATE_DIR`], plugstack `state_dir=`): one file `lease-<job>-<qpu>.json` per QPU a
+//! job acquired on this node, so later steps of the job reuse the acquisition and the job epilog
+//! knows what to release.
+//!
+//! - [`LeaseStore::open`] creates the directory 0700 if missing and refuses it if it is a
+//!   symlink, not a directory, not owned by the effective uid, or accessible by group/others.
+//! - Files are written atomically (temp file `O_EXCL|O_NOFOLLOW`, fsync, rename, fsync of the
+//!   directory) with mode 0600, and read with `O_NOFOLLOW`.
+//! - A release that fails is recorded (`ReleaseFailed`, attempts, last error) and kept for a
+//!   retry, never dropped. A released lease stays (`Released`) so a second release is a no-op,
+//!   until [`LeaseStore::remove_job`].
+//! - QPU names are checked (`[A-Za-z_][A-Za-z0-9_]*`, like config names) so none can escape the
+//!   directory.
+//! - [`LeaseStore::lock_job`] serialises steps of one job on this node (flock).
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounting::{Flock, now_unix};
+use crate::config::{MAX_NAME_LEN, Redacted, is_env_name};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/spool/slurm/spank_qrmi";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseState {
+    Held,
+    Released,
+    ReleaseFailed,
+}
+
+/// One QPU acquired for one job. The token is a secret: Debug redacts it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub job_id: u32,
+    pub qpu: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub token: String,
+    pub uid: u32,
+    pub acquired_at: u64,
+    pub state: LeaseState,
+    pub released_at: Option<u64>,
+    /// Release attempts so far.
+    pub release_attempts: u32,
+    /// Last release error (already scrubbed of secrets by the backend).
+    pub last_error: Option<String>,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("job_id", &self.job_id)
+            .field("qpu", &self.qpu)
+            .field("kind", &self.kind)
+            .field("token", &Redacted)
+            .field("uid", &self.uid)
+            .field("acquired_at", &self.acquired_at)
+            .field("state", &self.state)
+            .field("released_at", &self.released_at)
+            .field("release_attempts", &self.release_attempts)
+            .field("last_error", &self.last_error)
+            .finish()
+    }
+}
+
+/// How a release went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Released,
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct LeaseError(String);
+
+impl fmt::Display for LeaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LeaseError {}
+
+pub type Result<T> = std::result::Result<T, LeaseError>;
+
+#[derive(Debug, Clone)]
+pub struct LeaseStore {
+    dir: PathBuf,
+}
+
+/// An exclusive per-job lock; released on drop (closing the descriptor releases the flock).
+pub struct JobLock {
+    _file: File,
+}
+
+fn check_qpu_name(name: &str) -> Result<()> {
+    if is_env_name(name) && name.len() <= MAX_NAME_LEN {
+        Ok(())
+    } else {
+        Err(LeaseError(format!(
+            "QPU name \"{}\" is not valid for a lease file: expected letters, digits and '_'",
+            name.escape_debug()
+        )))
+    }
+}
+
+impl LeaseStore {
+    /// Opens (creating 0700 if missing) and checks the state directory.
+    pub fn open(dir: &Path) -> Result<LeaseStore> {
+        let shown = dir.display();
+        if !dir.is_absolute() {
+            return Err(LeaseError(format!(
+                "state directory {shown}: must be an absolute path"
+            )));
+        }
+        match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = dir.parent() {
+                    fs::create_dir_all(parent).map_err(|e| {
+                        LeaseError(format!(
+                            "state directory {shown}: cannot create its parent: {e}"
+                        ))
+                    })?;
+                }
+                match fs::DirBuilder::new().mode(0o700).create(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(LeaseError(format!(
+                            "state directory {shown}: cannot create: {e}"
+                        )));
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(LeaseError(format!("state directory {shown}: {e}")));
+            }
+            Ok(_) => {}
+        }
+        let meta = fs::symlink_metadata(dir)
+            .map_err(|e| LeaseError(format!("state directory {shown}: {e}")))?;
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if meta.file_type().is_symlink() {
+            return Err(LeaseError(format!(
+                "state directory {shown} is a symbolic link: refusing it (use a real directory)"
+            )));
+        }
+        if !meta.is_dir() {
+            return Err(LeaseError(format!(
+                "state directory {shown} is not a directory"
+            )));
+        }
+        if meta.uid() != euid {
+            return Err(LeaseError(format!(
+                "state directory {shown} is owned by uid {}, expected uid {euid}: run chown {euid} {shown}",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(LeaseError(format!(
+                "state directory {shown} has mode {:04o}, expected no access for group and others: run chmod 700 {shown}",
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(LeaseStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file_name(job_id: u32, qpu: &str) -> String {
+        format!("lease-{job_id}-{qpu}.json")
+    }
+
+    fn path(&self, job_id: u32, qpu: &str) -> Result<PathBuf> {
+        check_qpu_name(qpu)?;
+        Ok(self.dir.join(Self::file_name(job_id, qpu)))
+    }
+
+    /// Serialises work on one job's leases on this node until the lock is dropped.
+    pub fn lock_job(&self, job_id: u32) -> Result<JobLock> {
+        let path = self.dir.join(format!("lock-{job_id}"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| LeaseError(format!("{}: cannot open: {e}", path.display())))?;
+        let lock = Flock::exclusive(&file)
+            .map_err(|e| LeaseError(format!("{}: cannot lock: {e}", path.display())))?;
+        // Keep the lock past this borrow: the descriptor holds it until closed.
+        std::mem::forget(lock);
+        Ok(JobLock { _file: file })
+    }
+
+    /// Records a fresh acquisition (replaces an earlier record of the same job and QPU).
+    pub fn record_acquired(
+        &self,
+        job_id: u32,
+        qpu: &str,
+        kind: &str,
+        token: &str,
+        uid: u32,
+    ) -> Result<Lease> {
+        let lease = Lease {
+            job_id,
+            qpu: qpu.to_string(),
+            kind: kind.to_string(),
+            token: token.to_string(),
+            uid,
+            acquired_at: now_unix(),
+            state: LeaseState::Held,
+            released_at: None,
+            release_attempts: 0,
+            last_error: None,
+        };
+        self.write(&lease)?;
+        Ok(lease)
+    }
+
+    /// One lease, if recorded.
+    pub fn get(&self, job_id: u32, qpu: &str) -> Result<Option<Lease>> {
+        let path = self.path(job_id, qpu)?;
+        read_lease(&path)
+    }
+
+    /// The job's leases on this node, by QPU name.
+    pub fn leases(&self, job_id: u32) -> Result<Vec<Lease>> {
+        let prefix = format!("lease-{job_id}-");
+        self.scan(|name| name.starts_with(&prefix))
+    }
+
+    /// Every lease on this node (e.g. to retry failed releases).
+    pub fn all_leases(&self) -> Result<Vec<Lease>> {
+        self.scan(|name| name.starts_with("lease-"))
+    }
+
+    fn scan(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<Lease>> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| LeaseError(format!("{}: cannot list: {e}", self.dir.display())))?;
+        let mut leases = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .map_err(|e| LeaseError(format!("{}: cannot list: {e}", self.dir.display())))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !wanted(name) || !name.ends_with(".json") {
+                continue;
+            }
+            if let Some(lease) = read_lease(&entry.path())? {
+                leases.push(lease);
+            }
+        }
+        leases.sort_by(|a, b| (a.job_id, &a.qpu).cmp(&(b.job_id, &b.qpu)));
+        Ok(leases)
+    }
+
+    /// Records a release attempt. A failure keeps the lease (`ReleaseFailed`) for a retry.
+    pub fn mark_released(&self, job_id: u32, qpu: &str, outcome: &ReleaseOutcome) -> Result<Lease> {
+        let path = self.path(job_id, qpu)?;
+        let mut lease = read_lease(&path)?.ok_or_else(|| {
+            LeaseError(format!(
+                "no lease of QPU {qpu} for job {job_id} in {}",
+                self.dir.display()
+            ))
+        })?;
+        lease.release_attempts = lease.release_attempts.saturating_add(1);
+        match outcome {
+            ReleaseOutcome::Released => {
+                lease.state = LeaseState::Released;
+                lease.released_at = Some(now_unix());
+                lease.last_error = None;
+            }
+            ReleaseOutcome::Failed(why) => {
+                lease.state = LeaseState::ReleaseFailed;
+                lease.last_error = Some(why.clone());
+            }
+        }
+        self.write(&lease)?;
+        Ok(lease)
+    }
+
+    /// Removes the job's lease files (after every one is released).
+    pub fn remove_job(&self, job_id: u32) -> Result<()> {
+        for lease in self.leases(job_id)? {
+            let path = self.path(job_id, &lease.qpu)?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(LeaseError(format!(
+                        "{}: cannot remove: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        let _ = fs::remove_file(self.dir.join(format!("lock-{job_id}")));
+        Ok(())
+    }
+
+    fn write(&self, lease: &Lease) -> Result<()> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = self.path(lease.job_id, &lease.qpu)?;
+        let data = serde_json::to_vec_pretty(lease)
+            .map_err(|e| LeaseError(format!("{}: cannot encode: {e}", path.display())))?;
+        let tmp = self.dir.join(format!(
+            ".tmp-{}-{}-{}",
+            Self::file_name(lease.job_id, &lease.qpu),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let fail = |what: &str, e: std::io::Error| {
+            let _ = fs::remove_file(&tmp);
+            LeaseError(format!("{}: cannot {what}: {e}", path.display()))
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| fail("create a temporary file", e))?;
+        file.write_all(&data).map_err(|e| fail("write", e))?;
+        file.sync_all().map_err(|e| fail("fsync", e))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(|e| fail("rename into place", e))?;
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn read_lease(path: &Path) -> Result<Option<Lease>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LeaseError(format!("{}: cannot open: {e}", path.display()))),
+    };
+    let mut text = String::new();
+    file.take(1024 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| LeaseError(format!("{}: cannot read: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| LeaseError(format!("{}: corrupt lease record: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::tests::temp_dir;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn store() -> (LeaseStore, PathBuf) {
+        let base = temp_dir("lease");
+        let dir = base.join("state");
+        (LeaseStore::open(&dir).unwrap(), base)
+    }
+
+    #[test]
+    fn creates_the_directory_0700() {
+        let (store, base) = store();
+        let mode = fs::metadata(store.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Opening again is fine.
+        LeaseStore::open(store.dir()).unwrap();
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn refuses_unsafe_directories() {
+        let base = temp_dir("lease-bad");
+        let open = fs::create_dir(base.join("open")).and_then(|_| {
+            fs::set_permissions(base.join("open"), fs::Permissions::from_mode(0o755))
+        });
+        open.unwrap();
+        let e = LeaseStore::open(&base.join("open"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mode 0755") && e.contains("chmod 700"), "{e}");
+        fs::create_dir(base.join("real")).unwrap();
+        fs::set_permissions(base.join("real"), fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        let e = LeaseStore::open(&base.join("link"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        fs::write(base.join("file"), "").unwrap();
+        let e = LeaseStore::open(&base.join("file"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a directory"), "{e}");
+        let e = LeaseStore::open(Path::new("relative/dir"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute"), "{e}");
+        // Owned by someone else: only testable as root (chown); the check itself is the uid
+        // comparison above.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let other = base.join("other");
+            fs::create_dir(&other).unwrap();
+            fs::set_permissions(&other, fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&other, Some(65534), None).unwrap();
+            let e = LeaseStore::open(&other).unwrap_err().to_string();
+            assert!(e.contains("owned by uid 65534"), "{e}");
+        }
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn record_list_release_and_remove() {
+        let (store, base) = store();
+        store
+            .record_acquired(
+                42,
+                "ibm_torino",
+                "ibm-quantum-compute-service",
+                "sess-1",
+                1000,
+            )
+            .unwrap();
+        store
+            .record_acquired(42, "FRESNEL", "pasqal-local", "w-2", 1000)
+            .unwrap();
+        store
+            .record_acquired(420, "FRESNEL", "pasqal-local", "w-3", 1001)
+            .unwrap();
+        let leases = store.leases(42).unwrap();
+        assert_eq!(
+            leases.iter().map(|l| l.qpu.as_str()).collect::<Vec<_>>(),
+            ["FRESNEL", "ibm_torino"]
+        );
+        assert!(
+            leases
+                .iter()
+                .all(|l| l.state == LeaseState::Held && l.uid == 1000)
+        );
+        assert_eq!(leases[1].token, "sess-1");
+        let mode = fs::metadata(store.dir().join("lease-42-FRESNEL.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // A failed release is kept, with the reason, for a retry.
+        let l = store
+            .mark_released(42, "ibm_torino", &ReleaseOutcome::Failed("HTTP 503".into()))
+            .unwrap();
+        assert_eq!(
+            (l.state, l.release_attempts),
+            (LeaseState::ReleaseFailed, 1)
+        );
+        let again = store.get(42, "ibm_torino").unwrap().unwrap();
+        assert_eq!(again.last_error.as_deref(), Some("HTTP 503"));
+        let l = store
+            .mark_released(42, "ibm_torino", &ReleaseOutcome::Released)
+            .unwrap();
+        assert_eq!((l.state, l.release_attempts), (LeaseState::Released, 2));
+        assert!(l.released_at.is_some() && l.last_error.is_none());
+        assert!(
+            store
+                .mark_released(7, "ibm_torino", &ReleaseOutcome::Released)
+                .is_err()
+        );
+
+        assert_eq!(store.all_leases().unwrap().len(), 3);
+        store.remove_job(42).unwrap();
+        assert!(store.leases(42).unwrap().is_empty());
+        assert_eq!(store.leases(420).unwrap().len(), 1);
+        // No temporary files left behind.
+        let names: Vec<_> = fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn names_cannot_escape_the_directory() {
+        let (store, base) = store();
+        for bad in ["../x", "a/b", "", ".", "x.json", "a-b"] {
+            let e = store
+                .record_acquired(1, bad, "pasqal-local", "t", 0)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not valid for a lease file"), "{bad}: {e}");
+            assert!(store.get(1, bad).is_err());
+        }
+        assert!(!base.join("x").exists());
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn does_not_follow_a_planted_symlink() {
+        let (store, base) = store();
+        let target = base.join("victim");
+        fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, store.dir().join("lease-5-q.json")).unwrap();
+        assert!(store.get(5, "q").is_err());
+        // Writing replaces the link itself (rename), never writes through it.
+        store
+            .record_acquired(5, "q", "pasqal-local", "t", 0)
+            .unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(store.get(5, "q").unwrap().unwrap().token, "t");
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn job_lock_excludes_other_holders() {
+        let (store, base) = store();
+        let lock = store.lock_job(9).unwrap();
+        let dir = store.dir().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let store = LeaseStore::open(&dir).unwrap();
+            let _l = store.lock_job(9).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err()
+        );
+        drop(lock);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn debug_redacts_the_token() {
+        let (store, base) = store();
+        let l = store
+            .record_acquired(1, "q", "pasqal-local", "TOKEN-SECRET", 0)
+            .unwrap();
+        assert!(!format!("{l:?}").contains("TOKEN-SECRET"));
+        fs::remove_dir_all(base).unwrap();
+    }
+}

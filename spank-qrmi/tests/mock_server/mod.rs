@@ -1,0 +1,294 @@
+//! Loopback mock of the backends' HTTP APIs (IBM IAM + Quantum Compute Service, IBM Quantum
+//! System status, Pasqal warden, Pasqal Cloud devices, IQM health), for tests. Records every
+//! request; can be told to fail (HTTP 500), answer garbage, close mid-response, send a huge
+//! body, or hang.
+//!
+//! Paths: IAM at `/identity/token`; IBM QCS/QRS endpoint `{base}/api`; IBM QS endpoint
+//! `{base}/qs`; warden `{base}/warden`; Pasqal Cloud `{base}` (`/core-fast/...`); IQM `{base}/iqm`.
+#![allow(dead_code)]
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+pub const IAM_TOKEN: &str = "IAM-ACCESS-TOKEN-5f2b9c";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("request body is JSON")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// HTTP 500 with a JSON error body.
+    Fail,
+    /// HTTP 200 with a body that is not JSON.
+    Garbage,
+    /// Headers promise 100 bytes; a few are sent, then the connection closes.
+    CloseMid,
+    /// Reads the request and never answers (until the test ends).
+    Hang,
+    /// HTTP 200 with a 2 MiB JSON body.
+    Huge,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub requests: Vec<Recorded>,
+    /// (method, path prefix, mode): first match wins; else `default_mode`.
+    pub rules: Vec<(String, String, Mode)>,
+    pub default_mode: Mode,
+    pub backend_status: String,
+    pub accessible: bool,
+    pub pending_jobs: bool,
+    pub open_sessions: BTreeSet<String>,
+    pub next_session: u32,
+}
+
+pub struct MockServer {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MockServer {
+    pub fn start() -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            requests: Vec::new(),
+            rules: Vec::new(),
+            default_mode: Mode::Normal,
+            backend_status: "active".into(),
+            accessible: true,
+            pending_jobs: false,
+            open_sessions: BTreeSet::new(),
+            next_session: 1,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (s, st) = (s.clone(), st.clone());
+                thread::spawn(move || handle(conn, &s, &st));
+            }
+        });
+        MockServer { base, state, stop }
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state().requests.clone()
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.state().default_mode = mode;
+    }
+
+    /// Applies `mode` to requests with this method whose path starts with `prefix`.
+    pub fn set_mode_for(&self, method: &str, prefix: &str, mode: Mode) {
+        self.state()
+            .rules
+            .push((method.to_string(), prefix.to_string(), mode));
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.base.trim_start_matches("http://"));
+    }
+}
+
+fn read_request(conn: &TcpStream) -> Option<Recorded> {
+    let mut reader = BufReader::new(conn.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':')?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        target,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn respond(conn: &mut TcpStream, status: u16, body: &str) {
+    let reason = match status {
+        200 => "OK",
+        204 => "No Content",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        _ => "Other",
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.flush();
+}
+
+fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
+    let Some(req) = read_request(&conn) else {
+        return;
+    };
+    let mode = {
+        let mut s = state.lock().unwrap();
+        s.requests.push(req.clone());
+        s.rules
+            .iter()
+            .find(|(m, p, _)| *m == req.method && req.target.starts_with(p.as_str()))
+            .map(|(_, _, mode)| *mode)
+            .unwrap_or(s.default_mode)
+    };
+    match mode {
+        Mode::Normal => {}
+        Mode::Fail => {
+            return respond(
+                &mut conn,
+                500,
+                r#"{"errors":[{"message":"backend exploded"}]}"#,
+            );
+        }
+        Mode::Garbage => return respond(&mut conn, 200, "<html>this is not json"),
+        Mode::CloseMid => {
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\": \"se",
+            );
+            let _ = conn.flush();
+            return;
+        }
+        Mode::Hang => {
+            for _ in 0..100 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
+        Mode::Huge => {
+            let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+            return respond(&mut conn, 200, &body);
+        }
+    }
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut s = state.lock().unwrap();
+    let (status, body) = match (req.method.as_str(), segs.as_slice()) {
+        ("POST", ["identity", "token"]) => (
+            200,
+            format!(
+                r#"{{"access_token":"{IAM_TOKEN}","expires_in":3600,"expiration":9999999999}}"#
+            ),
+        ),
+        ("GET", ["api", "backends", _name, "status"]) => {
+            (200, format!(r#"{{"status":"{}"}}"#, s.backend_status))
+        }
+        ("POST", ["api", "sessions"]) | ("POST", ["warden", "sessions"]) => {
+            let prefix = if segs[0] == "api" { "sess" } else { "w" };
+            let id = format!("{prefix}-{}", s.next_session);
+            s.next_session += 1;
+            s.open_sessions.insert(id.clone());
+            (200, format!(r#"{{"id":"{id}","mode":"dedicated"}}"#))
+        }
+        ("GET", ["api", "jobs"]) => {
+            assert!(query.contains("pending=true"), "{query}");
+            if s.pending_jobs {
+                (
+                    200,
+                    r#"{"jobs":[{"id":"job-1","status":"Queued"}],"count":1}"#.into(),
+                )
+            } else {
+                (200, r#"{"jobs":[],"count":0}"#.into())
+            }
+        }
+        ("DELETE", ["api", "sessions", id, "close"])
+        | ("PATCH", ["api", "sessions", id])
+        | ("DELETE", ["warden", "sessions", id]) => {
+            if s.open_sessions.remove(*id) {
+                (204, String::new())
+            } else {
+                (
+                    404,
+                    r#"{"errors":[{"message":"session not found"}]}"#.into(),
+                )
+            }
+        }
+        ("GET", ["warden", "accessible"]) => {
+            (200, format!(r#"{{"is_accessible":{}}}"#, s.accessible))
+        }
+        ("GET", ["qs", "v1", "backends", _name]) => (
+            200,
+            format!(
+                r#"{{"name":"x","status":"{}"}}"#,
+                if s.accessible { "online" } else { "offline" }
+            ),
+        ),
+        ("GET", ["core-fast", "api", "v1", "devices"]) => (
+            200,
+            format!(
+                r#"{{"data":[{{"status":"UP","availability":"{}"}}]}}"#,
+                if s.accessible { "ACTIVE" } else { "RETIRED" }
+            ),
+        ),
+        ("GET", ["iqm", "api", "v1", "quantum-computers", _qc, "health"]) => {
+            (200, format!(r#"{{"healthy":{}}}"#, s.accessible))
+        }
+        _ => (404, r#"{"errors":[{"message":"no such route"}]}"#.into()),
+    };
+    drop(s);
+    respond(&mut conn, status, &body);
+}
