@@ -107,7 +107,7 @@ impl Remote {
                 gid: sp.gid()?,
             },
             groups: sp.supplementary_gids().unwrap_or_default(),
-            task_count: sp.total_task_count().unwrap_or(1),
+            task_count: sp.total_task_count().unwrap_or(1).max(1),
         };
         sp.setenv("FRAME_DIR", &dir.display().to_string(), true)?;
         sp.setenv("FRAME_ATTEMPT", &step.attempt.to_string(), true)?;

@@ -11,6 +11,7 @@
 //!   output: the rename tells task_exit the capture is complete.
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -62,17 +63,17 @@ fn append(out: &mut Option<File>, lines: Vec<CapturedLine>) {
     }
 }
 
-/// The capture process's main loop: copy `input` to `output`, record result lines.
-fn capture_loop(input: libc::c_int, output: libc::c_int, prefix: &str, capture: &Path) -> i32 {
+/// The capture process's main loop: copy `input` to `output`, record result lines in `file`
+/// (the partial capture file, created before the fork).
+fn capture_loop(
+    input: libc::c_int,
+    output: libc::c_int,
+    file: File,
+    prefix: &str,
+    capture: &Path,
+) -> i32 {
     let partial = partial_path(capture);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&partial)
-        .ok();
+    let mut file = Some(file);
     let mut scanner = ResultScanner::new(prefix);
     let mut passthrough = true;
     let mut buf = vec![0u8; 64 * 1024];
@@ -154,7 +155,25 @@ unsafe fn close_from(first: libc::c_int) {
 /// Starts the capture for this task; on return fd 1 (and 2 if it is the same file) feed it.
 /// Errors leave the task's stdio untouched.
 pub fn start(prefix: &str, capture: &Path) -> Result<(), String> {
+    start_inner(prefix, capture).inspect_err(|_| {
+        // No capture will run: leave no partial file for task_exit to wait on.
+        let _ = std::fs::remove_file(partial_path(capture));
+    })
+}
+
+fn start_inner(prefix: &str, capture: &Path) -> Result<(), String> {
     let combined = same_file(1, 2);
+    // Created before the task runs, so task_exit can tell "capture still running" (partial
+    // file present) from "nothing captured" even for a task that ends at once.
+    let partial = partial_path(capture);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let mut fds = [0; 2];
     // SAFETY: pipe fills two descriptors.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -196,13 +215,20 @@ pub fn start(prefix: &str, capture: &Path) -> Result<(), String> {
             libc::close(write_end);
             // Keep only our two descriptors (as 3 and 4): an inherited copy of some other pipe
             // would keep its reader waiting for an end of file that never comes.
-            let (high_read, high_original) = (
+            let (high_read, high_original, high_file) = (
                 libc::fcntl(read_end, libc::F_DUPFD, 1000),
                 libc::fcntl(original, libc::F_DUPFD, 1000),
+                libc::fcntl(file.as_raw_fd(), libc::F_DUPFD, 1000),
             );
-            let (read_end, original) = (move_fd(high_read, 3), move_fd(high_original, 4));
-            close_from(5);
-            if read_end < 0 || original < 0 {
+            // The File's own descriptor is closed below with the rest; never drop it.
+            std::mem::forget(file);
+            let (read_end, original, file_fd) = (
+                move_fd(high_read, 3),
+                move_fd(high_original, 4),
+                move_fd(high_file, 5),
+            );
+            close_from(6);
+            if read_end < 0 || original < 0 || file_fd < 0 {
                 libc::_exit(1);
             }
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
@@ -216,7 +242,10 @@ pub fn start(prefix: &str, capture: &Path) -> Result<(), String> {
                 libc::dup2(devnull, 2);
             }
         }
-        let code = std::panic::catch_unwind(|| capture_loop(3, 4, prefix, capture)).unwrap_or(2);
+        // SAFETY: fd 5 is the partial capture file, owned by nothing else in this process.
+        let file = unsafe { File::from_raw_fd(5) };
+        let code = std::panic::catch_unwind(move || capture_loop(3, 4, file, prefix, capture))
+            .unwrap_or(2);
         // SAFETY: leaving without running the task's atexit handlers.
         unsafe { libc::_exit(code) };
     }
