@@ -31,10 +31,11 @@ echo "== Rendering a black-hole animation: one frame per array task, spread over
 frames_dir="$SPANK_SHARED_DIR/frames/bh"
 as_user sh -c "cat > '$SPANK_SHARED_DIR/render.sbatch'" <demo/render.sbatch
 as_user rm -rf "$frames_dir"
-as_user sbatch --wait --parsable -p normal --array=0-47 -o /dev/null \
+job=$(as_user sbatch --wait --parsable -p normal --array=0-47 -o /dev/null \
     --frame-dir="$frames_dir" --frame-t0=0 --frame-dt=0.5 \
     --export=ALL,BLACKHOLE_RENDER="$tools/blackhole-render" \
-    "$SPANK_SHARED_DIR/render.sbatch"
+    "$SPANK_SHARED_DIR/render.sbatch")
+echo "array job $job: 48 tasks ended"
 
 echo
 echo "== frames status: every task's record, merged by the last one to finish"

@@ -140,6 +140,10 @@ pub fn run(
         .arg(format!(
             "fps={fps},pad=ceil(iw/2)*2:ceil(ih/2)*2,format=yuv420p"
         ))
+        // Exactly one video frame per index: the fps filter may otherwise emit one more for
+        // the repeated last entry.
+        .arg("-frames:v")
+        .arg(files.len().to_string())
         .arg(output)
         .status();
     let status = match status {
