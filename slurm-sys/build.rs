@@ -38,11 +38,21 @@ fn main() {
     let version = read_version_number(&version_header);
     let (major, minor, micro) = (version >> 16, (version >> 8) & 0xff, version & 0xff);
 
+    let mut enabled = Vec::new();
     for (rel_major, rel_minor) in KNOWN_RELEASES {
         if (major, minor) >= (*rel_major, *rel_minor) {
             println!("cargo::rustc-cfg={}", cfg_name(*rel_major, *rel_minor));
+            enabled.push(cfg_name(*rel_major, *rel_minor));
         }
     }
+    // For dependents' build scripts (DEP_SLURM_CFGS / DEP_SLURM_KNOWN_CFGS): they emit the same
+    // cfgs, so plugin code can gate on the release too.
+    println!("cargo::metadata=cfgs={}", enabled.join(","));
+    let known: Vec<String> = KNOWN_RELEASES
+        .iter()
+        .map(|(a, b)| cfg_name(*a, *b))
+        .collect();
+    println!("cargo::metadata=known_cfgs={}", known.join(","));
     println!("cargo::metadata=version_number={version}");
     println!("cargo::metadata=include_dir={}", include_dir.display());
     println!("cargo::rustc-env=SLURM_SYS_VERSION={major}.{minor:02}.{micro}");
@@ -57,6 +67,7 @@ fn main() {
         .allowlist_function("spank_.*")
         .allowlist_function("slurm_(info|error|verbose|debug|debug2|debug3|spank_log)")
         .allowlist_function("slurm_(load_job|free_job_info_msg|get_errno|strerror)")
+        .allowlist_function("slurm_hostlist_(create|find|destroy)")
         .allowlist_type("spank_.*")
         .allowlist_type("job_info_msg_t|slurm_job_info_t")
         .allowlist_var("SLURM_VERSION_NUMBER|SPANK_OPTION_MAXLEN|ESPANK_.*|SLURM_SUCCESS")

@@ -6,6 +6,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$repo/target/stage}
+scratch=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}
 cd "$repo"
 cargo build --release --quiet -p spank-qrmi -p spank-frames -p frames -p blackhole-render
 rm -rf "$out"
@@ -13,7 +14,9 @@ mkdir -p "$out/bin"
 install -m 0755 target/release/frames target/release/blackhole-render "$out/bin/"
 for plugin in spank_qrmi spank_frames; do
     install -m 0755 "target/release/lib$plugin.so" "$out/$plugin.so"
-    sed -E 's/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)$/\1 log_level=debug/' \
+    # The cluster's own qrmi_config.json (written by the tests) and per-node state dirs.
+    sed -E -e 's/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)$/\1 log_level=debug/' \
+        -e "s|/etc/slurm/qrmi_config.json|$scratch/etc/qrmi_config.json state_dir=$scratch/qrmi-state/%n http_timeout=3 http_connect_timeout=2|" \
         "plugstack.conf.d/$plugin.conf" >"$out/$plugin.conf"
 done
 echo "$out"

@@ -1,19 +1,24 @@
 //! spank_qrmi.so: hook → context → one call. plugstack.conf arguments are parsed in
-//! `plugstack`, the `--qpu` option in `request`.
-//!
-//! Foundation scope: `--qpu=NAMES` is registered everywhere and syntax-checked at submission;
-//! the upstream plugstack.conf line is accepted. Acquisition and release come with the
-//! spank-qrmi issue; jobs that do not ask for a QPU are untouched.
+//! `plugstack`, the `--qpu` option in `request`; `submit` checks names in srun/sbatch/salloc,
+//! `remote` acquires in slurmstepd, `epilog` releases when the job ends (job epilog, so a
+//! killed slurmstepd still gets its QPUs released). Jobs that ask for no QPU are untouched:
+//! no controller call, no environment change; the epilog only looks for a lease file.
 pub mod accounting;
+mod acquire;
 pub mod backend;
 pub mod config;
+mod epilog;
+pub mod gres;
 pub mod http;
 pub mod jobenv;
+mod joblookup;
 pub mod lease;
 mod plugstack;
+mod remote;
 mod request;
+mod submit;
 
-use spank::{OptionSpec, Plugin, Result, Spank};
+use spank::{Context, OptionSpec, Plugin, Result, Spank};
 
 use plugstack::PlugstackConfig;
 use request::QpuRequest;
@@ -39,6 +44,18 @@ impl Plugin for Qrmi {
         }
         Ok(())
     }
+
+    fn init_post_opt(&mut self, sp: &Spank) -> Result<()> {
+        match sp.context() {
+            Context::Local | Context::Allocator => submit::check(&self.config, &self.request.names),
+            Context::Remote => remote::init_post_opt(sp, &self.config, &self.request.names),
+            _ => Ok(()),
+        }
+    }
+
+    fn job_epilog(&mut self, sp: &Spank) -> Result<()> {
+        epilog::release(sp, &self.config)
+    }
 }
 
-spank::spank_plugin!(Qrmi, "spank_qrmi", []);
+spank::spank_plugin!(Qrmi, "spank_qrmi", [init_post_opt, job_epilog]);

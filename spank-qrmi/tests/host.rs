@@ -74,3 +74,369 @@ fn unused_plugin_changes_nothing_in_a_job() {
     assert_eq!(out.rpcs(), 0);
     assert!(!out.stdout.contains("exported job_"));
 }
+
+mod mock_server;
+
+mod lifecycle {
+    //! Acquire in slurmstepd, release in the job epilog, through the C host with a fake
+    //! controller answer and the loopback mock backends.
+    use super::mock_server::{MockServer, Mode};
+    use spank_test_host::{Host, Outcome, plugin_path};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    struct Site {
+        dir: PathBuf,
+        /// A slurm.conf giving this host a QPU GRES (what slurmstepd finds in SLURM_CONF).
+        slurm_conf: PathBuf,
+        config: PathBuf,
+        state: PathBuf,
+        server: MockServer,
+    }
+
+    fn site(tag: &str) -> Site {
+        let dir = std::env::temp_dir().join(format!("qrmi-host-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = MockServer::start();
+        let config = dir.join("qrmi_config.json");
+        let text = serde_json::json!({"resources": [
+            {"name": "ibm_torino", "type": "ibm-quantum-compute-service", "environment": {
+                "QRMI_IBM_QCS_ENDPOINT": format!("{}/api", server.base),
+                "QRMI_IBM_QCS_IAM_ENDPOINT": server.base.clone(),
+                "QRMI_IBM_QCS_IAM_APIKEY": "sekret-api-key-123",
+                "QRMI_IBM_QCS_SERVICE_CRN": "crn:v1:test",
+                "QRMI_IBM_QCS_SESSION_MODE": "batch"}},
+            {"name": "fresnel", "type": "pasqal-local", "environment": {"QRMI_WARDEN_URL": format!("{}/warden", server.base)}},
+            {"name": "felis", "type": "alice-bob-felis", "environment": {}}
+        ]});
+        std::fs::write(&config, text.to_string()).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let state = dir.join("state");
+        let slurm_conf = dir.join("slurm.conf");
+        std::fs::write(
+            &slurm_conf,
+            format!("NodeName={} CPUs=4 Gres=qpu:ibm_torino:1\n", hostname()),
+        )
+        .unwrap();
+        Site {
+            dir,
+            slurm_conf,
+            config,
+            state,
+            server,
+        }
+    }
+
+    fn hostname() -> String {
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname writes at most buf.len() bytes.
+        unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    }
+
+    fn host(site: &Site) -> Host {
+        Host::new(plugin_path("spank-qrmi"))
+            .arg(site.config.to_str().unwrap())
+            .arg(&format!("state_dir={}", site.state.display()))
+            .arg("http_timeout=2")
+    }
+
+    fn step(site: &Site, qpu: Option<&str>, job: &[(&str, &str)]) -> Outcome {
+        let mut h = host(site)
+            .context("remote")
+            .item("job_id", 77)
+            .item("uid", 6001)
+            .item("gid", 6001)
+            .item("task_global_id", 0)
+            .env("PATH", "/bin");
+        for (field, value) in job {
+            h = h.job(field, value);
+        }
+        h = h.call("init");
+        if let Some(q) = qpu {
+            h = h.option("qpu", Some(q));
+        }
+        h.call("init_post_opt").call("task_init").run()
+    }
+
+    fn epilog(site: &Site) -> Outcome {
+        host(site)
+            .context("job_script")
+            .item("job_id", 77)
+            .call("init")
+            .call("job_epilog")
+            .run()
+    }
+
+    fn leases(state: &Path) -> Vec<String> {
+        std::fs::read_dir(state)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("lease-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn qpu_option_acquires_once_and_the_epilog_releases() {
+        let site = site("option");
+        let out = step(
+            &site,
+            Some("fresnel,felis"),
+            &[("time_limit", "10"), ("nodes", "q2")],
+        );
+        assert_eq!(out.rc("init_post_opt"), Some(0), "{}", out.transcript());
+        assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+        assert_eq!(out.rpcs(), 1, "one controller call per step");
+        assert_eq!(out.env("QRMI_JOB_QPU_RESOURCES"), Some("fresnel,felis"));
+        assert_eq!(
+            out.env("SLURM_JOB_QPU_TYPES"),
+            Some("pasqal-local,alice-bob-felis")
+        );
+        assert_eq!(out.env("fresnel_QRMI_JOB_TIMEOUT_SECONDS"), Some("600"));
+        let token = out
+            .env("fresnel_QRMI_JOB_ACQUISITION_TOKEN")
+            .expect("token")
+            .to_string();
+        assert!(
+            site.server
+                .requests()
+                .iter()
+                .any(|r| r.method == "POST" && r.target == "/warden/sessions")
+        );
+        assert_eq!(leases(&site.state).len(), 2);
+        // A later step of the same job reuses the leases: no new session.
+        let again = step(
+            &site,
+            Some("fresnel,felis"),
+            &[("time_limit", "10"), ("nodes", "q2")],
+        );
+        assert_eq!(
+            again.env("fresnel_QRMI_JOB_ACQUISITION_TOKEN"),
+            Some(token.as_str())
+        );
+        let posts = site
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.target == "/warden/sessions")
+            .count();
+        assert_eq!(posts, 1);
+        // The epilog releases exactly once, and a second epilog finds nothing to do.
+        let out = epilog(&site);
+        assert_eq!(out.rc("job_epilog"), Some(0), "{}", out.transcript());
+        let deletes = |s: &MockServer| s.requests().iter().filter(|r| r.method == "DELETE").count();
+        assert_eq!(deletes(&site.server), 1);
+        assert!(leases(&site.state).is_empty());
+        epilog(&site);
+        assert_eq!(deletes(&site.server), 1);
+        let accounting = std::fs::read_to_string(site.state.join("accounting.jsonl")).unwrap();
+        assert_eq!(accounting.lines().count(), 4, "{accounting}");
+        assert!(!accounting.contains(&token), "token in the accounting log");
+    }
+
+    #[test]
+    fn typed_gres_alone_selects_the_qpu() {
+        let site = site("gres");
+        let out = host(&site)
+            .context("remote")
+            .item("job_id", 77)
+            .item("uid", 6001)
+            .item("gid", 6001)
+            .item("task_global_id", 0)
+            .process_env("SLURM_CONF", site.slurm_conf.to_str().unwrap())
+            .job("time_limit", "infinite")
+            .job("tres_per_node", "gres:qpu:ibm_torino:1")
+            .job("nodes", &hostname())
+            .call("init")
+            .call("init_post_opt")
+            .call("task_init")
+            .run();
+        assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+        assert_eq!(out.env("QRMI_JOB_QPU_RESOURCES"), Some("ibm_torino"));
+        assert_eq!(
+            out.env("ibm_torino_QRMI_JOB_TIMEOUT_SECONDS"),
+            Some("4294967295")
+        );
+        assert!(
+            site.server
+                .requests()
+                .iter()
+                .any(|r| r.target.ends_with("/sessions") && r.method == "POST")
+        );
+        // Secrets reach the job's environment, never a log line.
+        assert_eq!(
+            out.env("ibm_torino_QRMI_IBM_QCS_IAM_APIKEY"),
+            Some("sekret-api-key-123")
+        );
+        for line in out.all_logs() {
+            assert!(!line.contains("sekret-api-key-123"), "{line}");
+        }
+        epilog(&site);
+        assert!(leases(&site.state).is_empty());
+    }
+
+    #[test]
+    fn untyped_gres_means_the_qpu_allocated_on_this_node() {
+        let site = site("untyped");
+        let out = host(&site)
+            .context("remote")
+            .item("job_id", 77)
+            .item("uid", 6001)
+            .item("gid", 6001)
+            .process_env("SLURM_CONF", site.slurm_conf.to_str().unwrap())
+            .job("tres_per_node", "gres:qpu:1")
+            .job("nodes", &hostname())
+            .job("gres_detail", "qpu:felis:1(IDX:0)")
+            .call("init")
+            .call("init_post_opt")
+            .call("task_init")
+            .run();
+        assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+        assert_eq!(out.env("QRMI_JOB_QPU_RESOURCES"), Some("felis"));
+        epilog(&site);
+    }
+
+    #[test]
+    fn jobs_on_nodes_without_qpu_gres_make_no_controller_call() {
+        let site = site("noqpu");
+        std::fs::write(&site.slurm_conf, "NodeName=elsewhere Gres=qpu:x:1\n").unwrap();
+        let out = host(&site)
+            .context("remote")
+            .item("job_id", 77)
+            .process_env("SLURM_CONF", site.slurm_conf.to_str().unwrap())
+            .call("init")
+            .call("init_post_opt")
+            .call("task_init")
+            .run();
+        assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+        assert_eq!(out.rpcs(), 0);
+        assert!(out.setenvs().is_empty());
+        // And the epilog of such a job only looks for a lease file.
+        let out = epilog(&site);
+        assert_eq!(out.rc("job_epilog"), Some(0));
+        assert!(out.all_logs().is_empty(), "{}", out.transcript());
+    }
+
+    #[test]
+    fn contradicting_request_fails_the_tasks_with_the_reason() {
+        let site = site("contradict");
+        let out = host(&site)
+            .context("remote")
+            .item("job_id", 77)
+            .item("uid", 6001)
+            .item("gid", 6001)
+            .process_env("SLURM_CONF", site.slurm_conf.to_str().unwrap())
+            .job("tres_per_node", "gres:qpu:ibm_torino:1")
+            .job("nodes", &hostname())
+            .call("init")
+            .option("qpu", Some("fresnel"))
+            .call("init_post_opt")
+            .call("task_init")
+            .run();
+        assert_eq!(
+            out.rc("init_post_opt"),
+            Some(0),
+            "never fail before the tasks: {}",
+            out.transcript()
+        );
+        assert_eq!(out.rc("task_init"), Some(-1));
+        assert!(
+            out.stderr
+                .contains("--qpu=fresnel contradicts --gres=qpu:ibm_torino"),
+            "{}",
+            out.transcript()
+        );
+        assert!(leases(&site.state).is_empty());
+    }
+
+    #[test]
+    fn failing_backend_releases_what_was_acquired_and_fails_the_tasks() {
+        let site = site("allornothing");
+        site.server
+            .set_mode_for("POST", "/api/sessions", Mode::Fail);
+        let out = step(
+            &site,
+            Some("fresnel,ibm_torino"),
+            &[("time_limit", "5"), ("nodes", "q1")],
+        );
+        assert_eq!(out.rc("task_init"), Some(-1), "{}", out.transcript());
+        assert!(out.stderr.contains("ibm_torino"), "{}", out.transcript());
+        // fresnel was acquired first, then given back.
+        let requests = site.server.requests();
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.method == "POST" && r.target == "/warden/sessions")
+        );
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.method == "DELETE" && r.target.starts_with("/warden/sessions/"))
+        );
+        // Its lease is kept as a record, released: nothing is held.
+        for name in leases(&site.state) {
+            let lease: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(site.state.join(&name)).unwrap()).unwrap();
+            assert_eq!(lease["state"], "released", "{name}: {lease}");
+        }
+        assert!(!out.stderr.contains("sekret-api-key-123"));
+    }
+
+    #[test]
+    fn unknown_qpu_fails_the_tasks_listing_the_available_ones() {
+        let site = site("unknown");
+        let out = step(&site, Some("nosuch"), &[("nodes", "q1")]);
+        assert_eq!(out.rc("task_init"), Some(-1));
+        assert!(
+            out.stderr
+                .contains("unknown QPU 'nosuch': available QPUs are ibm_torino, fresnel, felis"),
+            "{}",
+            out.transcript()
+        );
+    }
+
+    #[test]
+    fn unknown_qpu_is_refused_at_submission_where_the_config_is_readable() {
+        let site = site("submit");
+        let out = host(&site)
+            .context("allocator")
+            .call("init")
+            .option("qpu", Some("nosuch"))
+            .call("init_post_opt")
+            .run();
+        assert_eq!(out.rc("init_post_opt"), Some(-1), "{}", out.transcript());
+        assert!(
+            out.logs("error")
+                .join("\n")
+                .contains("unknown QPU 'nosuch': available QPUs are ibm_torino, fresnel, felis")
+        );
+        let out = host(&site)
+            .context("allocator")
+            .call("init")
+            .option("qpu", Some("felis"))
+            .call("init_post_opt")
+            .run();
+        assert_eq!(out.rc("init_post_opt"), Some(0), "{}", out.transcript());
+    }
+
+    #[test]
+    fn hanging_backend_is_bounded_by_the_timeout() {
+        let site = site("hang");
+        site.server
+            .set_mode_for("POST", "/warden/sessions", Mode::Hang);
+        let started = std::time::Instant::now();
+        let out = step(&site, Some("fresnel"), &[("nodes", "q2")]);
+        assert_eq!(out.rc("task_init"), Some(-1), "{}", out.transcript());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = &site.dir;
+    }
+}

@@ -76,7 +76,12 @@ pub struct MockServer {
 
 impl MockServer {
     pub fn start() -> MockServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        MockServer::start_on("127.0.0.1")
+    }
+
+    /// Listens on `address` (the test cluster's bridge address, so node namespaces reach it).
+    pub fn start_on(address: &str) -> MockServer {
+        let listener = TcpListener::bind((address, 0)).expect("bind the mock server");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             requests: Vec::new(),

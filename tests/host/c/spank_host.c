@@ -11,7 +11,10 @@
  *   describe name=N type=T version=0xV / exported SYMBOL
  *
  * Usage: spank_host PLUGIN.so [--context CTX] [--arg WORD]... [--item NAME=VALUE]...
- *        [--null-item NAME]... [--env NAME=VALUE]... STEP...
+ *        [--null-item NAME]... [--env NAME=VALUE]... [--job FIELD=VALUE]... STEP...
+ * --job sets what the fake slurm_load_job returns (fields: time_limit (minutes or
+ * "infinite"), tres_per_node, nodes, gres_detail (this host's entry), fail=1); without any
+ * --job, slurm_load_job fails as if no controller answered. Each call prints "rpc slurm_load_job".
  * STEP: --call HOOK | --option NAME[=VALUE] | --describe | --task COMMAND
  *   --task runs one task the way slurmstepd does: fork; in the child task_init_privileged and
  *   task_init, then exec /bin/sh -c COMMAND with the job environment; in the parent
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include <slurm/spank.h>
+#include <slurm/slurm.h>
 
 #define MAX_ENTRIES 512
 
@@ -392,17 +396,91 @@ char *slurm_strerror(int errnum)
 	return "no controller in spank_host";
 }
 
-int slurm_load_job(void **resp, uint32_t job_id, uint16_t show_flags)
+static int job_given, job_fail;
+static uint32_t job_time_limit = INFINITE;
+static char *job_tres_per_node, *job_nodes, *job_gres_detail;
+
+static int fake_load_job(job_info_msg_t **resp, uint32_t job_id)
 {
-	(void) show_flags;
+	job_info_msg_t *msg;
+	slurm_job_info_t *job;
 	printf("rpc slurm_load_job %u\n", job_id);
 	*resp = NULL;
+	if (!job_given || job_fail)
+		return -1;
+	msg = calloc(1, sizeof(*msg));
+	job = calloc(1, sizeof(*job));
+	job->job_id = job_id;
+	job->time_limit = job_time_limit;
+	job->tres_per_node = job_tres_per_node;
+	job->nodes = job_nodes;
+	if (job_gres_detail) {
+		job->gres_detail_cnt = 1;
+		job->gres_detail_str = calloc(1, sizeof(char *));
+		job->gres_detail_str[0] = job_gres_detail;
+	}
+	msg->record_count = 1;
+	msg->job_array = job;
+	*resp = msg;
+	return 0;
+}
+
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(26, 5, 0)
+int slurm_load_job(job_info_msg_t **resp, slurm_step_id_t step_id, uint16_t show_flags)
+{
+	(void) show_flags;
+	return fake_load_job(resp, step_id.job_id);
+}
+#else
+int slurm_load_job(job_info_msg_t **resp, uint32_t job_id, uint16_t show_flags)
+{
+	(void) show_flags;
+	return fake_load_job(resp, job_id);
+}
+#endif
+
+void slurm_free_job_info_msg(job_info_msg_t *msg)
+{
+	if (!msg)
+		return;
+	if (msg->job_array)
+		free(msg->job_array->gres_detail_str);
+	free(msg->job_array);
+	free(msg);
+}
+
+/* The host is one node: a hostlist is the comma list it was given; find = position. */
+struct hostlist {
+	char *text;
+};
+
+hostlist_t slurm_hostlist_create(const char *list)
+{
+	struct hostlist *hl = calloc(1, sizeof(*hl));
+	hl->text = strdup(list ? list : "");
+	return hl;
+}
+
+int slurm_hostlist_find(hostlist_t hl, const char *hostname)
+{
+	int i = 0;
+	char *copy = strdup(hl->text), *save = NULL;
+	for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save), i++) {
+		if (!strcmp(w, hostname)) {
+			free(copy);
+			return i;
+		}
+	}
+	free(copy);
 	return -1;
 }
 
-void slurm_free_job_info_msg(void *msg)
+void slurm_hostlist_destroy(hostlist_t hl)
 {
-	(void) msg;
+	if (!hl)
+		return;
+	free(hl->text);
+	free(hl);
 }
 
 /* ---- driver ---- */
@@ -465,6 +543,24 @@ int main(int argc, char **argv)
 			it->set = 1;
 			it->is_null = 1;
 			it->text = "";
+		} else if (!strcmp(flag, "--job")) {
+			char *copy = strdup(value), *eq = strchr(copy, '=');
+			if (!eq)
+				fail("--job %s: expected FIELD=VALUE", value);
+			*eq = '\0';
+			job_given = 1;
+			if (!strcmp(copy, "time_limit"))
+				job_time_limit = strcmp(eq + 1, "infinite") ? (uint32_t) strtoul(eq + 1, NULL, 0) : INFINITE;
+			else if (!strcmp(copy, "tres_per_node"))
+				job_tres_per_node = eq + 1;
+			else if (!strcmp(copy, "nodes"))
+				job_nodes = eq + 1;
+			else if (!strcmp(copy, "gres_detail"))
+				job_gres_detail = eq + 1;
+			else if (!strcmp(copy, "fail"))
+				job_fail = atoi(eq + 1);
+			else
+				fail("--job: unknown field '%s'", copy);
 		} else if (!strcmp(flag, "--env")) {
 			char *copy = strdup(value), *eq = strchr(copy, '=');
 			if (!eq)

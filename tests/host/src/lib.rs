@@ -30,7 +30,17 @@ pub fn plugin_path(package: &str) -> PathBuf {
         let mut command = Command::new(cargo);
         command
             .current_dir(&workspace)
-            .args(["build", "--quiet", "-p", package]);
+            .args(["build", "--quiet", "--lib", "-p", package]);
+        // The variables cargo sets for a test process would make build scripts that watch them
+        // (ring's watches CARGO_MANIFEST_DIR) rebuild everything on every test run.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
+                || name == "OUT_DIR"
+            {
+                command.env_remove(name.as_ref());
+            }
+        }
         if release {
             command.arg("--release");
         }
@@ -247,6 +257,12 @@ impl Host {
     /// A variable of the job's environment (what spank_getenv sees).
     pub fn env(self, name: &str, value: &str) -> Host {
         self.push("--env", format!("{name}={value}"))
+    }
+
+    /// What the fake slurm_load_job returns: time_limit (minutes or "infinite"),
+    /// tres_per_node, nodes, gres_detail, fail=1.
+    pub fn job(self, field: &str, value: &str) -> Host {
+        self.push("--job", format!("{field}={value}"))
     }
 
     /// A variable of the host process's own environment.

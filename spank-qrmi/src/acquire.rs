@@ -1,0 +1,291 @@
+//! Acquisition and release of a job's QPUs, all or nothing, with leases and accounting.
+//! Generic over how a backend is made, so tests drive it with fakes or a loopback server.
+use std::path::Path;
+use std::time::Duration;
+
+use crate::accounting::{self, Event, Outcome, Record};
+use crate::backend::{AcquireContext, Backend, BackendError};
+use crate::config::{Config, Resource};
+use crate::jobenv::AcquiredQpu;
+use crate::lease::{LeaseState, LeaseStore, ReleaseOutcome};
+
+/// Makes the backend of one resource.
+pub type MakeBackend<'a> = &'a dyn Fn(&Resource) -> Result<Box<dyn Backend>, BackendError>;
+
+/// Where this node keeps leases and the accounting log.
+pub struct Node<'a> {
+    pub name: &'a str,
+    pub store: &'a LeaseStore,
+}
+
+/// How often and how patiently a release is retried before it is recorded as failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 3,
+            first_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+fn account(node: &Node<'_>, record: &Record) {
+    let path = accounting::accounting_path(node.store.dir());
+    if let Err(e) = accounting::append(&path, record) {
+        tracing::error!("cannot append to {}: {e}", path.display());
+    }
+}
+
+fn unknown(config: &Config, name: &str) -> String {
+    format!(
+        "unknown QPU '{name}': available QPUs are {} (from {})",
+        config.names().join(", "),
+        config.path.display()
+    )
+}
+
+/// Acquires every QPU in `names` for the job, reusing leases an earlier step of the same job
+/// holds on this node. On any failure, releases what this call acquired and returns why.
+pub fn acquire_all(
+    config: &Config,
+    node: &Node<'_>,
+    job: &AcquireContext,
+    names: &[String],
+    make: MakeBackend<'_>,
+    retry: Retry,
+) -> Result<Vec<AcquiredQpu>, String> {
+    let _lock = node.store.lock_job(job.job_id).map_err(|e| e.to_string())?;
+    let mut acquired = Vec::new();
+    let mut fresh: Vec<(&Resource, String)> = Vec::new();
+    for name in names {
+        let Some(resource) = config.get(name) else {
+            rollback(node, job, &fresh, make, retry);
+            return Err(unknown(config, name));
+        };
+        if let Ok(Some(lease)) = node.store.get(job.job_id, name)
+            && lease.state == LeaseState::Held
+        {
+            acquired.push(AcquiredQpu {
+                name: name.clone(),
+                kind: resource.kind,
+                environment: resource.environment.clone(),
+                token: lease.token,
+            });
+            continue;
+        }
+        let attempt = make(resource).and_then(|backend| {
+            if !backend.check_accessible()? {
+                return Err(BackendError {
+                    qpu: resource.name.clone(),
+                    kind: resource.kind,
+                    operation: crate::backend::Operation::StatusCheck,
+                    message: "the QPU is not accessible now".into(),
+                    transient: true,
+                });
+            }
+            backend.acquire(job)
+        });
+        let now = accounting::now_unix();
+        let token = match attempt {
+            Ok(token) => token,
+            Err(e) => {
+                account(
+                    node,
+                    &Record {
+                        event: Event::Acquire,
+                        job: job.job_id,
+                        uid: job.uid,
+                        node: node.name.to_string(),
+                        qpu: name.clone(),
+                        kind: resource.kind.as_str().to_string(),
+                        time_acquired: now,
+                        time_released: None,
+                        outcome: Outcome::Failed,
+                        error: Some(e.to_string()),
+                    },
+                );
+                rollback(node, job, &fresh, make, retry);
+                return Err(e.to_string());
+            }
+        };
+        if let Err(e) =
+            node.store
+                .record_acquired(job.job_id, name, resource.kind.as_str(), &token, job.uid)
+        {
+            // Without a lease the epilog could not release it: give it back now.
+            let _ = release_with_retry(resource, &token, make, retry);
+            rollback(node, job, &fresh, make, retry);
+            return Err(format!("QPU {name}: cannot record the lease: {e}"));
+        }
+        account(
+            node,
+            &Record {
+                event: Event::Acquire,
+                job: job.job_id,
+                uid: job.uid,
+                node: node.name.to_string(),
+                qpu: name.clone(),
+                kind: resource.kind.as_str().to_string(),
+                time_acquired: now,
+                time_released: None,
+                outcome: Outcome::Ok,
+                error: None,
+            },
+        );
+        fresh.push((resource, token.clone()));
+        acquired.push(AcquiredQpu {
+            name: name.clone(),
+            kind: resource.kind,
+            environment: resource.environment.clone(),
+            token,
+        });
+    }
+    Ok(acquired)
+}
+
+fn release_with_retry(
+    resource: &Resource,
+    token: &str,
+    make: MakeBackend<'_>,
+    retry: Retry,
+) -> Result<(), String> {
+    let mut delay = retry.first_delay;
+    let mut last = String::new();
+    for attempt in 1..=retry.attempts.max(1) {
+        match make(resource).and_then(|backend| backend.release(token)) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                last = e.to_string();
+                if !e.transient || attempt == retry.attempts.max(1) {
+                    break;
+                }
+                std::thread::sleep(delay);
+                delay = delay.saturating_mul(2);
+            }
+        }
+    }
+    Err(last)
+}
+
+fn rollback(
+    node: &Node<'_>,
+    job: &AcquireContext,
+    fresh: &[(&Resource, String)],
+    make: MakeBackend<'_>,
+    retry: Retry,
+) {
+    for (resource, _) in fresh {
+        release_lease(node, job.job_id, resource, make, retry);
+    }
+}
+
+/// Releases one recorded lease and records the outcome (lease state and accounting).
+fn release_lease(
+    node: &Node<'_>,
+    job_id: u32,
+    resource: &Resource,
+    make: MakeBackend<'_>,
+    retry: Retry,
+) -> bool {
+    let Ok(Some(lease)) = node.store.get(job_id, &resource.name) else {
+        return true;
+    };
+    if lease.state == LeaseState::Released {
+        return true;
+    }
+    let outcome = release_with_retry(resource, &lease.token, make, retry);
+    let result = match &outcome {
+        Ok(()) => ReleaseOutcome::Released,
+        Err(why) => ReleaseOutcome::Failed(why.clone()),
+    };
+    if let Err(e) = node.store.mark_released(job_id, &resource.name, &result) {
+        tracing::error!("job {job_id}: {e}");
+    }
+    account(
+        node,
+        &Record {
+            event: Event::Release,
+            job: job_id,
+            uid: lease.uid,
+            node: node.name.to_string(),
+            qpu: resource.name.clone(),
+            kind: resource.kind.as_str().to_string(),
+            time_acquired: lease.acquired_at,
+            time_released: Some(accounting::now_unix()),
+            outcome: if outcome.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            },
+            error: outcome.err(),
+        },
+    );
+    matches!(result, ReleaseOutcome::Released)
+}
+
+/// Releases every lease the job holds on this node (the job epilog). Failed releases stay
+/// recorded (state release_failed, accounting line) for the admin or a later retry; released
+/// ones are removed. Returns (released, failed) counts.
+pub fn release_job(
+    config: Option<&Config>,
+    node: &Node<'_>,
+    job_id: u32,
+    make: MakeBackend<'_>,
+    retry: Retry,
+) -> (usize, usize) {
+    let Ok(leases) = node.store.leases(job_id) else {
+        return (0, 0);
+    };
+    if leases.is_empty() {
+        return (0, 0);
+    }
+    let _lock = node.store.lock_job(job_id);
+    let (mut released, mut failed) = (0, 0);
+    for lease in leases.iter().filter(|l| l.state != LeaseState::Released) {
+        match config.and_then(|c| c.get(&lease.qpu)) {
+            Some(resource) => {
+                if release_lease(node, job_id, resource, make, retry) {
+                    released += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            None => {
+                let why = format!(
+                    "QPU {} is no longer in the configuration: cannot release it",
+                    lease.qpu
+                );
+                let _ = node.store.mark_released(
+                    job_id,
+                    &lease.qpu,
+                    &ReleaseOutcome::Failed(why.clone()),
+                );
+                tracing::error!("job {job_id}: {why}");
+                failed += 1;
+            }
+        }
+    }
+    if failed == 0 {
+        let _ = node.store.remove_job(job_id);
+    }
+    (released, failed)
+}
+
+/// True when the state directory holds a lease file of the job (cheap: no file is read).
+pub fn has_leases(dir: &Path, job_id: u32) -> bool {
+    let prefix = format!("lease-{job_id}-");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,123 @@
+//! The one controller call spank_qrmi makes: `slurm_load_job`, once per step and node, and only
+//! for steps that may use a QPU. Count-only GRES leaves nothing in a job's environment, so the
+//! job's GRES request, this node's GRES allocation and the time limit come from here.
+use std::ffi::{CStr, CString, c_char};
+
+use slurm_sys as sys;
+
+/// What spank_qrmi needs to know about a job.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobFacts {
+    /// None = unlimited.
+    pub time_limit_minutes: Option<u32>,
+    /// The job's GRES/TRES request per node, e.g. "gres:qpu:ibm_torino:1".
+    pub tres_per_node: String,
+    /// The GRES allocated on this node, e.g. "qpu:ibm_torino:1(IDX:0)".
+    pub gres_here: String,
+}
+
+fn text(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL C string owned by the job info message.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn slurm_error_text() -> String {
+    // SAFETY: plain getters of Slurm's errno and its static message.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let text = sys::slurm_strerror(errno);
+        if text.is_null() {
+            format!("error {errno}")
+        } else {
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    }
+}
+
+#[cfg(slurm_ge_26_05)]
+unsafe fn load(resp: *mut *mut sys::job_info_msg_t, job_id: u32) -> i32 {
+    let step = sys::slurm_step_id_t {
+        job_id,
+        step_het_comp: sys::NO_VAL,
+        step_id: sys::NO_VAL,
+        ..Default::default()
+    };
+    // SAFETY: per the caller's contract.
+    unsafe { sys::slurm_load_job(resp, step, sys::SHOW_ALL as u16) }
+}
+
+#[cfg(not(slurm_ge_26_05))]
+unsafe fn load(resp: *mut *mut sys::job_info_msg_t, job_id: u32) -> i32 {
+    // SAFETY: per the caller's contract.
+    unsafe { sys::slurm_load_job(resp, job_id, sys::SHOW_ALL as u16) }
+}
+
+/// Whether `node` is in the Slurm hostlist expression `nodes` (e.g. "q[1-2],x3").
+pub fn hostlist_contains(nodes: &str, node: &str) -> bool {
+    node_index(nodes, node).is_some()
+}
+
+/// Position of `node` in the job's node list (the order of gres_detail_str).
+fn node_index(nodes: &str, node: &str) -> Option<usize> {
+    let c_nodes = CString::new(nodes).ok()?;
+    let c_node = CString::new(node).ok()?;
+    // SAFETY: hostlist functions on valid C strings; the list is destroyed before return.
+    unsafe {
+        let list = sys::slurm_hostlist_create(c_nodes.as_ptr());
+        if list.is_null() {
+            return None;
+        }
+        let index = sys::slurm_hostlist_find(list, c_node.as_ptr());
+        sys::slurm_hostlist_destroy(list);
+        usize::try_from(index).ok()
+    }
+}
+
+/// Asks the controller about `job_id` (one RPC).
+pub fn load_job(job_id: u32, node: &str) -> Result<JobFacts, String> {
+    let mut resp: *mut sys::job_info_msg_t = std::ptr::null_mut();
+    // SAFETY: resp receives a message we free below.
+    let rc = unsafe { load(&mut resp, job_id) };
+    if rc != 0 || resp.is_null() {
+        return Err(format!(
+            "cannot load job {job_id} from slurmctld: {}",
+            slurm_error_text()
+        ));
+    }
+    // SAFETY: a valid message from slurm_load_job; read, then freed once.
+    let facts = unsafe {
+        let msg = &*resp;
+        let records: &[sys::slurm_job_info_t] = if msg.job_array.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(msg.job_array, msg.record_count as usize)
+        };
+        let facts = records.iter().find(|job| job.job_id == job_id).map(|job| {
+            let index = node_index(&text(job.nodes), node);
+            let details: &[*mut c_char] = if job.gres_detail_str.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(job.gres_detail_str, job.gres_detail_cnt as usize)
+            };
+            JobFacts {
+                time_limit_minutes: match job.time_limit {
+                    sys::INFINITE | sys::NO_VAL => None,
+                    minutes => Some(minutes),
+                },
+                tres_per_node: text(job.tres_per_node),
+                gres_here: index
+                    .and_then(|i| details.get(i))
+                    .map(|p| text(*p))
+                    .unwrap_or_default(),
+            }
+        });
+        sys::slurm_free_job_info_msg(resp);
+        facts
+    };
+    facts.ok_or_else(|| format!("slurmctld returned no record for job {job_id}"))
+}

@@ -1,0 +1,182 @@
+//! slurmstepd side (root, before the tasks start): find which QPUs the job asked for, acquire
+//! them once per job (later steps reuse the lease) and give the tasks their environment.
+//! Errors here fail the tasks with the reason in the user's output (the layer defers them to
+//! task_init), never the node.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use spank::{Error, Result, Spank};
+
+use crate::acquire::{self, Node, Retry};
+use crate::backend::{self, AcquireContext};
+use crate::config::Config;
+use crate::gres;
+use crate::http::HttpConfig;
+use crate::jobenv::{self, JobEnvInput};
+use crate::joblookup;
+use crate::lease::{DEFAULT_STATE_DIR, LeaseStore};
+use crate::plugstack::PlugstackConfig;
+
+/// Where slurmstepd's own configuration is (its environment, not the job's).
+fn slurm_conf_path() -> PathBuf {
+    std::env::var_os("SLURM_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"))
+}
+
+/// Whether slurm.conf gives this node a `qpu` GRES. Count-only GRES leave no trace in a job's
+/// environment, so only on such nodes can a job without --qpu hold a QPU; elsewhere no
+/// controller call is made.
+fn node_has_qpu_gres(node: &str) -> bool {
+    let main = slurm_conf_path();
+    let mut files = vec![main.clone()];
+    let mut seen = 0;
+    while let Some(path) = files.pop() {
+        seen += 1;
+        if seen > 16 {
+            break;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let scan = gres::scan_slurm_conf(&text);
+        if scan
+            .node_expressions
+            .iter()
+            .any(|e| joblookup::hostlist_contains(e, node))
+        {
+            return true;
+        }
+        for include in scan.includes {
+            let include = PathBuf::from(include);
+            files.push(match (include.is_absolute(), main.parent()) {
+                (false, Some(dir)) => dir.join(include),
+                _ => include,
+            });
+        }
+    }
+    false
+}
+
+/// The lease and accounting directory; `%n` stands for this node's name (for sites whose
+/// spool directories live on a shared filesystem, as SlurmdSpoolDir's `%n`).
+pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
+    match &plugstack.state_dir {
+        Some(dir) => PathBuf::from(dir.to_string_lossy().replace("%n", &node_name())),
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    }
+}
+
+pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
+    let mut http = HttpConfig {
+        connect_timeout: Duration::from_secs_f64(
+            plugstack.http_connect_timeout_secs.unwrap_or(5.0),
+        ),
+        timeout: Duration::from_secs_f64(plugstack.http_timeout_secs.unwrap_or(30.0)),
+        ..HttpConfig::default()
+    };
+    http.https_proxy = plugstack
+        .env
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("https_proxy"))
+        .map(|(_, v)| v.clone());
+    http
+}
+
+/// This node's name: the host name (slurmd's NodeName is the host name on nearly every
+/// cluster). Not taken from the job's environment, which the user controls.
+pub fn node_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        return String::from_utf8_lossy(&buf[..end]).into_owned();
+    }
+    "unknown".to_string()
+}
+
+pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[String]) -> Result<()> {
+    let node = node_name();
+    if qpu_option.is_empty() && !node_has_qpu_gres(&node) {
+        return Ok(());
+    }
+    let job_id = sp.job_id()?;
+    // The one controller call of this step on this node.
+    let facts = match joblookup::load_job(job_id, &node) {
+        Ok(facts) => facts,
+        Err(e) if qpu_option.is_empty() => {
+            // A job that did not name a QPU is not failed for the controller's sake.
+            tracing::error!("job {job_id}: cannot tell whether it holds a QPU GRES: {e}");
+            return Ok(());
+        }
+        Err(e) => return Err(Error::new(e)),
+    };
+    let names = gres::requested_qpus(
+        qpu_option,
+        &gres::parse_qpu_gres(&facts.tres_per_node),
+        &gres::parse_qpu_gres(&facts.gres_here),
+    )
+    .map_err(Error::new)?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let config_path = plugstack.config_path.as_ref().ok_or_else(|| {
+        Error::new(
+            "this node's plugstack.conf names no qrmi_config.json: no QPU can be acquired here",
+        )
+    })?;
+    let config = Config::load(config_path).map_err(|e| Error::new(e.to_string()))?;
+    let store = LeaseStore::open(&state_dir(plugstack)).map_err(|e| Error::new(e.to_string()))?;
+    let time_limit_secs = facts.time_limit_minutes.map(|m| u64::from(m) * 60);
+    let job = AcquireContext {
+        job_id,
+        uid: sp.uid()?,
+        time_limit_secs,
+    };
+    let http = http_config(plugstack);
+    let make = |resource: &crate::config::Resource| backend::backend_for(resource, &http, None);
+    let acquired = acquire::acquire_all(
+        &config,
+        &Node {
+            name: &node,
+            store: &store,
+        },
+        &job,
+        &names,
+        &make,
+        Retry::default(),
+    )
+    .map_err(Error::new)?;
+    let user_env_names: Vec<String> = sp
+        .job_env()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    let env = jobenv::job_environment(&JobEnvInput {
+        job_id,
+        uid: job.uid,
+        time_limit_secs,
+        qpus: &acquired,
+        plugstack_env: &plugstack.env,
+        user_env_names: &user_env_names,
+    });
+    for var in &env.vars {
+        sp.setenv(&var.name, &var.value, var.overwrite)?;
+    }
+    if !env.replaced_user_vars.is_empty() {
+        tracing::info!(
+            "job {job_id}: replaced the job's own {} with the site's values",
+            env.replaced_user_vars.join(", ")
+        );
+    }
+    tracing::info!(
+        "job {job_id}: QPUs {} ready on {node}",
+        acquired
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    Ok(())
+}
