@@ -11,7 +11,7 @@ cd "$repo"
 cargo build --release --quiet -p spank-qrmi -p spank-frames -p frames -p blackhole-render
 rm -rf "$out"
 mkdir -p "$out/bin"
-install -m 0755 target/release/frames target/release/blackhole-render "$out/bin/"
+install -m 0755 target/release/frames target/release/blackhole-render target/release/qrmi-usage "$out/bin/"
 for plugin in spank_qrmi spank_frames; do
     install -m 0755 "target/release/lib$plugin.so" "$out/$plugin.so"
     # The cluster's own qrmi_config.json (written by the tests) and per-node state dirs.

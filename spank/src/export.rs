@@ -22,6 +22,9 @@ pub struct PluginCell<P> {
 pub struct State<P> {
     pub plugin: P,
     deferred: Option<Error>,
+    /// `Plugin::init` ran in this process. Slurm does not call slurm_spank_init before
+    /// job_prolog/job_epilog in every release, so those hooks run it first when needed.
+    initialized: bool,
 }
 
 impl<P: Plugin> PluginCell<P> {
@@ -42,6 +45,7 @@ impl<P: Plugin> PluginCell<P> {
             *guard = Some(State {
                 plugin: P::default(),
                 deferred: None,
+                initialized: false,
             });
         }
         guard
@@ -165,7 +169,43 @@ fn finish<P: Plugin>(
     }
 }
 
-/// `slurm_spank_init`: installs logging, registers options, calls `Plugin::init`.
+/// Installs logging, registers options (only possible inside slurm_spank_init) and calls
+/// `Plugin::init` with the plugstack.conf arguments.
+///
+/// # Safety
+/// `sp`, `argc` and `argv` as Slurm passed them to the running callback.
+unsafe fn initialize<P: Exported>(
+    state: &mut State<P>,
+    sp: sys::spank_t,
+    context: Context,
+    register_options: bool,
+    argc: c_int,
+    argv: *mut *mut c_char,
+) -> Result<()> {
+    install_panic_hook();
+    crate::log::install(P::NAME);
+    state.initialized = true;
+    if register_options && context.parses_options() {
+        // SAFETY: `sp` is the handle of the running init callback.
+        unsafe { crate::options::register(sp, P::OPTIONS, option_callback::<P>)? };
+    }
+    // SAFETY: as promised by our caller.
+    let args = unsafe { plugstack_args(argc, argv) };
+    // SAFETY: `sp` is the handle of this callback.
+    let handle = unsafe { Spank::from_raw(sp) };
+    state.plugin.init(&handle, &args)?;
+    // Evidence for admins and tests that the plugin is active, at debug level only.
+    if context == Context::Remote {
+        let job = handle.job_id().map(|j| j.to_string()).unwrap_or_default();
+        let step = handle.step_id().map(|s| s.to_string()).unwrap_or_default();
+        tracing::debug!("loaded in remote context (job {job} step {step})");
+    } else {
+        tracing::debug!("loaded in {} context", context.name());
+    }
+    Ok(())
+}
+
+/// `slurm_spank_init`.
 ///
 /// # Safety
 /// Called by Slurm with its handle and plugstack arguments.
@@ -175,28 +215,10 @@ pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c
     let context = Context::current();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut guard = P::cell().lock();
-        let state = guard.as_mut();
-        let result = run_contained(|| {
-            if context.parses_options() {
-                // SAFETY: `sp` is the handle of this init callback.
-                unsafe { crate::options::register(sp, P::OPTIONS, option_callback::<P>)? };
-            }
-            // SAFETY: as promised by our caller.
-            let args = unsafe { plugstack_args(argc, argv) };
-            // SAFETY: `sp` is the handle of this callback.
-            let handle = unsafe { Spank::from_raw(sp) };
-            if let Some(state) = state {
-                state.plugin.init(&handle, &args)?;
-            }
-            // Evidence for admins and tests that the plugin is active, at debug level only.
-            if context == Context::Remote {
-                let job = handle.job_id().map(|j| j.to_string()).unwrap_or_default();
-                let step = handle.step_id().map(|s| s.to_string()).unwrap_or_default();
-                tracing::debug!("loaded in remote context (job {job} step {step})");
-            } else {
-                tracing::debug!("loaded in {} context", context.name());
-            }
-            Ok(())
+        let result = run_contained(|| match guard.as_mut() {
+            // SAFETY: forwarded from Slurm.
+            Some(state) => unsafe { initialize(state, sp, context, true, argc, argv) },
+            None => Ok(()),
         });
         finish(Hook::Init, context, guard.as_mut(), result)
     }));
@@ -206,8 +228,13 @@ pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c
 /// Every other hook. `task_init` first fails with an error deferred from before the fork.
 ///
 /// # Safety
-/// Called by Slurm with its handle.
-pub unsafe fn call<P: Exported>(hook: Hook, sp: sys::spank_t) -> c_int {
+/// Called by Slurm with its handle and plugstack arguments.
+pub unsafe fn call<P: Exported>(
+    hook: Hook,
+    sp: sys::spank_t,
+    argc: c_int,
+    argv: *mut *mut c_char,
+) -> c_int {
     let context = Context::current();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut guard = P::cell().lock();
@@ -215,6 +242,10 @@ pub unsafe fn call<P: Exported>(hook: Hook, sp: sys::spank_t) -> c_int {
             let Some(state) = guard.as_mut() else {
                 return Ok(());
             };
+            if !state.initialized {
+                // SAFETY: forwarded from Slurm.
+                unsafe { initialize(state, sp, context, false, argc, argv)? };
+            }
             if matches!(hook, Hook::TaskInit | Hook::TaskInitPrivileged)
                 && let Some(error) = &state.deferred
             {
@@ -368,11 +399,11 @@ macro_rules! __spank_hook {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $symbol(
             sp: $crate::sys::spank_t,
-            _ac: ::std::ffi::c_int,
-            _av: *mut *mut ::std::ffi::c_char,
+            ac: ::std::ffi::c_int,
+            av: *mut *mut ::std::ffi::c_char,
         ) -> ::std::ffi::c_int {
             // SAFETY: forwarded unchanged from Slurm.
-            unsafe { $crate::export::call::<$ty>($crate::Hook::$hook, sp) }
+            unsafe { $crate::export::call::<$ty>($crate::Hook::$hook, sp, ac, av) }
         }
     };
 }

@@ -359,3 +359,28 @@ fn submission_errors_fail_the_command() {
         .run();
     assert_eq!(out.rc("local_user_init"), Some(-1));
 }
+
+#[test]
+fn epilog_without_slurm_spank_init_still_sees_the_plugstack_arguments() {
+    // Slurm 22.05's `slurmstepd spank epilog` calls slurm_spank_job_epilog without init.
+    let out = host()
+        .context("job_script")
+        .arg("log_level=debug")
+        .arg("fail_in=job_epilog")
+        .call("job_epilog")
+        .run();
+    assert_eq!(out.rc("job_epilog"), Some(0), "{}", out.transcript());
+    let debug = out.logs("debug");
+    assert!(
+        debug.contains(&"spank_testplugin: loaded in job_script context"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        out.logs("error")
+            .iter()
+            .any(|e| e.contains("requested failure in job_epilog")),
+        "{}",
+        out.transcript()
+    );
+}

@@ -1,0 +1,433 @@
+//! spank_qrmi on the real cluster, as the unprivileged test user, against mock QPU backends
+//! listening on the bridge address (reachable from every node's namespace): --qpu and GRES
+//! requests in srun, sbatch and salloc jobs, release after every kind of job end, failures,
+//! secrets kept out of every log, accounting.
+#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
+mod mock_server;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use integration_tests::Cluster;
+use mock_server::{MockServer, Mode, Recorded};
+
+const API_KEY: &str = "sekret-apikey-6f1e9c";
+
+struct Site {
+    cluster: Cluster,
+    server: MockServer,
+}
+
+fn site() -> Site {
+    let cluster = Cluster::connect();
+    let server = MockServer::start_on(cluster.var("SPANK_BRIDGE_ADDR"));
+    let etc = cluster.scratch().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let config = serde_json::json!({"resources": [
+        {"name": "ibm_torino", "type": "ibm-quantum-compute-service", "environment": {
+            "QRMI_IBM_QCS_ENDPOINT": format!("{}/api", server.base),
+            "QRMI_IBM_QCS_IAM_ENDPOINT": server.base,
+            "QRMI_IBM_QCS_IAM_APIKEY": API_KEY,
+            "QRMI_IBM_QCS_SERVICE_CRN": "crn:v1:bluemix:public:quantum-computing:us-east:a/test::",
+            "QRMI_IBM_QCS_SESSION_MODE": "batch"}},
+        {"name": "fresnel", "type": "pasqal-local", "environment": {
+            "QRMI_WARDEN_URL": format!("{}/warden", server.base)}}
+    ]});
+    let path = etc.join("qrmi_config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let run = cluster.as_root("chmod", &["0600", path.to_str().unwrap()]);
+    assert!(run.ok(), "{run:?}");
+    Site { cluster, server }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn is_release(r: &Recorded) -> bool {
+    (r.method == "DELETE" || r.method == "PATCH") && r.target.contains("/sessions/")
+}
+
+fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+}
+
+fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
+    cluster.scratch().join("qrmi-state").join(node)
+}
+
+fn held_leases(cluster: &Cluster, node: &str) -> Vec<String> {
+    let dir = state_dir(cluster, node);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|text| text.contains("\"held\""))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn srun_with_qpu_option_gets_a_session_released_at_job_end() {
+    let site = site();
+    let run = site
+        .cluster
+        .as_user(
+            "srun",
+            &["-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "env"],
+        )
+        .expect_ok("srun --qpu");
+    assert_eq!(
+        env_value(&run.stdout, "QRMI_JOB_QPU_RESOURCES"),
+        Some("ibm_torino")
+    );
+    assert_eq!(
+        env_value(&run.stdout, "SLURM_JOB_QPU_TYPES"),
+        Some("ibm-quantum-compute-service")
+    );
+    assert_eq!(
+        env_value(&run.stdout, "ibm_torino_QRMI_JOB_TIMEOUT_SECONDS"),
+        Some("4294967295")
+    );
+    let token = env_value(&run.stdout, "ibm_torino_QRMI_JOB_ACQUISITION_TOKEN")
+        .expect("token")
+        .to_string();
+    assert!(
+        site.server
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.target == "/api/sessions")
+    );
+    wait_for("release after the job", Duration::from_secs(30), || {
+        site.server
+            .requests()
+            .iter()
+            .any(|r| is_release(r) && r.target.contains(&token))
+    });
+    assert!(held_leases(&site.cluster, "q1").is_empty());
+    site.cluster.assert_no_unhealthy_nodes();
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn sbatch_with_gres_only_gets_its_typed_qpu() {
+    let site = site();
+    let dir = site.cluster.user_dir("qrmi-gres");
+    let out = dir.join("job.out");
+    site.cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--wait",
+                "-p",
+                "quantum",
+                "--gres=qpu:fresnel:1",
+                "-t",
+                "5",
+                "-o",
+                out.to_str().unwrap(),
+                "--wrap",
+                "hostname; env | sort",
+            ],
+        )
+        .expect_ok("sbatch --gres");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().next(), Some("q2"), "{text}");
+    assert_eq!(
+        env_value(&text, "QRMI_JOB_QPU_RESOURCES"),
+        Some("fresnel"),
+        "{text}"
+    );
+    assert_eq!(
+        env_value(&text, "fresnel_QRMI_JOB_TIMEOUT_SECONDS"),
+        Some("300")
+    );
+    assert!(env_value(&text, "fresnel_QRMI_WARDEN_URL").is_some());
+    let token = env_value(&text, "fresnel_QRMI_JOB_ACQUISITION_TOKEN")
+        .expect("token")
+        .to_string();
+    wait_for(
+        "DELETE of the warden session",
+        Duration::from_secs(30),
+        || {
+            site.server
+                .requests()
+                .iter()
+                .any(|r| r.method == "DELETE" && r.target.ends_with(&token))
+        },
+    );
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn salloc_steps_share_one_session() {
+    let site = site();
+    let run = site
+        .cluster
+        .as_user(
+            "salloc",
+            &["-p", "quantum", "--gres=qpu:ibm_torino:1", "sh", "-c",
+              "srun printenv ibm_torino_QRMI_JOB_ACQUISITION_TOKEN; srun printenv ibm_torino_QRMI_JOB_ACQUISITION_TOKEN"],
+        )
+        .expect_ok("salloc");
+    let tokens: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(tokens.len(), 2, "{run:?}");
+    assert_eq!(tokens[0], tokens[1], "later steps reuse the job's session");
+    let posts = site
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.target == "/api/sessions")
+        .count();
+    assert_eq!(posts, 1);
+    let token = tokens[0].to_string();
+    wait_for("release", Duration::from_secs(30), || {
+        site.server
+            .requests()
+            .iter()
+            .any(|r| is_release(r) && r.target.contains(&token))
+    });
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn contradicting_and_unknown_requests_fail_with_the_reason() {
+    let site = site();
+    let run = site.cluster.as_user(
+        "srun",
+        &[
+            "-p",
+            "quantum",
+            "--gres=qpu:ibm_torino:1",
+            "--qpu=fresnel",
+            "true",
+        ],
+    );
+    assert!(!run.ok());
+    assert!(
+        run.stderr
+            .contains("--qpu=fresnel contradicts --gres=qpu:ibm_torino"),
+        "{run:?}"
+    );
+    let run = site
+        .cluster
+        .as_user("srun", &["-p", "quantum", "--qpu=nosuch", "true"]);
+    assert!(!run.ok());
+    assert!(
+        run.stderr
+            .contains("unknown QPU 'nosuch': available QPUs are ibm_torino, fresnel"),
+        "{run:?}"
+    );
+    // Refused by slurmctld before any of our code runs.
+    let run = site
+        .cluster
+        .as_user("srun", &["-p", "quantum", "--gres=qpu:nosuch:1", "true"]);
+    assert!(!run.ok());
+    site.cluster.assert_no_unhealthy_nodes();
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn failing_and_hanging_backends_fail_the_job_cleanly() {
+    let site = site();
+    site.server
+        .set_mode_for("POST", "/warden/sessions", Mode::Fail);
+    let run = site.cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
+    );
+    assert!(!run.ok());
+    assert!(
+        run.stderr
+            .contains("QPU fresnel (pasqal-local): acquire failed"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("HTTP 500"), "{run:?}");
+    let site = self::site();
+    site.server
+        .set_mode_for("POST", "/warden/sessions", Mode::Hang);
+    let started = Instant::now();
+    let run = site.cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
+    );
+    assert!(!run.ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("fresnel"), "{run:?}");
+    assert!(held_leases(&site.cluster, "q2").is_empty());
+    site.cluster.assert_no_unhealthy_nodes();
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn scancel_and_a_killed_slurmstepd_still_release() {
+    let site = site();
+    for kill_stepd in [false, true] {
+        let before = site.server.requests().len();
+        let run = site
+            .cluster
+            .as_user(
+                "sbatch",
+                &[
+                    "--parsable",
+                    "-p",
+                    "quantum",
+                    "-w",
+                    "q2",
+                    "--qpu=fresnel",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "sleep 120",
+                ],
+            )
+            .expect_ok("sbatch");
+        let job = run.stdout.trim().to_string();
+        wait_for("acquisition", Duration::from_secs(30), || {
+            site.server.requests()[before..]
+                .iter()
+                .any(|r| r.method == "POST" && r.target == "/warden/sessions")
+        });
+        if kill_stepd {
+            let pids = site.cluster.as_root(
+                "pgrep",
+                &["-f", &format!("slurmstepd: \\[{job}\\.batch\\]")],
+            );
+            assert!(pids.ok(), "no slurmstepd for job {job}: {pids:?}");
+            for pid in pids.stdout.split_whitespace() {
+                site.cluster.as_root("kill", &["-9", pid]);
+            }
+        }
+        site.cluster.as_root("scancel", &[&job]);
+        wait_for(
+            &format!("release of job {job} (killed stepd: {kill_stepd})"),
+            Duration::from_secs(60),
+            || {
+                site.server.requests()[before..]
+                    .iter()
+                    .any(|r| r.method == "DELETE" && r.target.starts_with("/warden/sessions/"))
+            },
+        );
+    }
+    wait_for("q2 healthy", Duration::from_secs(60), || {
+        site.cluster.unhealthy_nodes().is_empty()
+    });
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn two_jobs_compete_for_one_qpu_one_after_the_other() {
+    let site = site();
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let run = site
+            .cluster
+            .as_user(
+                "sbatch",
+                &[
+                    "--parsable",
+                    "-p",
+                    "quantum",
+                    "--gres=qpu:fresnel:1",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "sleep 2",
+                ],
+            )
+            .expect_ok("sbatch");
+        jobs.push(run.stdout.trim().to_string());
+    }
+    site.cluster.wait_queue_empty(Duration::from_secs(90));
+    wait_for("both released", Duration::from_secs(30), || {
+        site.server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+            >= 2
+    });
+    // The GRES count of 1 serialises them: each session is deleted before the next is made.
+    let sequence: Vec<String> = site
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.target.starts_with("/warden/sessions"))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(
+        sequence,
+        vec!["POST", "DELETE", "POST", "DELETE"],
+        "{jobs:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn z_secrets_never_reach_a_log_and_accounting_matches() {
+    let site = site();
+    // One more job that logs at debug level everywhere.
+    site.cluster
+        .as_user(
+            "srun",
+            &[
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--qpu=ibm_torino",
+                "-v",
+                "true",
+            ],
+        )
+        .expect_ok("srun");
+    std::thread::sleep(Duration::from_secs(3));
+    let mut checked = 0;
+    for dir in [site.cluster.log_dir(), site.cluster.shared_dir()] {
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    checked += 1;
+                    let text = String::from_utf8_lossy(&bytes);
+                    assert!(
+                        !text.contains(API_KEY),
+                        "the API key is in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 5, "only {checked} files checked");
+    // Accounting on q1: acquisitions and releases of the test user, as a report.
+    let usage = site.cluster.as_root(
+        &site.cluster.tool("qrmi-usage"),
+        &[
+            "--state-dir",
+            state_dir(&site.cluster, "q1").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(usage.ok(), "{usage:?}");
+    let report: serde_json::Value = serde_json::from_str(&usage.stdout).expect("qrmi-usage --json");
+    let text = report.to_string();
+    assert!(text.contains("ibm_torino"), "{text}");
+    assert!(text.contains("6001"), "{text}");
+    assert!(!text.contains(API_KEY));
+}
