@@ -41,26 +41,10 @@ pub struct Remote {
     starts: HashMap<u32, f64>,
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-fn node_name(sp: &Spank) -> String {
-    if let Ok(Some(name)) = sp.getenv("SLURMD_NODENAME")
-        && !name.is_empty()
-    {
-        return name;
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        return String::from_utf8_lossy(&buf[..end]).into_owned();
-    }
-    "unknown".to_string()
+/// The node's name for the record. From the host, not the job's environment: the user
+/// controls that, and the per-node counts of the summary must be trustworthy.
+fn node_name() -> String {
+    spank::host::hostname()
 }
 
 fn signal_name(signal: i32) -> String {
@@ -172,7 +156,8 @@ impl Remote {
     /// In slurmstepd right after a task was forked (root): remember when it started.
     pub fn task_post_fork(&mut self, sp: &Spank) -> Result<()> {
         if self.step.is_some() {
-            self.starts.insert(sp.task_local_id()?, now());
+            self.starts
+                .insert(sp.task_local_id()?, spank::host::unix_time());
         }
         Ok(())
     }
@@ -183,7 +168,7 @@ impl Remote {
         let Some(step) = &self.step else {
             return Ok(());
         };
-        let end_time = now();
+        let end_time = spank::host::unix_time();
         let global = sp.task_global_id()?;
         let start_time = sp
             .task_local_id()
@@ -213,7 +198,7 @@ impl Remote {
             step: key.step.to_string(),
             task_id: global,
             task_count: step.task_count,
-            node: node_name(sp),
+            node: node_name(),
             exit_code,
             signal,
             core_dumped,

@@ -47,13 +47,6 @@ fn own_command_line() -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Runs once the options are parsed, before the job is queued.
 pub fn check(options: &FrameOptions, context: Context) -> Result<()> {
     let Some(dir) = &options.frame_dir else {
@@ -69,7 +62,7 @@ pub fn check(options: &FrameOptions, context: Context) -> Result<()> {
         let cwd = std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let mut submission = Submission::from_argv(&argv, &cwd, now());
+        let mut submission = Submission::from_argv(&argv, &cwd, spank::host::unix_time());
         // sbatch's precedence for --array: command line, then SBATCH_ARRAY_INX, then the
         // script's #SBATCH lines (read as the user, who is running this sbatch).
         submission.fill_from_env(std::env::var("SBATCH_ARRAY_INX").ok().as_deref());

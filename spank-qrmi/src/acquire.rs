@@ -41,6 +41,32 @@ fn account(node: &Node<'_>, record: &Record) {
     }
 }
 
+/// The accounting line of one acquisition (`error` None = it worked).
+fn acquire_record(
+    node: &Node<'_>,
+    job: &AcquireContext,
+    resource: &Resource,
+    time: u64,
+    error: Option<String>,
+) -> Record {
+    Record {
+        event: Event::Acquire,
+        job: job.job_id,
+        uid: job.uid,
+        node: node.name.to_string(),
+        qpu: resource.name.clone(),
+        kind: resource.kind.as_str().to_string(),
+        time_acquired: time,
+        time_released: None,
+        outcome: if error.is_none() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        },
+        error,
+    }
+}
+
 fn unknown(config: &Config, name: &str) -> String {
     format!(
         "unknown QPU '{name}': available QPUs are {} (from {})",
@@ -96,18 +122,7 @@ pub fn acquire_all(
             Err(e) => {
                 account(
                     node,
-                    &Record {
-                        event: Event::Acquire,
-                        job: job.job_id,
-                        uid: job.uid,
-                        node: node.name.to_string(),
-                        qpu: name.clone(),
-                        kind: resource.kind.as_str().to_string(),
-                        time_acquired: now,
-                        time_released: None,
-                        outcome: Outcome::Failed,
-                        error: Some(e.to_string()),
-                    },
+                    &acquire_record(node, job, resource, now, Some(e.to_string())),
                 );
                 rollback(node, job, &fresh, make, retry);
                 return Err(e.to_string());
@@ -122,21 +137,7 @@ pub fn acquire_all(
             rollback(node, job, &fresh, make, retry);
             return Err(format!("QPU {name}: cannot record the lease: {e}"));
         }
-        account(
-            node,
-            &Record {
-                event: Event::Acquire,
-                job: job.job_id,
-                uid: job.uid,
-                node: node.name.to_string(),
-                qpu: name.clone(),
-                kind: resource.kind.as_str().to_string(),
-                time_acquired: now,
-                time_released: None,
-                outcome: Outcome::Ok,
-                error: None,
-            },
-        );
+        account(node, &acquire_record(node, job, resource, now, None));
         fresh.push((resource, token.clone()));
         acquired.push(AcquiredQpu {
             name: name.clone(),

@@ -83,16 +83,9 @@ pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
     http
 }
 
-/// This node's name: the host name (slurmd's NodeName is the host name on nearly every
-/// cluster). Not taken from the job's environment, which the user controls.
+/// This node's name (not taken from the job's environment, which the user controls).
 pub fn node_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        return String::from_utf8_lossy(&buf[..end]).into_owned();
-    }
-    "unknown".to_string()
+    spank::host::hostname()
 }
 
 pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[String]) -> Result<()> {

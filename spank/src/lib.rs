@@ -16,6 +16,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod export;
 pub mod handle;
+pub mod host;
 pub mod log;
 pub mod options;
 pub mod plugin;
