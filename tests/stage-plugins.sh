@@ -16,7 +16,7 @@ for plugin in spank_qrmi spank_frames; do
     install -m 0755 "target/release/lib$plugin.so" "$out/$plugin.so"
     # The cluster's own qrmi_config.json (written by the tests) and per-node state dirs.
     sed -E -e 's/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)$/\1 log_level=debug/' \
-        -e "s|/etc/slurm/qrmi_config.json|$scratch/etc/qrmi_config.json state_dir=$scratch/qrmi-state/%n http_timeout=3 http_connect_timeout=2|" \
+        -e "s|/etc/slurm/qrmi_config.json|$scratch/etc/qrmi_config.json state_dir=$scratch/qrmi-state/%n http_timeout=3 http_connect_timeout=2 warden_munge=yes|" \
         "plugstack.conf.d/$plugin.conf" >"$out/$plugin.conf"
 done
 echo "$out"

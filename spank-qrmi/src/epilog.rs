@@ -8,7 +8,7 @@ use crate::backend;
 use crate::config::Config;
 use crate::lease::LeaseStore;
 use crate::plugstack::PlugstackConfig;
-use crate::remote::{http_config, node_name, state_dir};
+use crate::remote::{http_config, munge_fn, node_name, state_dir};
 
 pub fn release(sp: &Spank, plugstack: &PlugstackConfig) -> Result<()> {
     let job_id = sp.job_id()?;
@@ -28,7 +28,9 @@ pub fn release(sp: &Spank, plugstack: &PlugstackConfig) -> Result<()> {
         None => None,
     };
     let http = http_config(plugstack);
-    let make = |resource: &crate::config::Resource| backend::backend_for(resource, &http, None);
+    let make = |resource: &crate::config::Resource| {
+        backend::backend_for(resource, &http, munge_fn(plugstack))
+    };
     let node = node_name();
     let (released, failed) = acquire::release_job(
         config.as_ref(),

@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobenv;
 mod joblookup;
 pub mod lease;
+mod munge;
 mod plugstack;
 mod remote;
 mod request;

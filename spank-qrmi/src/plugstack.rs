@@ -13,6 +13,7 @@ pub const KEYS: &[&str] = &[
     "log_level",
     "http_connect_timeout",
     "http_timeout",
+    "warden_munge",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -25,6 +26,8 @@ pub struct PlugstackConfig {
     pub log_level: Option<u8>,
     pub http_connect_timeout_secs: Option<f64>,
     pub http_timeout_secs: Option<f64>,
+    /// Send a munge credential (`x-munge-cred`) with pasqal-local session calls.
+    pub warden_munge: bool,
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -85,6 +88,13 @@ impl PlugstackConfig {
         )?;
         config.http_timeout_secs =
             args.get_parsed(PLUGIN, "http_timeout", "seconds, 0 < s <= 3600", seconds)?;
+        config.warden_munge = args
+            .get_parsed(PLUGIN, "warden_munge", "yes or no", |v| match v {
+                "yes" | "true" | "1" => Some(true),
+                "no" | "false" | "0" => Some(false),
+                _ => None,
+            })?
+            .unwrap_or(false);
         for path in [&config.config_path, &config.state_dir]
             .into_iter()
             .flatten()
@@ -140,8 +150,10 @@ mod tests {
             "state_dir=/var/spool/qrmi",
             "log_level=debug",
             "http_timeout=2.5",
+            "warden_munge=yes",
         ])
         .unwrap();
+        assert!(config.warden_munge);
         assert_eq!(config.config_path, Some(PathBuf::from("/etc/slurm/q.json")));
         assert_eq!(config.state_dir, Some(PathBuf::from("/var/spool/qrmi")));
         assert_eq!(config.log_level, Some(4));
@@ -156,6 +168,7 @@ mod tests {
             (vec!["--env:1BAD=x"], "'1BAD'"),
             (vec!["--env:NOVALUE"], "--env:NAME=VALUE"),
             (vec!["http_timeout=0"], "http_timeout='0'"),
+            (vec!["warden_munge=maybe"], "warden_munge='maybe'"),
             (vec!["config=relative.json"], "must be absolute"),
             (vec!["/etc/a.json", "config=/etc/b.json"], "twice"),
         ] {

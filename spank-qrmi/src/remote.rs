@@ -67,6 +67,13 @@ pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
     }
 }
 
+/// The munge credential maker for pasqal-local, when plugstack.conf asks for it.
+pub fn munge_fn(plugstack: &PlugstackConfig) -> Option<backend::MungeFn> {
+    plugstack
+        .warden_munge
+        .then(|| Box::new(crate::munge::credential) as backend::MungeFn)
+}
+
 pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
     let mut http = HttpConfig {
         connect_timeout: Duration::from_secs_f64(
@@ -127,7 +134,9 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         time_limit_secs,
     };
     let http = http_config(plugstack);
-    let make = |resource: &crate::config::Resource| backend::backend_for(resource, &http, None);
+    let make = |resource: &crate::config::Resource| {
+        backend::backend_for(resource, &http, munge_fn(plugstack))
+    };
     let acquired = acquire::acquire_all(
         &config,
         &Node {

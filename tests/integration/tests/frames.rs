@@ -401,3 +401,93 @@ fn node_crash_mid_array_leaves_missing_frames_that_resubmit_completes() {
     }
     cluster.assert_no_unhealthy_nodes();
 }
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn time_limit_and_requeue_are_recorded_per_attempt() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("frames-limits");
+    // Attempt 0 runs until it is stopped (time limit or requeue); a later attempt finishes.
+    let script = cluster.user_script(
+        &work,
+        "job.sh",
+        "#!/bin/sh\nif [ \"$FRAME_ATTEMPT\" = 0 ]; then sleep 300; fi\nprintf 'frame %s\\n' \"$FRAME_INDEX\" > \"$FRAME_PATH\"\n",
+    );
+    let timed = work.join("timed");
+    let run = cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "-p",
+                "normal",
+                "--time=1",
+                "--no-requeue",
+                "-o",
+                "/dev/null",
+                &format!("--frame-dir={}", timed.display()),
+                script.to_str().unwrap(),
+            ],
+        )
+        .expect_ok("sbatch --time=1");
+    let timed_job = run.stdout.trim().to_string();
+    let requeued = work.join("requeued");
+    let run = cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "-p",
+                "normal",
+                "--requeue",
+                "-o",
+                "/dev/null",
+                &format!("--frame-dir={}", requeued.display()),
+                script.to_str().unwrap(),
+            ],
+        )
+        .expect_ok("sbatch --requeue");
+    let requeued_job = run.stdout.trim().to_string();
+    // Requeue once it runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = cluster.as_root("squeue", &["-h", "-j", &requeued_job, "-o", "%T"]);
+        if state.stdout.trim() == "RUNNING" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {requeued_job} never ran: {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    cluster
+        .as_root("scontrol", &["requeue", &requeued_job])
+        .expect_ok("scontrol requeue");
+    cluster.wait_queue_empty(Duration::from_secs(240));
+
+    // The time limit: Slurm signals the task; the record says so.
+    let records = record_files(&timed);
+    assert_eq!(records.len(), 1, "{timed_job}: {records:?}");
+    assert_eq!(records[0]["status"], "failed");
+    assert!(records[0]["signal"].as_i64().is_some(), "{}", records[0]);
+    // The requeue: attempt 0 killed, attempt 1 done; the summary counts the frame done.
+    let mut attempts: Vec<(i64, String)> = record_files(&requeued)
+        .iter()
+        .map(|r| {
+            (
+                r["attempt"].as_i64().unwrap_or(-1),
+                r["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        vec![(0, "failed".to_string()), (1, "done".to_string())]
+    );
+    let summary = read_json(&requeued.join("summary.json"));
+    assert_eq!(summary["done"], 1, "{summary}");
+    cluster.assert_no_unhealthy_nodes();
+}

@@ -154,6 +154,17 @@ fn sbatch_with_gres_only_gets_its_typed_qpu() {
     let token = env_value(&text, "fresnel_QRMI_JOB_ACQUISITION_TOKEN")
         .expect("token")
         .to_string();
+    // The warden gets a munge credential with each session call (warden_munge=yes).
+    let post = site
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.target == "/warden/sessions");
+    let cred = post
+        .as_ref()
+        .and_then(|r| r.header("x-munge-cred"))
+        .unwrap_or("");
+    assert!(cred.starts_with("MUNGE:"), "{post:?}");
     wait_for(
         "DELETE of the warden session",
         Duration::from_secs(30),
@@ -430,4 +441,61 @@ fn z_secrets_never_reach_a_log_and_accounting_matches() {
     assert!(text.contains("ibm_torino"), "{text}");
     assert!(text.contains("6001"), "{text}");
     assert!(!text.contains(API_KEY));
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn each_qpu_by_batch_srun_and_salloc() {
+    let site = site();
+    let dir = site.cluster.user_dir("qrmi-matrix");
+    for qpu in ["ibm_torino", "fresnel"] {
+        let var = format!("{qpu}_QRMI_JOB_ACQUISITION_TOKEN");
+        let qpu_opt = format!("--qpu={qpu}");
+        let out = dir.join(format!("{qpu}.out"));
+        site.cluster
+            .as_user(
+                "sbatch",
+                &[
+                    "--wait",
+                    "-p",
+                    "quantum",
+                    &qpu_opt,
+                    "-o",
+                    out.to_str().unwrap(),
+                    "--wrap",
+                    &format!("printenv {var}"),
+                ],
+            )
+            .expect_ok("sbatch");
+        let batch = std::fs::read_to_string(&out).unwrap().trim().to_string();
+        let srun = site
+            .cluster
+            .as_user("srun", &["-p", "quantum", &qpu_opt, "printenv", &var])
+            .expect_ok("srun");
+        let salloc = site
+            .cluster
+            .as_user(
+                "salloc",
+                &["-p", "quantum", &qpu_opt, "srun", "printenv", &var],
+            )
+            .expect_ok("salloc");
+        for (kind, token) in [
+            ("batch", batch),
+            ("srun", srun.stdout.trim().to_string()),
+            ("salloc", salloc.stdout.trim().to_string()),
+        ] {
+            assert!(!token.is_empty(), "{qpu} {kind}: no token");
+            wait_for(
+                &format!("{qpu} {kind}: release"),
+                Duration::from_secs(30),
+                || {
+                    site.server
+                        .requests()
+                        .iter()
+                        .any(|r| is_release(r) && r.target.contains(&token))
+                },
+            );
+        }
+    }
+    site.cluster.assert_no_unhealthy_nodes();
 }
