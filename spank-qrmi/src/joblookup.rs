@@ -5,6 +5,10 @@ use std::ffi::{CStr, CString, c_char};
 
 use slurm_sys as sys;
 
+/// slurm.h's SHOW_ALL (jobs of hidden partitions too): bit 0 in every release, but from 24.11 on
+/// written as `SLURM_BIT(0)`, a macro bindgen cannot evaluate.
+const SHOW_ALL: u16 = 0x0001;
+
 /// What spank_qrmi needs to know about a job.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JobFacts {
@@ -48,13 +52,13 @@ unsafe fn load(resp: *mut *mut sys::job_info_msg_t, job_id: u32) -> i32 {
         ..Default::default()
     };
     // SAFETY: per the caller's contract.
-    unsafe { sys::slurm_load_job(resp, step, sys::SHOW_ALL as u16) }
+    unsafe { sys::slurm_load_job(resp, step, SHOW_ALL) }
 }
 
 #[cfg(not(slurm_ge_26_05))]
 unsafe fn load(resp: *mut *mut sys::job_info_msg_t, job_id: u32) -> i32 {
     // SAFETY: per the caller's contract.
-    unsafe { sys::slurm_load_job(resp, job_id, sys::SHOW_ALL as u16) }
+    unsafe { sys::slurm_load_job(resp, job_id, SHOW_ALL) }
 }
 
 /// Whether `node` is in the Slurm hostlist expression `nodes` (e.g. "q[1-2],x3").
