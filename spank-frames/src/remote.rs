@@ -59,6 +59,20 @@ fn signal_name(signal: i32) -> String {
         .into_owned()
 }
 
+/// The job's restart count. Slurm 22.05's slurmstepd reports 0 for S_SLURM_RESTART_COUNT in
+/// a requeued batch job while it sets SLURM_RESTART_COUNT in the job's environment: take the
+/// larger.
+fn restart_count(sp: &Spank) -> u32 {
+    let item = sp.restart_count().unwrap_or(0);
+    let env = sp
+        .getenv("SLURM_RESTART_COUNT")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    item.max(env)
+}
+
 impl Remote {
     /// Before the fork, as root. Passive when an enclosing batch step already routes frames
     /// (an srun inside the batch script inherits FRAME_INDEX and the options).
@@ -85,7 +99,7 @@ impl Remote {
             } else {
                 StepId::Step(step_id)
             },
-            attempt: sp.restart_count().unwrap_or(0),
+            attempt: restart_count(sp),
             identity: Identity {
                 uid: sp.uid()?,
                 gid: sp.gid()?,

@@ -318,3 +318,30 @@ fn last_task_merges_manifest_and_summaries() {
         .count();
     assert_eq!(finishers, 1);
 }
+
+#[test]
+fn a_requeued_job_counts_its_attempt_from_slurms_environment() {
+    // Slurm 22.05 reports S_SLURM_RESTART_COUNT as 0 in a requeued batch job's slurmstepd, but
+    // sets SLURM_RESTART_COUNT in its environment.
+    let dir = temp_dir("requeue");
+    let (uid, gid) = ids();
+    let out = host()
+        .context("remote")
+        .item("job_id", 900)
+        .item("step_id", 0xffff_fffbu32)
+        .item("task_id", 0)
+        .item("task_global_id", 0)
+        .item("restart_count", 0)
+        .item("uid", uid)
+        .item("gid", gid)
+        .env("PATH", "/usr/bin:/bin")
+        .env("SLURM_RESTART_COUNT", "2")
+        .call("init")
+        .option("frame-dir", Some(dir.to_str().unwrap()))
+        .option("frame-pattern", Some("none"))
+        .call("init_post_opt")
+        .task("echo attempt=$FRAME_ATTEMPT")
+        .run();
+    assert!(out.stdout.contains("attempt=2"), "{}", out.transcript());
+    assert_eq!(records(&dir)[0]["attempt"], 2);
+}
