@@ -329,6 +329,7 @@ fn a_requeued_job_counts_its_attempt_from_slurms_environment() {
         .context("remote")
         .item("job_id", 900)
         .item("step_id", 0xffff_fffbu32)
+        .item("array_job_id", 0)
         .item("task_id", 0)
         .item("task_global_id", 0)
         .item("restart_count", 0)

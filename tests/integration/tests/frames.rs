@@ -465,7 +465,8 @@ fn time_limit_and_requeue_are_recorded_per_attempt() {
     cluster
         .as_root("scontrol", &["requeue", &requeued_job])
         .expect_ok("scontrol requeue");
-    cluster.wait_queue_empty(Duration::from_secs(240));
+    // Slurm holds a requeued batch job for about two minutes before it runs again.
+    cluster.wait_queue_empty(Duration::from_secs(400));
 
     // The time limit: Slurm signals the task; the record says so.
     let records = record_files(&timed);
