@@ -73,6 +73,29 @@ fn restart_count(sp: &Spank) -> u32 {
     item.max(env)
 }
 
+/// Attempts of this task already recorded (same index, job, step and task). A requeued job
+/// keeps its id; its earlier runs left records, so this counts its restarts even where Slurm's
+/// own counter is not visible to the plugin. Runs as the user (task_init, record writer).
+fn recorded_attempts(layout: &Layout, key: &TaskKey) -> u32 {
+    let Ok(entries) = std::fs::read_dir(layout.records_dir()) else {
+        return 0;
+    };
+    let count = entries
+        .flatten()
+        .filter_map(|e| TaskKey::parse_record_name(&e.file_name().to_string_lossy()))
+        .filter(|k| {
+            (k.index, k.job_id, k.step, k.task_id) == (key.index, key.job_id, key.step, key.task_id)
+        })
+        .count();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// The key with the attempt number fixed: Slurm's restart count or the records' count.
+fn with_attempt(layout: &Layout, mut key: TaskKey) -> TaskKey {
+    key.attempt = key.attempt.max(recorded_attempts(layout, &key));
+    key
+}
+
 impl Remote {
     /// Before the fork, as root. Passive when an enclosing batch step already routes frames
     /// (an srun inside the batch script inherits FRAME_INDEX and the options).
@@ -131,8 +154,8 @@ impl Remote {
         let Some(step) = &self.step else {
             return Ok(());
         };
-        let key = Self::key(step, sp.task_global_id()?);
         let layout = &step.layout;
+        let key = with_attempt(layout, Self::key(step, sp.task_global_id()?));
         layout.create_dirs().map_err(|e| {
             Error::new(format!(
                 "--frame-dir: cannot prepare '{}': {e}",
@@ -141,6 +164,7 @@ impl Remote {
         })?;
         let time = frames_core::options::frame_time(options.t0, options.dt, key.index);
         sp.setenv("FRAME_INDEX", &key.index.to_string(), true)?;
+        sp.setenv("FRAME_ATTEMPT", &key.attempt.to_string(), true)?;
         sp.setenv(
             "FRAME_TIME",
             &frames_core::options::format_frame_time(time),
@@ -259,6 +283,8 @@ fn write_record(
     mut record: TaskRecord,
     frame_path: Option<PathBuf>,
 ) -> std::result::Result<String, String> {
+    let key = &with_attempt(layout, *key);
+    record.attempt = key.attempt;
     let capture = layout.capture_path(key);
     let partial = crate::tee::partial_path(&capture);
     let waited = std::time::Instant::now();

@@ -258,10 +258,20 @@ fn result_file_is_collected_and_bad_json_kept_as_an_error() {
 fn a_second_attempt_never_overwrites_the_first() {
     let dir = temp_dir("attempts");
     array_task(&dir, 4, "exit 1");
-    array_task(&dir, 4, "exit 1");
-    // Same job, same attempt: the second record is refused, the first kept intact.
-    let records = records(&dir);
-    assert_eq!(records.len(), 1, "{records:?}");
+    let first = std::fs::read_dir(dir.join(".frames/records"))
+        .unwrap()
+        .count();
+    assert_eq!(first, 1);
+    // The same job running the task again (a requeue Slurm's counter did not show): a new
+    // attempt with its own record; the first is kept.
+    let out = array_task(&dir, 4, "echo attempt=$FRAME_ATTEMPT; exit 1");
+    assert!(out.stdout.contains("attempt=1"), "{}", out.transcript());
+    let mut attempts: Vec<i64> = records(&dir)
+        .iter()
+        .map(|r| r["attempt"].as_i64().unwrap())
+        .collect();
+    attempts.sort();
+    assert_eq!(attempts, vec![0, 1]);
 }
 
 #[test]
