@@ -72,6 +72,8 @@ pub fn requested_qpus(
     // The types of this node's allocation stand for an untyped request.
     let mut from_gres: Vec<String> = typed.iter().map(|s| s.to_string()).collect();
     if untyped {
+        // The controller's per-node detail names the allocated type; where it does not,
+        // `allocated_here` holds the node's configured QPU GRES (its only possible types).
         for g in allocated_here {
             if let Some(kind) = &g.kind
                 && !from_gres.contains(kind)
@@ -104,7 +106,8 @@ pub fn requested_qpus(
 /// (`NodeName=DEFAULT Gres=...` applies to the lines after it), and the files it includes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SlurmConfQpus {
-    pub node_expressions: Vec<String>,
+    /// (node expression, its `Gres=` value) for every node line with a `qpu` GRES.
+    pub nodes: Vec<(String, String)>,
     pub includes: Vec<String>,
 }
 
@@ -141,7 +144,7 @@ pub fn scan_slurm_conf(text: &str) -> SlurmConfQpus {
         }
         let gres = gres.unwrap_or_else(|| default_gres.clone());
         if !parse_qpu_gres(&gres).is_empty() {
-            out.node_expressions.push(nodes.to_string());
+            out.nodes.push((nodes.to_string(), gres));
         }
     }
     out
@@ -213,7 +216,9 @@ Include /etc/slurm/nodes.conf
 PartitionName=quantum Nodes=q[1-2]
 ";
         let scan = scan_slurm_conf(conf);
-        assert_eq!(scan.node_expressions, vec!["q1", "q2", "r[1-4]"]);
+        let nodes: Vec<&str> = scan.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(nodes, vec!["q1", "q2", "r[1-4]"]);
+        assert_eq!(scan.nodes[1].1, "gpu:1,qpu:fresnel:1");
         assert_eq!(scan.includes, vec!["/etc/slurm/nodes.conf"]);
     }
 

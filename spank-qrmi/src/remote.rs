@@ -24,10 +24,10 @@ fn slurm_conf_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"))
 }
 
-/// Whether slurm.conf gives this node a `qpu` GRES. Count-only GRES leave no trace in a job's
-/// environment, so only on such nodes can a job without --qpu hold a QPU; elsewhere no
-/// controller call is made.
-fn node_has_qpu_gres(node: &str) -> bool {
+/// This node's `qpu` GRES as slurm.conf declares them (empty when it has none). Count-only
+/// GRES leave no trace in a job's environment, so only on such nodes can a job without --qpu
+/// hold a QPU; elsewhere no controller call is made.
+fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
     let main = slurm_conf_path();
     let mut files = vec![main.clone()];
     let mut seen = 0;
@@ -40,12 +40,12 @@ fn node_has_qpu_gres(node: &str) -> bool {
             continue;
         };
         let scan = gres::scan_slurm_conf(&text);
-        if scan
-            .node_expressions
+        if let Some((_, line_gres)) = scan
+            .nodes
             .iter()
-            .any(|e| joblookup::hostlist_contains(e, node))
+            .find(|(expr, _)| joblookup::hostlist_contains(expr, node))
         {
-            return true;
+            return gres::parse_qpu_gres(line_gres);
         }
         for include in scan.includes {
             let include = PathBuf::from(include);
@@ -55,7 +55,7 @@ fn node_has_qpu_gres(node: &str) -> bool {
             });
         }
     }
-    false
+    Vec::new()
 }
 
 /// The lease and accounting directory; `%n` stands for this node's name (for sites whose
@@ -97,7 +97,8 @@ pub fn node_name() -> String {
 
 pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[String]) -> Result<()> {
     let node = node_name();
-    if qpu_option.is_empty() && !node_has_qpu_gres(&node) {
+    let configured_here = node_qpu_gres(&node);
+    if qpu_option.is_empty() && configured_here.is_empty() {
         return Ok(());
     }
     let job_id = sp.job_id()?;
@@ -111,10 +112,14 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         }
         Err(e) => return Err(Error::new(e)),
     };
+    let mut allocated_here = gres::parse_qpu_gres(&facts.gres_here);
+    if allocated_here.iter().all(|g| g.kind.is_none()) {
+        allocated_here = configured_here;
+    }
     let names = gres::requested_qpus(
         qpu_option,
         &gres::parse_qpu_gres(&facts.tres_per_node),
-        &gres::parse_qpu_gres(&facts.gres_here),
+        &allocated_here,
     )
     .map_err(Error::new)?;
     if names.is_empty() {

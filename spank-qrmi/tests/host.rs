@@ -302,6 +302,27 @@ mod lifecycle {
     }
 
     #[test]
+    fn untyped_gres_without_detail_means_the_nodes_configured_qpu() {
+        let site = site("untyped-conf");
+        let out = host(&site)
+            .context("remote")
+            .item("job_id", 77)
+            .item("uid", 6001)
+            .item("gid", 6001)
+            .process_env("SLURM_CONF", site.slurm_conf.to_str().unwrap())
+            .job("tres_per_node", "gres:qpu:1")
+            .job("nodes", &hostname())
+            .job("gres_detail", "qpu:1")
+            .call("init")
+            .call("init_post_opt")
+            .call("task_init")
+            .run();
+        assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+        assert_eq!(out.env("QRMI_JOB_QPU_RESOURCES"), Some("ibm_torino"));
+        epilog(&site);
+    }
+
+    #[test]
     fn jobs_on_nodes_without_qpu_gres_make_no_controller_call() {
         let site = site("noqpu");
         std::fs::write(&site.slurm_conf, "NodeName=elsewhere Gres=qpu:x:1\n").unwrap();

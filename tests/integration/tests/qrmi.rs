@@ -179,6 +179,30 @@ fn sbatch_with_gres_only_gets_its_typed_qpu() {
 
 #[test]
 #[ignore = "needs the test cluster: tests/run-all.sh"]
+fn untyped_gres_means_the_qpu_of_the_node_the_job_got() {
+    let site = site();
+    for (node, qpu) in [("q1", "ibm_torino"), ("q2", "fresnel")] {
+        let run = site
+            .cluster
+            .as_user(
+                "srun",
+                &[
+                    "-p",
+                    "quantum",
+                    "-w",
+                    node,
+                    "--gres=qpu:1",
+                    "printenv",
+                    "QRMI_JOB_QPU_RESOURCES",
+                ],
+            )
+            .expect_ok("srun --gres=qpu:1");
+        assert_eq!(run.stdout.trim(), qpu, "{node}: {run:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
 fn salloc_steps_share_one_session() {
     let site = site();
     let run = site
