@@ -15,11 +15,11 @@ cluster=tests/cluster/cluster.sh
 # debug: the plugins log "loaded in remote context" at debug level, the evidence tests look for.
 SPANK_SLURM_DEBUG=debug "$cluster" up --plugins "$stage"
 # The user tools, in the (root-owned) scratch dir where every node and the test user find them.
-tools="${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/bin"
+tools="${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/bin"
 install -d -m 0755 "$tools"
 install -m 0755 "$stage"/bin/* "$tools/"
 # shellcheck disable=SC1091
-. "${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
+. "${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/cluster.env"
 as_user() { "$cluster" as-user "$@"; }
 
 echo

@@ -48,10 +48,10 @@ trap cleanup EXIT
 # debug: the plugins log "loaded in remote context" at debug level, the evidence tests look for.
 SPANK_SLURM_DEBUG=debug "$cluster" up --plugins "$stage"
 # The user tools, in the (root-owned) scratch dir where every node and the test user find them.
-tools="${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/bin"
+tools="${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/bin"
 install -d -m 0755 "$tools"
 install -m 0755 "$stage"/bin/* "$tools/"
-export SPANK_CLUSTER_ENV="${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
+export SPANK_CLUSTER_ENV="${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/cluster.env"
 # One at a time: some tests swap plugstack.conf, which every job reads.
 cargo test -p integration-tests -- --ignored --test-threads=1
 

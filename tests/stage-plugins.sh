@@ -6,14 +6,15 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$repo/target/stage}
-scratch=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}
+scratch=${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}
 cd "$repo"
 cargo build --release --quiet -p spank-qrmi -p spank-frames -p frames -p blackhole-render
 rm -rf "$out"
 mkdir -p "$out/bin"
-install -m 0755 target/release/frames target/release/blackhole-render target/release/qrmi-usage "$out/bin/"
+rel=${CARGO_TARGET_DIR:-target}/release
+install -m 0755 "$rel/frames" "$rel/blackhole-render" "$rel/qrmi-usage" "$out/bin/"
 for plugin in spank_qrmi spank_frames; do
-    install -m 0755 "target/release/lib$plugin.so" "$out/$plugin.so"
+    install -m 0755 "$rel/lib$plugin.so" "$out/$plugin.so"
     # The cluster's own qrmi_config.json (written by the tests) and per-node state dirs.
     sed -E -e 's/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)$/\1 log_level=debug/' \
         -e "s|/etc/slurm/qrmi_config.json|$scratch/etc/qrmi_config.json state_dir=$scratch/qrmi-state/%n http_timeout=3 http_connect_timeout=2 warden_munge=yes|" \

@@ -5,6 +5,7 @@
 #   cluster.sh down
 #   cluster.sh status
 #   cluster.sh logs
+#   cluster.sh dir                 (prints the scratch dir of this instance)
 #   cluster.sh as-user [--user NAME] CMD...
 #   cluster.sh kill-node NODE      (a node crash: SIGKILL to everything in its namespace)
 #   cluster.sh start-node NODE     (its slurmd again, node resumed)
@@ -14,21 +15,34 @@
 # namespace. Everything lives under ${SPANK_CLUSTER_DIR:-/tmp/spank-cluster};
 # the machine's /etc/slurm is never touched. See README.md beside this file.
 #
+# SPANK_CLUSTER_ID=K (1-9) runs a further, independent cluster beside the default
+# one (K=0): its own scratch dir /tmp/spank-cluster-K, bridge spankbrK, subnet
+# 10.88.K.0/24, namespaces sK-NODE and ports 6817+100K/6818+100K.
+#
 # Must run as root (namespaces, bridge, daemons, users).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TEMPLATES=$HERE/templates
 
-SCRATCH=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}
-BRIDGE=${SPANK_BRIDGE:-spankbr0}
+ID=${SPANK_CLUSTER_ID:-0}
+[[ $ID =~ ^[0-9]$ ]] || { echo "cluster.sh: ERROR: SPANK_CLUSTER_ID must be 0-9 (got '$ID')" >&2; exit 2; }
+if ((ID == 0)); then
+	SCRATCH=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}
+	NS_PREFIX=
+else
+	SCRATCH=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster-$ID}
+	NS_PREFIX=s$ID-
+fi
+BRIDGE=${SPANK_BRIDGE:-spankbr$ID}
+NET=10.88.$ID
 CTL_NAME=ctl
-CTL_ADDR=10.88.0.1
+CTL_ADDR=$NET.1
 NET_CIDR=24
-CTL_PORT=${SPANK_CTL_PORT:-6817}
-SLURMD_PORT=${SPANK_SLURMD_PORT:-6818}
+CTL_PORT=${SPANK_CTL_PORT:-$((6817 + 100 * ID))}
+SLURMD_PORT=${SPANK_SLURMD_PORT:-$((6818 + 100 * ID))}
 NODES=(c1 c2 q1 q2)
-declare -A NODE_ADDR=([c1]=10.88.0.11 [c2]=10.88.0.12 [q1]=10.88.0.13 [q2]=10.88.0.14)
+declare -A NODE_ADDR=([c1]=$NET.11 [c2]=$NET.12 [q1]=$NET.13 [q2]=$NET.14)
 TEST_USER=spanktest
 TEST_UID=6001
 TEST_USER2=spanktest2
@@ -54,7 +68,7 @@ msg() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { msg "ERROR: $*"; exit 1; }
 
 usage() {
-	sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -138,7 +152,7 @@ netns_pids() {
 	local n ino p link
 	local -A want=()
 	for n in "${NODES[@]}"; do
-		if [[ -e /run/netns/$n ]] && ino=$(stat -L -c %i "/run/netns/$n" 2>/dev/null); then
+		if [[ -e /run/netns/$NS_PREFIX$n ]] && ino=$(stat -L -c %i "/run/netns/$NS_PREFIX$n" 2>/dev/null); then
 			want["net:[$ino]"]=1
 		fi
 	done
@@ -235,8 +249,18 @@ cancel_jobs() {
 	done
 }
 
+# The scratch dir of another instance (SPANK_CLUSTER_ID) whose slurmctld runs, if any.
+other_live_cluster() {
+	local d
+	for d in /tmp/spank-cluster /tmp/spank-cluster-[1-9]; do
+		[[ $d != "$SCRATCH" && -e $d/.spank-cluster ]] || continue
+		pid_alive "$(cat "$d/run/slurmctld.pid" 2>/dev/null)" slurmctld && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
 do_down() {
-	local quiet=${1:-} pids=() p n f
+	local quiet=${1:-} pids=() p n f other
 
 	cancel_jobs || true
 
@@ -269,19 +293,25 @@ do_down() {
 	if [[ -f $f ]]; then
 		p=$(cat "$f")
 		if pid_alive "$p" munged; then
-			msg "stopping munged we started: $p"
-			stop_pids "$STOP_TIMEOUT" "$p"
+			if other=$(other_live_cluster); then
+				# Another instance still authenticates through it: it stops munged later.
+				msg "leaving munged $p running for the cluster in $other"
+				echo "$p" >"$other/run/munged.pid"
+			else
+				msg "stopping munged we started: $p"
+				stop_pids "$STOP_TIMEOUT" "$p"
+			fi
 		fi
 		rm -f "$f"
 	fi
 
 	# Network: namespaces (their veth ends go with them), host veths, bridge.
 	for n in "${NODES[@]}"; do
-		if [[ -e /run/netns/$n ]]; then
-			ip netns del "$n" 2>/dev/null || true
-			rm -f "/run/netns/$n" 2>/dev/null || true
+		if [[ -e /run/netns/$NS_PREFIX$n ]]; then
+			ip netns del "$NS_PREFIX$n" 2>/dev/null || true
+			rm -f "/run/netns/$NS_PREFIX$n" 2>/dev/null || true
 		fi
-		if ip link show "spk-$n" &>/dev/null; then ip link del "spk-$n" 2>/dev/null || true; fi
+		if ip link show "spk$ID-$n" &>/dev/null; then ip link del "spk$ID-$n" 2>/dev/null || true; fi
 	done
 	if ip link show "$BRIDGE" &>/dev/null; then ip link del "$BRIDGE" 2>/dev/null || true; fi
 
@@ -406,6 +436,7 @@ render() { # render TEMPLATE OUT
 		-e "s|@LOG_DIR@|$LOG_DIR|g" \
 		-e "s|@PLUGIN_DIR@|$PLUGIN_DIR|g" \
 		-e "s|@CTL_ADDR@|$CTL_ADDR|g" \
+		-e "s|@NET@|$NET|g" \
 		-e "s|@CTL_PORT@|$CTL_PORT|g" \
 		-e "s|@SLURMD_PORT@|$SLURMD_PORT|g" \
 		-e "s|@NODE_CPUS@|$NODE_CPUS|g" \
@@ -462,15 +493,15 @@ net_up() {
 	ip link set "$BRIDGE" up
 	for n in "${NODES[@]}"; do
 		a=${NODE_ADDR[$n]}
-		ip netns add "$n"
-		ip link add "spk-$n" type veth peer name "spkp-$n"
-		ip link set "spkp-$n" netns "$n"
-		ip link set "spk-$n" master "$BRIDGE"
-		ip link set "spk-$n" up
-		ip -n "$n" link set "spkp-$n" name eth0
-		ip -n "$n" addr add "$a/$NET_CIDR" dev eth0
-		ip -n "$n" link set eth0 up
-		ip -n "$n" link set lo up
+		ip netns add "$NS_PREFIX$n"
+		ip link add "spk$ID-$n" type veth peer name "spkp$ID-$n"
+		ip link set "spkp$ID-$n" netns "$NS_PREFIX$n"
+		ip link set "spk$ID-$n" master "$BRIDGE"
+		ip link set "spk$ID-$n" up
+		ip -n "$NS_PREFIX$n" link set "spkp$ID-$n" name eth0
+		ip -n "$NS_PREFIX$n" addr add "$a/$NET_CIDR" dev eth0
+		ip -n "$NS_PREFIX$n" link set eth0 up
+		ip -n "$NS_PREFIX$n" link set lo up
 	done
 }
 
@@ -501,7 +532,7 @@ start_daemons() {
 	readlink "/proc/$(cat "$RUN_DIR/slurmctld.pid")/ns/uts" >"$RUN_DIR/slurmctld.uts"
 	for n in "${NODES[@]}"; do
 		start_daemon "slurmd-$n" slurmd \
-			nsenter --net="/run/netns/$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
+			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
 	done
 }
 
@@ -552,6 +583,7 @@ export SPANK_PLUGIN_DIR=$PLUGINS_DIR
 export SPANK_TEST_USER=$TEST_USER
 export SPANK_TEST_USER2=$TEST_USER2
 export SPANK_BRIDGE_ADDR=$CTL_ADDR
+export SPANK_CLUSTER_ID=$ID
 export SPANK_NODES="${NODES[*]}"
 EOF
 	chmod 0644 "$ENV_FILE"
@@ -681,8 +713,8 @@ cmd_as_user() {
 cmd_kill_node() {
 	need_root
 	local n=${1:-} ino p link pids=()
-	[[ -n $n && -e /run/netns/$n ]] || die "kill-node: no node '$n' (nodes: ${NODES[*]})"
-	ino=$(stat -L -c %i "/run/netns/$n")
+	[[ -n $n && -e /run/netns/$NS_PREFIX$n ]] || die "kill-node: no node '$n' (nodes: ${NODES[*]})"
+	ino=$(stat -L -c %i "/run/netns/$NS_PREFIX$n")
 	for p in /proc/[0-9]*; do
 		link=$(readlink "$p/ns/net" 2>/dev/null) || continue
 		[[ $link == "net:[$ino]" ]] && pids+=("${p#/proc/}")
@@ -696,9 +728,9 @@ cmd_kill_node() {
 cmd_start_node() {
 	need_root
 	local n=${1:-}
-	[[ -n $n && -e /run/netns/$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
+	[[ -n $n && -e /run/netns/$NS_PREFIX$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
 	start_daemon "slurmd-$n" slurmd \
-		nsenter --net="/run/netns/$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
+		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
 	SLURM_CONF=$CONF scontrol update nodename="$n" state=resume 2>/dev/null || true
 	msg "start-node $n: slurmd pid $(cat "$RUN_DIR/slurmd-$n.pid")"
 }
@@ -711,6 +743,7 @@ main() {
 	down) cmd_down ;;
 	status) cmd_status ;;
 	logs) dump_logs ;;
+	dir) echo "$SCRATCH" ;;
 	as-user) cmd_as_user "$@" ;;
 	kill-node) cmd_kill_node "$@" ;;
 	start-node) cmd_start_node "$@" ;;

@@ -33,7 +33,7 @@ fi
 t1=$EPOCHREALTIME
 printf 'up took %.1fs\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')"
 # shellcheck disable=SC1091
-source "${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}/cluster.env"
+source "${SPANK_CLUSTER_DIR:-$(bash "$C" dir)}/cluster.env"
 S=$SPANK_SHARED_DIR
 
 check "srun -N4 -p all: one hostname per node" "c1 c2 q1 q2" "$(u srun -N4 -p all hostname | sorted)"
@@ -92,10 +92,12 @@ left=""
 for p in $ours; do running "$p" && left+="$p($(cat "/proc/$p/comm" 2>/dev/null)) "; done
 check "nothing we started still runs" "" "$left"
 check "no slurm process runs with our slurm.conf" "" "$(pgrep -af "slurm.* -f $SPANK_CLUSTER_DIR/slurm.conf" | while read -r p _; do running "$p" && echo "$p"; done)"
-left_ns=$(ip netns list | awk '{print $1}' | grep -xE 'c1|c2|q1|q2' | tr '\n' ' ')
+id=${SPANK_CLUSTER_ID:-0}
+if [[ $id == 0 ]]; then ns_re='c1|c2|q1|q2'; else ns_re="s$id-(c1|c2|q1|q2)"; fi
+left_ns=$(ip netns list | awk '{print $1}' | grep -xE "$ns_re" | tr '\n' ' ')
 check "node namespaces deleted" "" "$left_ns"
-check "bridge deleted" "" "$(ip -o link show spankbr0 2>/dev/null)"
-check "veths deleted" "" "$(ip -o link show | grep -o 'spk-[a-z0-9]*' | tr '\n' ' ')"
+check "bridge deleted" "" "$(ip -o link show "spankbr$id" 2>/dev/null)"
+check "veths deleted" "" "$(ip -o link show | grep -o "spk$id-[a-z0-9]*" | tr '\n' ' ')"
 if [[ -n $our_munged ]]; then
 	check "munged we started is stopped" "no" "$(running "$our_munged" && echo yes || echo no)"
 else

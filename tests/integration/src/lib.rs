@@ -49,7 +49,10 @@ impl Cluster {
     pub fn connect() -> Cluster {
         let path = std::env::var_os("SPANK_CLUSTER_ENV")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp/spank-cluster/cluster.env"));
+            .unwrap_or_else(|| match std::env::var("SPANK_CLUSTER_ID") {
+                Ok(id) if id != "0" => PathBuf::from(format!("/tmp/spank-cluster-{id}/cluster.env")),
+                _ => PathBuf::from("/tmp/spank-cluster/cluster.env"),
+            });
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "no test cluster ({}: {e}); start one with tests/cluster/cluster.sh up, or run tests/run-all.sh",
