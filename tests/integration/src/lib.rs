@@ -50,7 +50,9 @@ impl Cluster {
         let path = std::env::var_os("SPANK_CLUSTER_ENV")
             .map(PathBuf::from)
             .unwrap_or_else(|| match std::env::var("SPANK_CLUSTER_ID") {
-                Ok(id) if id != "0" => PathBuf::from(format!("/tmp/spank-cluster-{id}/cluster.env")),
+                Ok(id) if id != "0" => {
+                    PathBuf::from(format!("/tmp/spank-cluster-{id}/cluster.env"))
+                }
                 _ => PathBuf::from("/tmp/spank-cluster/cluster.env"),
             });
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
