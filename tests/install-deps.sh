@@ -27,3 +27,5 @@ command -v cargo >/dev/null || {
     echo "cargo not found: install a Rust toolchain (rustup, stable >= 1.95) first" >&2
     exit 1
 }
+# The fuzzer driver (tests/fuzz.sh); built once per machine.
+cargo fuzz --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz

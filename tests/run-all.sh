@@ -29,6 +29,12 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 section "unit and C-host tests"
 cargo test --workspace
 
+section "C-host tests under valgrind memcheck"
+tests/valgrind-host.sh
+
+section "fuzzing every parser (60 s per target; a longer run: tests/fuzz.sh 3600)"
+tests/fuzz.sh 60
+
 section "builds against three Slurm releases' headers"
 tests/versions/build-all.sh
 
@@ -67,6 +73,18 @@ fi
 echo "all nodes healthy"
 trap - EXIT
 "$cluster" down
+
+section "controller failover (primary + backup slurmctld sharing StateSaveLocation)"
+trap cleanup EXIT
+SPANK_SLURM_DEBUG=debug "$cluster" up --backup-ctl --plugins "$stage"
+install -d -m 0755 "$tools"
+install -m 0755 "$stage"/bin/* "$tools/"
+SPANK_FAILOVER_REQUIRED=1 cargo test -p integration-tests --test failover -- --ignored --test-threads=1
+trap - EXIT
+"$cluster" down
+
+section "outcome table of the hardening tests (docs/RELIABILITY.md)"
+tests/reliability-report.sh
 
 section "done in $(( $(date +%s) - started )) s"
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')

@@ -17,6 +17,8 @@ pub const DEFAULT_PATTERN: &str = "frame_%04d.png";
 
 /// Widths above this are refused (a 20-digit field already holds any u64).
 const MAX_WIDTH: usize = 64;
+/// Longest file name (one path component) Linux filesystems accept (NAME_MAX).
+const MAX_NAME: usize = 255;
 
 /// The ids a pattern may refer to, from the task's environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,13 @@ impl FramePattern {
         for component in s.split('/') {
             if component == ".." {
                 return bad("contains a '..' component: frames must stay inside --frame-dir");
+            }
+            // Caught here, not as a "frame file missing" for every task later (ENAMETOOLONG).
+            if component.len() > MAX_NAME {
+                return bad(&format!(
+                    "has a path component of {} bytes: file names are limited to {MAX_NAME} bytes",
+                    component.len()
+                ));
             }
         }
         if s.split('/').find(|c| !c.is_empty() && *c != ".") == Some(".frames") {
@@ -218,6 +227,14 @@ mod tests {
 
     fn exp(p: &str, index: u64, ids: &JobIds) -> String {
         FramePattern::parse(p).unwrap().expand(index, ids).unwrap()
+    }
+
+    #[test]
+    fn refuses_file_names_longer_than_the_filesystem_allows() {
+        let long = format!("{}%d.png", "a".repeat(5000));
+        let e = FramePattern::parse(&long).unwrap_err();
+        assert!(e.contains("path component of 5006 bytes"), "{e}");
+        assert!(FramePattern::parse(&format!("{}/f%d", "d".repeat(255))).is_ok());
     }
 
     #[test]

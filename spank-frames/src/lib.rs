@@ -3,7 +3,7 @@
 //! capture in `tee` and the drop to the job's user in `as_user`). Jobs without --frame-dir
 //! are untouched: every hook returns at once.
 mod as_user;
-mod options;
+pub mod options; // pub for fuzz/ only
 mod remote;
 mod submit;
 mod tee;

@@ -16,16 +16,7 @@ use crate::options::FrameOptions;
 pub fn prepare_dir(dir: &Path) -> Result<Layout> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::new(format!("cannot create '{}': {e}", dir.display())))?;
-    let c_dir = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::new("the directory path contains a NUL byte"))?;
-    // SAFETY: access() on a valid C string.
-    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        return Err(Error::new(format!(
-            "'{}' is not writable by you: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        )));
-    }
+    writable(dir)?;
     let layout = Layout::new(dir);
     layout.create_dirs().map_err(|e| {
         Error::new(format!(
@@ -33,7 +24,39 @@ pub fn prepare_dir(dir: &Path) -> Result<Layout> {
             layout.state_dir().display()
         ))
     })?;
+    // A frame dir another user opened up (mode 0777) still holds that user's .frames: refuse
+    // it here with the reason, not later in slurmstepd with a failed capture or record.
+    for sub in [
+        layout.state_dir(),
+        layout.records_dir(),
+        layout.results_dir(),
+        layout.submissions_dir(),
+    ] {
+        writable(&sub)?;
+    }
     Ok(layout)
+}
+
+fn writable(dir: &Path) -> Result<()> {
+    let c_dir = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::new("the directory path contains a NUL byte"))?;
+    // SAFETY: access() on a valid C string.
+    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let err = std::io::Error::last_os_error();
+        let owner = std::fs::metadata(dir)
+            .map(|m| {
+                format!(
+                    " (owned by uid {})",
+                    std::os::unix::fs::MetadataExt::uid(&m)
+                )
+            })
+            .unwrap_or_default();
+        return Err(Error::new(format!(
+            "'{}'{owner} is not writable by you: {err}; use a frame directory of your own",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn own_command_line() -> Vec<String> {
@@ -84,4 +107,45 @@ pub fn check(options: &FrameOptions, context: Context) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::as_user::{Identity, run_as_user};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    #[test]
+    fn another_users_frame_state_in_an_open_dir_is_refused_at_submission() {
+        // SAFETY: trivial getter.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // needs a second identity; CI runs as root
+        }
+        let base = std::env::temp_dir().join(format!("frames-submit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = base.join("frames");
+        // The first user (root here) prepares the dir, then opens it to everybody.
+        prepare_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let nobody = Identity {
+            uid: 65534,
+            gid: 65534,
+        };
+        let dir2 = dir.clone();
+        let report = run_as_user(nobody, &[], Duration::from_secs(10), move || {
+            prepare_dir(&dir2)
+                .map(|_| "accepted".to_string())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&base);
+        let e = report.unwrap_err();
+        assert!(
+            e.contains("/.frames' (owned by uid 0) is not writable by you"),
+            "{e}"
+        );
+    }
 }

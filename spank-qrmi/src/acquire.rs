@@ -157,7 +157,9 @@ fn release_with_retry(
 ) -> Result<(), String> {
     let mut delay = retry.first_delay;
     let mut last = String::new();
+    let mut tried = 0;
     for attempt in 1..=retry.attempts.max(1) {
+        tried = attempt;
         match make(resource).and_then(|backend| backend.release(token)) {
             Ok(()) => return Ok(()),
             Err(e) => {
@@ -170,7 +172,12 @@ fn release_with_retry(
             }
         }
     }
-    Err(last)
+    // The lease and the accounting line keep this text: say how often it was tried, so a
+    // retried failure can be told from one that was not worth retrying.
+    Err(format!(
+        "{last} ({tried} attempt{})",
+        if tried == 1 { "" } else { "s" }
+    ))
 }
 
 fn rollback(
@@ -289,4 +296,71 @@ pub fn has_leases(dir: &Path, job_id: u32) -> bool {
             })
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Operation, Result};
+    use crate::config::ResourceType;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    struct Flaky {
+        calls: Rc<Cell<u32>>,
+        transient: bool,
+    }
+
+    impl Backend for Flaky {
+        fn check_accessible(&self) -> Result<bool> {
+            Ok(true)
+        }
+        fn acquire(&self, _: &AcquireContext) -> Result<String> {
+            Ok("t".into())
+        }
+        fn release(&self, _: &str) -> Result<()> {
+            self.calls.set(self.calls.get() + 1);
+            Err(BackendError {
+                qpu: "q".into(),
+                kind: ResourceType::PasqalLocal,
+                operation: Operation::Release,
+                message: "connection refused".into(),
+                transient: self.transient,
+            })
+        }
+    }
+
+    fn release(transient: bool) -> (u32, String) {
+        let calls = Rc::new(Cell::new(0));
+        let resource = Resource {
+            name: "q".into(),
+            kind: ResourceType::PasqalLocal,
+            environment: Default::default(),
+            is_dynamic: false,
+            status_check: false,
+            status_endpoint: None,
+        };
+        let make = |_: &Resource| -> Result<Box<dyn Backend>> {
+            Ok(Box::new(Flaky {
+                calls: Rc::clone(&calls),
+                transient,
+            }))
+        };
+        let retry = Retry {
+            attempts: 3,
+            first_delay: Duration::from_millis(1),
+        };
+        let e = release_with_retry(&resource, "t", &make, retry).unwrap_err();
+        (calls.get(), e)
+    }
+
+    #[test]
+    fn a_failed_release_records_how_often_it_was_tried() {
+        let (calls, e) = release(true);
+        assert_eq!(calls, 3);
+        assert!(e.ends_with("connection refused (3 attempts)"), "{e}");
+        let (calls, e) = release(false);
+        assert_eq!(calls, 1);
+        assert!(e.ends_with("(1 attempt)"), "{e}");
+    }
 }

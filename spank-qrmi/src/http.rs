@@ -63,6 +63,8 @@ pub enum HttpErrorKind {
     Io(String),
     /// The URL is malformed.
     BadUrl,
+    /// The answer is not valid HTTP (the client could not parse it).
+    Malformed(String),
 }
 
 impl HttpErrorKind {
@@ -75,9 +77,10 @@ impl HttpErrorKind {
             | HttpErrorKind::Connection(_)
             | HttpErrorKind::Io(_) => true,
             HttpErrorKind::Status { code, .. } => *code >= 500 || *code == 429 || *code == 408,
-            HttpErrorKind::TooLarge { .. } | HttpErrorKind::BadJson(_) | HttpErrorKind::BadUrl => {
-                false
-            }
+            HttpErrorKind::TooLarge { .. }
+            | HttpErrorKind::BadJson(_)
+            | HttpErrorKind::BadUrl
+            | HttpErrorKind::Malformed(_) => false,
         }
     }
 }
@@ -99,6 +102,7 @@ impl fmt::Display for HttpErrorKind {
             HttpErrorKind::BadJson(why) => write!(f, "unexpected response: {why}"),
             HttpErrorKind::Io(why) => write!(f, "connection broken while reading: {why}"),
             HttpErrorKind::BadUrl => f.write_str("malformed URL"),
+            HttpErrorKind::Malformed(why) => write!(f, "malformed HTTP answer: {why}"),
         }
     }
 }
@@ -235,6 +239,27 @@ impl Http {
             Some(agent) if url.starts_with("https://") && !is_loopback(url) => agent,
             _ => &self.direct,
         };
+        // ureq 2.12 panics on some malformed answers (a header line without ':' slices past
+        // its end; found by fuzz/backend_http): contain it as an error about the answer.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.send_unguarded(agent, method, url, headers, body)
+                .map_err(error)
+        }))
+        .unwrap_or_else(|_| {
+            Err(error(HttpErrorKind::Malformed(
+                "the HTTP client could not parse the answer".to_string(),
+            )))
+        })
+    }
+
+    fn send_unguarded(
+        &self,
+        agent: &ureq::Agent,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Response, HttpErrorKind> {
         let mut request = agent.request(method, url);
         for (name, value) in headers {
             request = request.set(name, value);
@@ -247,7 +272,7 @@ impl Http {
         match result {
             Ok(response) => {
                 let status = response.status();
-                let body = self.read_body(response).map_err(error)?;
+                let body = self.read_body(response)?;
                 Ok(Response { status, body })
             }
             Err(ureq::Error::Status(code, response)) => {
@@ -255,9 +280,9 @@ impl Http {
                     .read_body(response)
                     .map(|b| printable_start(&b))
                     .unwrap_or_default();
-                Err(error(HttpErrorKind::Status { code, detail }))
+                Err(HttpErrorKind::Status { code, detail })
             }
-            Err(ureq::Error::Transport(transport)) => Err(error(transport_kind(&transport))),
+            Err(ureq::Error::Transport(transport)) => Err(transport_kind(&transport)),
         }
     }
 
@@ -393,6 +418,28 @@ mod tests {
         assert!(is_loopback("https://127.0.0.1:1"));
         assert!(is_loopback("https://[::1]:1/"));
         assert!(!is_loopback("https://iam.cloud.ibm.com"));
+    }
+
+    /// fuzz/backend_http found this answer (a header line without ':') panicking inside ureq.
+    #[test]
+    fn header_line_without_colon_is_an_error_not_a_panic() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK-\nTransf0 OK\r\nTransfer-Encoding\r\n4\r\n{\x13id\"\r\n9\r\n:\r\n\r\n",
+            );
+        });
+        let http = Http::new(&HttpConfig::default()).unwrap();
+        let e = http.send_json("GET", &url, &[], Body::Empty).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e.kind, HttpErrorKind::Malformed(_)), "{e}");
+        assert!(e.to_string().contains("malformed HTTP answer"), "{e}");
+        assert!(!e.kind.is_transient());
     }
 
     #[test]

@@ -14,9 +14,9 @@ pub mod jobenv;
 mod joblookup;
 pub mod lease;
 mod munge;
-mod plugstack;
+pub mod plugstack; // pub for fuzz/ only
 mod remote;
-mod request;
+pub mod request; // pub for fuzz/ only
 mod submit;
 
 use spank::{Context, OptionSpec, Plugin, Result, Spank};

@@ -21,7 +21,8 @@ pub fn parse_qpu_list(value: &str) -> Result<Vec<String>> {
         let name = name.trim();
         if name.is_empty() {
             return Err(Error::new(format!(
-                "'{value}' has an empty QPU name: expected NAME[,NAME...]"
+                "'{}' has an empty QPU name: expected NAME[,NAME...]",
+                value.escape_debug()
             )));
         }
         if !name
@@ -29,7 +30,9 @@ pub fn parse_qpu_list(value: &str) -> Result<Vec<String>> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
             return Err(Error::new(format!(
-                "QPU name '{name}' may only contain letters, digits, '_', '-' and '.'"
+                // Escaped: the value reaches logs and terminals, control bytes included.
+                "QPU name '{}' may only contain letters, digits, '_', '-' and '.'",
+                name.escape_debug()
             )));
         }
         if names.iter().any(|n| n == name) {
@@ -55,6 +58,15 @@ impl QpuRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_bytes_in_refused_names_are_escaped_in_the_message() {
+        let e = parse_qpu_list("ibm\u{1}\nx\u{1b}[2J")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r"'ibm\u{1}\nx\u{1b}[2J'"), "{e}");
+        assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+    }
 
     #[test]
     fn parses_lists() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real multi-node Slurm test cluster on one machine, and its complete teardown.
 #
-#   cluster.sh up [--plugins DIR]... [--plugstack FILE]
+#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--plugins DIR]... [--plugstack FILE]
 #   cluster.sh down
 #   cluster.sh status
 #   cluster.sh logs
@@ -9,6 +9,8 @@
 #   cluster.sh as-user [--user NAME] CMD...
 #   cluster.sh kill-node NODE      (a node crash: SIGKILL to everything in its namespace)
 #   cluster.sh start-node NODE     (its slurmd again, node resumed)
+#   cluster.sh stop-ctl [--kill]   (the primary slurmctld stops; with --backup-ctl, ctl2 takes over)
+#   cluster.sh start-ctl           (the primary slurmctld again)
 #
 # Controller `ctl` (10.88.0.1 on bridge spankbr0, own UTS namespace) and four
 # slurmd nodes c1 c2 q1 q2 (10.88.0.11-14), each in its own network + UTS
@@ -18,6 +20,9 @@
 # SPANK_CLUSTER_ID=K (1-9) runs a further, independent cluster beside the default
 # one (K=0): its own scratch dir /tmp/spank-cluster-K, bridge spankbrK, subnet
 # 10.88.K.0/24, namespaces sK-NODE and ports 6817+100K/6818+100K.
+#
+# --release 24.11 / 26.05 run Debian trixie's / sid's Slurm chrooted into a
+# debootstrapped rootfs (rootfs.sh beside this file); 22.05 (default) is the host's.
 #
 # Must run as root (namespaces, bridge, daemons, users).
 set -euo pipefail
@@ -68,7 +73,7 @@ msg() { printf 'cluster.sh: %s\n' "$*" >&2; }
 die() { msg "ERROR: $*"; exit 1; }
 
 usage() {
-	sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -233,17 +238,17 @@ cancel_jobs() {
 	local ids deadline
 	[[ -f $CONF ]] || return 0
 	pid_alive "$(cat "$RUN_DIR/slurmctld.pid" 2>/dev/null)" slurmctld || return 0
-	ids=$(SLURM_CONF=$CONF timeout 10 squeue -h -o '%A' 2>/dev/null | tr '\n' ' ') || return 0
+	ids=$(SLURM_CONF=$CONF timeout 10 $IN_ROOT squeue -h -o '%A' 2>/dev/null | tr '\n' ' ') || return 0
 	[[ -n ${ids// /} ]] || return 0
 	msg "cancelling jobs: $ids"
 	# SIGKILL at once: everything left in the namespaces is killed afterwards anyway.
 	# shellcheck disable=SC2086
-	SLURM_CONF=$CONF timeout 10 scancel --full --signal=KILL $ids 2>/dev/null || true
+	SLURM_CONF=$CONF timeout 10 $IN_ROOT scancel --full --signal=KILL $ids 2>/dev/null || true
 	# shellcheck disable=SC2086
-	SLURM_CONF=$CONF timeout 10 scancel $ids 2>/dev/null || true
+	SLURM_CONF=$CONF timeout 10 $IN_ROOT scancel $ids 2>/dev/null || true
 	deadline=$((SECONDS + 5))
 	while ((SECONDS < deadline)); do
-		ids=$(SLURM_CONF=$CONF timeout 5 squeue -h -t R,CG,S,CF -o '%A' 2>/dev/null) || break
+		ids=$(SLURM_CONF=$CONF timeout 5 $IN_ROOT squeue -h -t R,CG,S,CF -o '%A' 2>/dev/null) || break
 		[[ -z $ids ]] && break
 		sleep 0.5
 	done
@@ -287,6 +292,11 @@ do_down() {
 		stop_pids 2 "${pids[@]}"
 	fi
 	rm -f "$RUN_DIR/slurmctld.uts"
+
+	# A rootfs release: its own munged, the leftovers chrooted in it, its mounts.
+	rootfs_down || true
+	# A backup controller (up --backup-ctl): its namespace and leftovers.
+	backup_ctl_down || true
 
 	# munged, only if we started it.
 	f=$RUN_DIR/munged.pid
@@ -452,10 +462,16 @@ render() { # render TEMPLATE OUT
 
 write_configs() {
 	local plugin_dirs=("$@") d f b
-	PLUGIN_DIR="$(slurm_plugin_dir):$PLUGINS_DIR"
+	if [[ -n $ROOT ]]; then
+		PLUGIN_DIR="$(rootfs_plugin_dir):$PLUGINS_DIR"
+	else
+		PLUGIN_DIR="$(slurm_plugin_dir):$PLUGINS_DIR"
+	fi
 	render slurm.conf.in "$SCRATCH/slurm.conf"
 	render gres.conf.in "$SCRATCH/gres.conf"
 	render cgroup.conf.in "$SCRATCH/cgroup.conf"
+	# From 24.11 on slurmd can skip cgroups entirely (22.05 has no such setting).
+	[[ -z $ROOT ]] || echo "CgroupPlugin=disabled" >>"$SCRATCH/cgroup.conf"
 	if [[ -n $PLUGSTACK_FILE ]]; then
 		cp "$PLUGSTACK_FILE" "$SCRATCH/plugstack.conf"
 		chmod 0644 "$SCRATCH/plugstack.conf"
@@ -528,11 +544,11 @@ start_daemon() {
 start_daemons() {
 	local n
 	start_daemon slurmctld slurmctld \
-		unshare --uts sh -c "hostname $CTL_NAME && exec slurmctld -D -f '$CONF'"
+		unshare --uts sh -c "hostname $CTL_NAME && exec $IN_ROOT slurmctld -D -f '$CONF'"
 	readlink "/proc/$(cat "$RUN_DIR/slurmctld.pid")/ns/uts" >"$RUN_DIR/slurmctld.uts"
 	for n in "${NODES[@]}"; do
 		start_daemon "slurmd-$n" slurmd \
-			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
+			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	done
 }
 
@@ -552,7 +568,7 @@ wait_idle() {
 	local deadline=$((SECONDS + UP_TIMEOUT)) out n st ok
 	while :; do
 		check_daemons_alive || return 1
-		out=$(SLURM_CONF=$CONF timeout 10 sinfo -h -N -o '%N %t' 2>/dev/null || true)
+		out=$(SLURM_CONF=$CONF timeout 10 $IN_ROOT sinfo -h -N -o '%N %t' 2>/dev/null || true)
 		ok=1
 		for n in "${NODES[@]}"; do
 			st=$(awk -v n="$n" '$1==n{print $2; exit}' <<<"$out")
@@ -585,6 +601,8 @@ export SPANK_TEST_USER2=$TEST_USER2
 export SPANK_BRIDGE_ADDR=$CTL_ADDR
 export SPANK_CLUSTER_ID=$ID
 export SPANK_NODES="${NODES[*]}"
+export SPANK_SLURM_RELEASE=$RELEASE
+export SPANK_ROOT=$ROOT
 EOF
 	chmod 0644 "$ENV_FILE"
 }
@@ -602,7 +620,7 @@ on_up_exit() {
 }
 
 cmd_up() {
-	local plugin_dirs=() t0=$SECONDS
+	local plugin_dirs=() t0=$SECONDS new_release=22.05
 	PLUGSTACK_FILE=
 	while (($#)); do
 		case $1 in
@@ -617,6 +635,16 @@ cmd_up() {
 			[[ -f $2 ]] || die "--plugstack $2: not a file"
 			PLUGSTACK_FILE=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 			shift 2
+			;;
+		--release)
+			[[ $# -ge 2 ]] || die "--release needs 22.05, 24.11 or 26.05"
+			release_suite "$2" >/dev/null || die "--release '$2': expected 22.05 (host packages), 24.11 (Debian trixie) or 26.05 (Debian sid)"
+			new_release=$2
+			shift 2
+			;;
+		--backup-ctl)
+			BACKUP_CTL=1
+			shift
 			;;
 		-h | --help) usage ;;
 		*) die "up: unknown argument '$1'" ;;
@@ -634,27 +662,38 @@ cmd_up() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
+	# The previous run was torn down as its own release; now ours.
+	set_release "$new_release"
 	prepare_scratch
-	ensure_munge
 	ensure_user "$TEST_USER" "$TEST_UID"
 	ensure_user "$TEST_USER2" "$TEST_UID2"
+	if [[ -n $ROOT ]]; then
+		rootfs_up
+		rootfs_user "$TEST_USER"
+		rootfs_user "$TEST_USER2"
+	else
+		ensure_munge
+	fi
 	mkdir -p "$SHARED_DIR"
 	chown "$TEST_USER:" "$SHARED_DIR"
 	chmod 1777 "$SHARED_DIR"
 
 	write_configs "${plugin_dirs[@]}"
+	backup_ctl_conf
 	# Clients run as the test user read slurm.conf and plugstack.conf.
-	runuser -u "$TEST_USER" -- test -r "$CONF" -a -r "$SCRATCH/plugstack.conf" -a -w "$SHARED_DIR" ||
+	$IN_ROOT runuser -u "$TEST_USER" -- test -r "$CONF" -a -r "$SCRATCH/plugstack.conf" -a -w "$SHARED_DIR" ||
 		die "$TEST_USER cannot read $CONF / write $SHARED_DIR: is every parent of $SCRATCH world-searchable?"
 	net_up
 	start_daemons
+	backup_ctl_start
 	msg "waiting (max ${UP_TIMEOUT}s) for nodes ${NODES[*]} to be idle"
 	wait_idle
 	write_env
+	backup_ctl_env
 	UP_DONE=1
 	trap - EXIT INT TERM
-	SLURM_CONF=$CONF sinfo >&2
-	msg "up: cluster ready in $((SECONDS - t0))s; source $ENV_FILE"
+	SLURM_CONF=$CONF $IN_ROOT sinfo >&2
+	msg "up: Slurm $RELEASE cluster ready in $((SECONDS - t0))s; source $ENV_FILE"
 }
 
 cmd_down() {
@@ -676,18 +715,19 @@ cmd_status() {
 		[[ -f $f ]] || continue
 		name=$(basename "$f" .pid)
 		p=$(cat "$f")
-		case $name in slurmd-*) st=slurmd ;; *) st=$name ;; esac
+		case $name in slurmd-*) st=slurmd ;; slurmctld-*) st=slurmctld ;; *) st=$name ;; esac
 		if pid_alive "$p" "$st"; then echo "  $name: pid $p alive"; else
 			echo "  $name: pid $p DEAD"
 			rc=1
 		fi
 	done
 	echo "namespaces: $(ip netns list 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
-	if ! SLURM_CONF=$CONF timeout 10 sinfo; then
+	echo "release: $RELEASE${ROOT:+ (rootfs $ROOT)}"
+	if ! SLURM_CONF=$CONF timeout 10 $IN_ROOT sinfo; then
 		echo "sinfo failed"
 		rc=1
 	fi
-	SLURM_CONF=$CONF timeout 10 squeue 2>/dev/null || true
+	SLURM_CONF=$CONF timeout 10 $IN_ROOT squeue 2>/dev/null || true
 	return $rc
 }
 
@@ -702,10 +742,11 @@ cmd_as_user() {
 	local home
 	home=$(getent passwd "$user" | cut -d: -f6)
 	# Run from the shared directory: the caller's cwd may not be readable by the user.
+	# (chroot changes to / itself: the inner bash changes dir again.)
 	cd "$SHARED_DIR"
 	# shellcheck disable=SC2016 # expanded by the inner bash
-	exec runuser -u "$user" -- env HOME="$home" USER="$user" LOGNAME="$user" \
-		bash -c 'source "$0"; exec "$@"' "$ENV_FILE" "$@"
+	exec $IN_ROOT runuser -u "$user" -- env HOME="$home" USER="$user" LOGNAME="$user" \
+		bash -c 'cd "$1" && source "$0" && shift && exec "$@"' "$ENV_FILE" "$SHARED_DIR" "$@"
 }
 
 # kill-node NODE: a node crash: SIGKILL to every process in NODE's network namespace
@@ -730,10 +771,16 @@ cmd_start_node() {
 	local n=${1:-}
 	[[ -n $n && -e /run/netns/$NS_PREFIX$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
 	start_daemon "slurmd-$n" slurmd \
-		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec slurmd -D -N $n -f '$CONF'"
-	SLURM_CONF=$CONF scontrol update nodename="$n" state=resume 2>/dev/null || true
+		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
+	SLURM_CONF=$CONF $IN_ROOT scontrol update nodename="$n" state=resume 2>/dev/null || true
 	msg "start-node $n: slurmd pid $(cat "$RUN_DIR/slurmd-$n.pid")"
 }
+
+# shellcheck source=rootfs.sh
+source "$HERE/rootfs.sh"
+# shellcheck source=backup-ctl.sh
+source "$HERE/backup-ctl.sh"
+load_release
 
 main() {
 	local cmd=${1:-}
@@ -747,6 +794,8 @@ main() {
 	as-user) cmd_as_user "$@" ;;
 	kill-node) cmd_kill_node "$@" ;;
 	start-node) cmd_start_node "$@" ;;
+	stop-ctl) cmd_stop_ctl "$@" ;;
+	start-ctl) cmd_start_ctl ;;
 	-h | --help | help | "") usage ;;
 	*) die "unknown command '$cmd'" ;;
 	esac

@@ -3,7 +3,7 @@
 # Self-test of the test cluster: `up`, real jobs as the unprivileged test
 # user, `down`, and checks that nothing is left behind. Run as root:
 #
-#   tests/cluster/selftest.sh [cluster.sh up options, e.g. --plugins DIR]
+#   tests/cluster/selftest.sh [cluster.sh up options, e.g. --plugins DIR, --release 24.11]
 #
 # Set SELFTEST_KEEP=1 to leave the cluster up afterwards (no teardown checks).
 set -uo pipefail
@@ -63,7 +63,7 @@ if [[ " $* " == *" --plugins "* ]]; then
 	check "plugstack.conf.d has the snippets" "yes" "$([[ -n $(ls "$SPANK_CLUSTER_DIR/plugstack.conf.d") ]] && echo yes || echo no)"
 fi
 
-states=$(sinfo -h -N -o '%t' | sort -u | tr '\n' ' ' | sed 's/ $//')
+states=$(u sinfo -h -N -o '%t' | sort -u | tr '\n' ' ' | sed 's/ $//')
 check "no node drained/down after the jobs" "idle" "$states"
 
 if [[ -n ${SELFTEST_KEEP:-} ]]; then
@@ -91,6 +91,11 @@ printf 'down took %.1fs\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')"
 left=""
 for p in $ours; do running "$p" && left+="$p($(cat "/proc/$p/comm" 2>/dev/null)) "; done
 check "nothing we started still runs" "" "$left"
+if [[ -n ${SPANK_ROOT:-} ]]; then
+	check "no mount left under the rootfs base" "" "$(awk -v b="$(dirname "$SPANK_ROOT")" 'index($5, b) == 1 { print $5 }' /proc/self/mountinfo)"
+	check "rootfs base removed" "no" "$([[ -e $(dirname "$SPANK_ROOT") ]] && echo yes || echo no)"
+	check "nothing runs chrooted in the rootfs" "" "$(for p in /proc/[0-9]*; do [[ $(readlink "$p/root" 2>/dev/null) == "$SPANK_ROOT" ]] && echo "${p#/proc/}"; done)"
+fi
 check "no slurm process runs with our slurm.conf" "" "$(pgrep -af "slurm.* -f $SPANK_CLUSTER_DIR/slurm.conf" | while read -r p _; do running "$p" && echo "$p"; done)"
 id=${SPANK_CLUSTER_ID:-0}
 if [[ $id == 0 ]]; then ns_re='c1|c2|q1|q2'; else ns_re="s$id-(c1|c2|q1|q2)"; fi

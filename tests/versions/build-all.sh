@@ -11,6 +11,7 @@
 # For each suite: fetch-headers.sh SUITE, then, from the repository root,
 #   SLURM_INCLUDE_DIR=<dir> cargo build --release -p spank-qrmi -p spank-frames \
 #       --target-dir target/slurm-<suite>
+# (the base directory `target` can be changed with BUILD_ALL_TARGET_BASE=DIR),
 # then, for target/slurm-<suite>/release/lib{spank_qrmi,spank_frames}.so,
 # plugin-info.sh must report plugin_version == SLURM_VERSION_NUMBER of that
 # header set's slurm/slurm_version.h and plugin_type == spank.
@@ -62,7 +63,7 @@ for suite in "${suites[@]}"; do
     vstr=$(printf '%d.%02d.%d' $((raw >> 16 & 0xff)) $((raw >> 8 & 0xff)) $((raw & 0xff)))
     log "$suite: Slurm ${vstr:-?} ($expected), headers in $inc"
 
-    tdir=target/slurm-$suite
+    tdir=${BUILD_ALL_TARGET_BASE:-target}/slurm-$suite
     pargs=()
     for p in "${packages[@]}"; do pargs+=(-p "$p"); done
     log "$suite: SLURM_INCLUDE_DIR=$inc cargo build --release ${pargs[*]} --target-dir $tdir ${BUILD_ALL_CARGO_ARGS:-}"

@@ -297,7 +297,19 @@ impl Host {
     }
 
     pub fn run(&self) -> Outcome {
-        let output = Command::new(host_binary())
+        // SPANK_HOST_WRAPPER="valgrind --tool=memcheck ..." runs the host under a tool
+        // (tests/valgrind-host.sh); words split on whitespace.
+        let wrapper = std::env::var("SPANK_HOST_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(tool) => {
+                let mut c = Command::new(tool);
+                c.args(words).arg(host_binary());
+                c
+            }
+            None => Command::new(host_binary()),
+        };
+        let output = command
             .arg(&self.plugin)
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))

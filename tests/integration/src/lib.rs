@@ -2,6 +2,11 @@
 //!
 //! The cluster's `cluster.env` is found through `SPANK_CLUSTER_ENV` (set by tests/run-all.sh)
 //! or at the default scratch path. Jobs run as the unprivileged test user, never as root.
+//!
+//! A cluster of another Slurm release (`cluster.sh up --release 24.11|26.05`) runs from a
+//! debootstrapped root filesystem (`SPANK_ROOT` in cluster.env): its clients are that
+//! release's own, so every Slurm command runs chrooted there (the scratch dir is bound at the
+//! same path inside, so paths need no translation).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -97,31 +102,78 @@ impl Cluster {
         PathBuf::from(self.var("SPANK_CLUSTER_DIR"))
     }
 
+    /// The Slurm release the cluster runs ("22.05", "24.11", "26.05").
+    pub fn release(&self) -> &str {
+        self.vars
+            .get("SPANK_SLURM_RELEASE")
+            .map(String::as_str)
+            .unwrap_or("22.05")
+    }
+
+    /// The root filesystem the cluster's Slurm runs in, if not the host's.
+    pub fn root(&self) -> Option<&str> {
+        self.vars
+            .get("SPANK_ROOT")
+            .map(String::as_str)
+            .filter(|r| !r.is_empty())
+    }
+
+    /// A command that runs `program` on the cluster's Slurm: on the host, or chrooted
+    /// into the release's root filesystem.
+    fn command(&self, program: &str) -> Command {
+        match self.root() {
+            Some(root) => {
+                let mut cmd = Command::new("chroot");
+                cmd.arg(root).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
     /// Runs a Slurm client command as the test user, in the shared directory.
     pub fn as_user(&self, program: &str, args: &[&str]) -> Run {
         self.as_named_user(self.user(), program, args)
     }
 
     pub fn as_named_user(&self, user: &str, program: &str, args: &[&str]) -> Run {
-        let output = Command::new("runuser")
+        // chroot changes to its new root: the shell changes to the shared directory again.
+        let shared = self.shared_dir();
+        let output = self
+            .command("runuser")
             .args([
                 "-u",
                 user,
                 "--",
                 "env",
                 &format!("SLURM_CONF={}", self.var("SLURM_CONF")),
+                "sh",
+                "-c",
+                r#"cd "$0" && exec "$@""#,
             ])
+            .arg(&shared)
             .arg(program)
             .args(args)
-            .current_dir(self.shared_dir())
+            .current_dir(&shared)
             .output()
             .expect("cannot run runuser");
         Run::from(output)
     }
 
-    /// Runs an admin command (scontrol, sinfo) as root.
+    /// Runs an admin command as root: Slurm's own (scontrol, sinfo, squeue, scancel...) with
+    /// the cluster's release, anything else on the host.
     pub fn as_root(&self, program: &str, args: &[&str]) -> Run {
-        let output = Command::new(program)
+        let slurm_client = [
+            "scontrol", "sinfo", "squeue", "scancel", "sbatch", "srun", "salloc", "sacct",
+            "sattach", "sprio", "sshare", "sstat", "sreport", "sacctmgr", "sdiag",
+        ]
+        .contains(&program);
+        let mut cmd = if slurm_client {
+            self.command(program)
+        } else {
+            Command::new(program)
+        };
+        let output = cmd
             .args(args)
             .env("SLURM_CONF", self.var("SLURM_CONF"))
             .output()

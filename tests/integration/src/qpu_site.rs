@@ -1,0 +1,63 @@
+//! The QPU site of the hardening tests: mock backends on the bridge address and the cluster's
+//! qrmi_config.json pointing at them (the same two QPUs as qrmi.rs). Included with `#[path]`
+//! by the test files that need it, next to `mock_server`.
+#![allow(dead_code)] // each test file uses part of it
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use integration_tests::Cluster;
+
+use crate::mock_server::{MockServer, Recorded};
+
+pub struct Site {
+    pub cluster: Cluster,
+    pub server: MockServer,
+}
+
+/// Starts the mock backends and writes qrmi_config.json; `warden` replaces fresnel's
+/// QRMI_WARDEN_URL (e.g. a port nothing listens on).
+pub fn site_with(warden: Option<String>) -> Site {
+    let cluster = Cluster::connect();
+    let server = MockServer::start_on(cluster.var("SPANK_BRIDGE_ADDR"));
+    let etc = cluster.scratch().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let config = serde_json::json!({"resources": [
+        {"name": "ibm_torino", "type": "ibm-quantum-compute-service", "environment": {
+            "QRMI_IBM_QCS_ENDPOINT": format!("{}/api", server.base),
+            "QRMI_IBM_QCS_IAM_ENDPOINT": server.base,
+            "QRMI_IBM_QCS_IAM_APIKEY": "hardening-apikey",
+            "QRMI_IBM_QCS_SERVICE_CRN": "crn:v1:bluemix:public:quantum-computing:us-east:a/test::",
+            "QRMI_IBM_QCS_SESSION_MODE": "batch"}},
+        {"name": "fresnel", "type": "pasqal-local", "environment": {
+            "QRMI_WARDEN_URL": warden.unwrap_or_else(|| format!("{}/warden", server.base))}}
+    ]});
+    let path = etc.join("qrmi_config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let run = cluster.as_root("chmod", &["0600", path.to_str().unwrap()]);
+    assert!(run.ok(), "{run:?}");
+    Site { cluster, server }
+}
+
+pub fn site() -> Site {
+    site_with(None)
+}
+
+pub fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
+    cluster.scratch().join("qrmi-state").join(node)
+}
+
+pub fn is_release(r: &Recorded) -> bool {
+    (r.method == "DELETE" || r.method == "PATCH") && r.target.contains("/sessions/")
+}
+
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
+}
