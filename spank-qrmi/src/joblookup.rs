@@ -5,9 +5,14 @@ use std::ffi::{CStr, CString, c_char};
 
 use slurm_sys as sys;
 
-/// slurm.h's SHOW_ALL (jobs of hidden partitions too): bit 0 in every release, but from 24.11 on
-/// written as `SLURM_BIT(0)`, a macro bindgen cannot evaluate.
+/// slurm.h's SHOW_ALL (jobs of hidden partitions too) and SHOW_LOCAL (this cluster only): bits 0
+/// and 4 in every release, but from 24.11 on written as `SLURM_BIT(n)`, a macro bindgen cannot
+/// evaluate. Without SHOW_LOCAL, slurm_load_job first asks the controller for the federation
+/// (a second RPC, REQUEST_FED_INFO, per step and node); the job runs here, so this cluster's
+/// record is the one we need, federated or not.
 const SHOW_ALL: u16 = 0x0001;
+const SHOW_LOCAL: u16 = 0x0010;
+const SHOW_FLAGS: u16 = SHOW_ALL | SHOW_LOCAL;
 
 /// What spank_qrmi needs to know about a job.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -52,13 +57,13 @@ unsafe fn load(resp: *mut *mut sys::job_info_msg_t, job_id: u32) -> i32 {
         ..Default::default()
     };
     // SAFETY: per the caller's contract.
-    unsafe { sys::slurm_load_job(resp, step, SHOW_ALL) }
+    unsafe { sys::slurm_load_job(resp, step, SHOW_FLAGS) }
 }
 
 #[cfg(not(slurm_ge_26_05))]
 unsafe fn load(resp: *mut *mut sys::job_info_msg_t, job_id: u32) -> i32 {
     // SAFETY: per the caller's contract.
-    unsafe { sys::slurm_load_job(resp, job_id, SHOW_ALL) }
+    unsafe { sys::slurm_load_job(resp, job_id, SHOW_FLAGS) }
 }
 
 /// Whether `node` is in the Slurm hostlist expression `nodes` (e.g. "q[1-2],x3").

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard, Once};
+use std::time::Instant;
 
 use slurm_sys as sys;
 
@@ -213,6 +214,7 @@ pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c
     install_panic_hook();
     crate::log::install(P::NAME);
     let context = Context::current();
+    let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut guard = P::cell().lock();
         let result = run_contained(|| match guard.as_mut() {
@@ -222,7 +224,19 @@ pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c
         });
         finish(Hook::Init, context, guard.as_mut(), result)
     }));
+    log_hook_time(Hook::Init, context, started);
     outcome.unwrap_or(-1)
+}
+
+/// The cost each plugin adds to a job, per callback, for admins and `tests/bench/run.sh`: one
+/// debug line (off unless `log_level=debug`), so the measurement is the plugin's own clock.
+fn log_hook_time(hook: Hook, context: Context, started: Instant) {
+    tracing::debug!(
+        "hook {} in {} context took {} us",
+        hook.name(),
+        context.name(),
+        started.elapsed().as_micros()
+    );
 }
 
 /// Every other hook. `task_init` first fails with an error deferred from before the fork.
@@ -236,6 +250,7 @@ pub unsafe fn call<P: Exported>(
     argv: *mut *mut c_char,
 ) -> c_int {
     let context = Context::current();
+    let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut guard = P::cell().lock();
         let result = run_contained(|| {
@@ -271,6 +286,7 @@ pub unsafe fn call<P: Exported>(
         });
         finish(hook, context, guard.as_mut(), result)
     }));
+    log_hook_time(hook, context, started);
     outcome.unwrap_or(-1)
 }
 

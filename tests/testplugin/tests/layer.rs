@@ -214,6 +214,32 @@ fn log_level_argument_controls_debug_lines() {
 }
 
 #[test]
+fn each_callback_logs_its_own_duration_at_debug_level() {
+    let loud = host()
+        .context("remote")
+        .arg("log_level=debug")
+        .call("init")
+        .call("task_exit")
+        .run();
+    let debug = loud.logs("debug");
+    for hook in ["init", "task_exit"] {
+        let prefix = format!("spank_testplugin: hook {hook} in remote context took ");
+        let line = debug
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no timing line for {hook}: {debug:?}"));
+        let micros = line[prefix.len()..].trim_end_matches(" us");
+        assert!(micros.parse::<u64>().is_ok(), "{line}");
+    }
+    let quiet = host()
+        .context("remote")
+        .call("init")
+        .call("task_exit")
+        .run();
+    assert!(quiet.logs("debug").is_empty(), "{}", quiet.transcript());
+}
+
+#[test]
 fn panic_becomes_an_error_and_the_next_callback_works() {
     let out = host()
         .context("local")
