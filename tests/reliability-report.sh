@@ -28,7 +28,9 @@ if [ "${1:-}" = "--run" ]; then
         for t in storm tampering backend_faults memory frame_fs_faults; do
             [ -f "tests/integration/tests/$t.rs" ] && tests+=(--test "$t")
         done
-        SPANK_CLUSTER_ENV=$env_file cargo test -p integration-tests "${tests[@]}" -- --ignored --test-threads=1
+        # The heavy ones (storm, memory) run too: they skip themselves without this.
+        SPANK_HEAVY_TESTS=1 SPANK_CLUSTER_ENV=$env_file \
+            cargo test -p integration-tests "${tests[@]}" -- --ignored --test-threads=1
     else
         echo "reliability-report: no test cluster up ($env_file): cluster tests not run" >&2
     fi

@@ -60,6 +60,9 @@ install -m 0755 "$stage"/bin/* "$tools/"
 export SPANK_CLUSTER_ENV="${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/cluster.env"
 # One at a time: some tests swap plugstack.conf, which every job reads.
 cargo test -p integration-tests -- --ignored --test-threads=1
+# The heavy hardening tests, skipped above: 3 x 500 array tasks ending at one instant (one
+# merge, nothing torn) and slurmstepd memory across 1,000 steps (a few minutes).
+SPANK_HEAVY_TESTS=1 cargo test -p integration-tests --test storm --test memory -- --ignored --test-threads=1
 
 section "no node drained"
 # shellcheck disable=SC1090

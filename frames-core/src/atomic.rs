@@ -137,6 +137,43 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Reads a whole file of at most `cap` bytes that must be a regular file: a final symlink is
+/// not followed (O_NOFOLLOW) and a FIFO does not block (O_NONBLOCK, then fstat refuses it), so
+/// a user planting one where a record or submission is expected gets a named error instead
+/// of hanging the merge.
+pub fn read_regular_nofollow(path: &Path, cap: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is a symbolic link, not a regular file", path.display()),
+            ),
+            _ => annotate(e, "cannot open", path),
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity((meta.len() as usize).min(cap));
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| annotate(e, "cannot read", path))?;
+    if bytes.len() > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is larger than {cap} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +261,30 @@ mod tests {
         let err = write_atomic(&p, b"x").unwrap_err();
         assert!(err.to_string().contains("missing-dir"), "{err}");
         assert!(write_new(Path::new("/"), b"x").is_err());
+    }
+
+    fn mkfifo(p: &Path) {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn read_regular_refuses_fifo_symlink_and_oversize() {
+        let tmp = TempDir::new("read-regular");
+        let ok = tmp.path().join("ok");
+        std::fs::write(&ok, b"data").unwrap();
+        assert_eq!(read_regular_nofollow(&ok, 4).unwrap(), b"data");
+        let big = read_regular_nofollow(&ok, 3).unwrap_err();
+        assert!(big.to_string().contains("larger than 3"), "{big}");
+        let fifo = tmp.path().join("fifo");
+        mkfifo(&fifo);
+        // Would block forever without O_NONBLOCK; the test harness would time out.
+        let e = read_regular_nofollow(&fifo, 10).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        let e = read_regular_nofollow(&link, 10).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
     }
 }

@@ -172,14 +172,23 @@ impl RecordDir {
             libc::openat(
                 self.fd.as_raw_fd(),
                 cname.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
             )
         };
         if fd < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return Err(io::Error::other("a symbolic link, not a regular file"));
+            }
+            return Err(e);
         }
         // SAFETY: fd was just opened and is owned by nobody else.
         let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        // A FIFO or device planted under a record's name: refused (O_NONBLOCK kept the open
+        // from blocking; a read could still block or never end).
+        if !file.metadata()?.file_type().is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
         const FIRST_READ: usize = 64 * 1024;
         buf.clear();
         buf.resize(FIRST_READ, 0);
@@ -617,20 +626,22 @@ fn complete_by_names(layout: &Layout, keys: &[(TaskKey, String)]) -> io::Result<
     if have_spec {
         return Ok(submitted.iter().all(|i| seen.contains(i)));
     }
-    // No array spec: a non-array job's tasks are its frames. Read one record per step.
-    let mut steps = BTreeMap::new();
-    for (k, name) in keys {
-        steps.entry((k.job_id, k.step)).or_insert(name);
-    }
+    // No array spec: a non-array job's tasks are its frames. Read one readable record per
+    // step (a FIFO, symlink or corrupt file under a record's name is skipped, not waited on).
+    let mut steps_read = BTreeSet::new();
     let mut task_count: Option<u32> = None;
-    for name in steps.values() {
+    for (k, name) in keys {
+        if steps_read.contains(&(k.job_id, k.step)) {
+            continue;
+        }
         let path = layout.records_dir().join(name);
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Ok(bytes) = crate::atomic::read_regular_nofollow(&path, MAX_RECORD_BYTES) else {
             continue;
         };
         let Ok(r) = serde_json::from_slice::<TaskRecord>(&bytes) else {
             continue;
         };
+        steps_read.insert((k.job_id, k.step));
         if r.array_task_id.is_none() {
             task_count = Some(task_count.unwrap_or(0).max(r.task_count));
         }
@@ -867,6 +878,67 @@ mod tests {
         assert_eq!(lines[1], "{\"index\":1,\"status\":\"missing\"}");
         let first: TaskRecord = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(first, sample(0));
+    }
+
+    fn mkfifo(p: &Path) {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    /// A FIFO or symlink planted under a record's (or submission's) name: a named problem, the
+    /// other records merged, and no hang (a blocking open of the FIFO would never return).
+    #[test]
+    fn fifo_and_symlink_records_are_skipped_with_a_named_problem() {
+        let (t, l) = dir("merge-fifo");
+        submit(&l, "sbatch --array=0-3 r.sh", 1.0);
+        put(&l, &sample(0));
+        put(&l, &sample(2));
+        mkfifo(&l.record_path(&key(&sample(1))));
+        let elsewhere = t.path().join("outside.json");
+        std::fs::write(&elsewhere, serde_json::to_vec(&sample(3)).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, l.record_path(&key(&sample(3)))).unwrap();
+        mkfifo(&l.submissions_dir().join("zz-planted.json"));
+        let s = merge(&l).unwrap();
+        assert_eq!((s.done, s.missing), (2, 2), "{:?}", s.problems);
+        let all = format!("{:?}", s.problems);
+        assert!(all.contains("not a regular file"), "{all}");
+        assert!(all.contains("symbolic link"), "{all}");
+        let c = collect(&l).unwrap();
+        assert!(
+            c.problems
+                .iter()
+                .any(|p| p.path.contains("zz-planted.json")),
+            "{:?}",
+            c.problems
+        );
+        // The finisher judges completeness by names (all four are there): it merges, without
+        // blocking on the FIFO, and reports the same two problems.
+        let f = try_finish(&l).unwrap().expect("complete by names");
+        assert_eq!((f.done, f.missing), (2, 2));
+    }
+
+    #[test]
+    fn try_finish_non_array_skips_a_fifo_record() {
+        let (_t, l) = dir("finish-nonarray-fifo");
+        let mut recs = Vec::new();
+        for i in 0..3u64 {
+            let mut r = sample(i);
+            r.array_job_id = None;
+            r.array_task_id = None;
+            r.job_id = 78;
+            r.step = "0".into();
+            r.task_id = i as u32;
+            r.task_count = 3;
+            recs.push(r);
+        }
+        // Task 0's name is taken by a FIFO; tasks 1 and 2 carry the task count.
+        mkfifo(&l.record_path(&key(&recs[0])));
+        put(&l, &recs[1]);
+        put(&l, &recs[2]);
+        let s = try_finish(&l).unwrap().expect("all names present: merged");
+        assert_eq!(s.done, 2);
+        assert!(format!("{:?}", s.problems).contains("not a regular file"));
     }
 
     #[test]

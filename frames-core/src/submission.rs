@@ -576,6 +576,9 @@ pub fn write(layout: &Layout, submission: &Submission) -> io::Result<PathBuf> {
     ))
 }
 
+/// Largest submission file read (a command line and environment summary); bigger is a problem.
+const MAX_SUBMISSION_BYTES: usize = 16 << 20;
+
 /// All stored submissions, oldest first, and the files that could not be read. A missing
 /// submissions directory means no submission.
 pub fn read_all(layout: &Layout) -> io::Result<(Vec<Submission>, Vec<Problem>)> {
@@ -600,7 +603,7 @@ pub fn read_all(layout: &Layout) -> io::Result<(Vec<Submission>, Vec<Problem>)> 
             continue;
         }
         let path = entry.path();
-        match std::fs::read(&path) {
+        match crate::atomic::read_regular_nofollow(&path, MAX_SUBMISSION_BYTES) {
             Ok(bytes) => match serde_json::from_slice::<Submission>(&bytes) {
                 Ok(s) => found.push((name.to_owned(), s)),
                 Err(e) => problems.push(Problem::new(&path, format!("not a submission: {e}"))),

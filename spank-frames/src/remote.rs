@@ -256,7 +256,7 @@ impl Remote {
         });
         match report {
             Ok(Ok(text)) => tracing::debug!("task {global}: {text}"),
-            Ok(Err(text)) => tracing::error!("task {global}: record not written: {text}"),
+            Ok(Err(text)) => tracing::error!("task {global}: {text}"),
             Err(text) => tracing::error!("task {global}: record not written: {text}"),
         }
         if let Some(signal) = signal {
@@ -353,10 +353,11 @@ fn write_record(
         record.frame_sha256 = Some(sha);
     }
     record.decide(frame_path.is_some());
-    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| format!("serialize record: {e}"))?;
+    let bytes = serde_json::to_vec_pretty(&record)
+        .map_err(|e| format!("record not written: cannot serialize it: {e}"))?;
     let path = layout.record_path(key);
     frames_core::atomic::write_new(&path, &bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("record not written: {}: {e}", path.display()))?;
     let status = format!("{:?}", record.status).to_lowercase();
     match frames_core::merge::try_finish(layout) {
         Ok(Some(summary)) => Ok(format!(

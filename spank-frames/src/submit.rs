@@ -90,7 +90,7 @@ pub fn check(options: &FrameOptions, context: Context) -> Result<()> {
         // script's #SBATCH lines (read as the user, who is running this sbatch).
         submission.fill_from_env(std::env::var("SBATCH_ARRAY_INX").ok().as_deref());
         if let Some(script) = submission.script_path().map(|s| Path::new(&cwd).join(s))
-            && let Ok(text) = std::fs::read(&script)
+            && let Ok(text) = read_script(&script)
         {
             submission.fill_from_script(&String::from_utf8_lossy(&text));
         }
@@ -107,6 +107,17 @@ pub fn check(options: &FrameOptions, context: Context) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// The batch script, for its #SBATCH lines: only a regular file (a FIFO would block sbatch
+/// here and lose its content for sbatch itself), at most 16 MiB.
+fn read_script(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    frames_core::atomic::open_regular(path)?
+        .take(16 << 20)
+        .read_to_end(&mut text)?;
+    Ok(text)
 }
 
 #[cfg(test)]

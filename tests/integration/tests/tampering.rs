@@ -5,6 +5,10 @@
 //! user-controlled path, no crossing between users, a clear error, nothing hung.
 //! (frames.rs already covers a planted `.frames` symlink at submission and a one-shot swap of
 //! the records directory inside the job; this file races and widens them.)
+#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
+mod mock_server;
+#[path = "../src/qpu_site.rs"]
+mod qpu_site;
 #[path = "../src/reliability.rs"]
 mod reliability;
 
@@ -122,6 +126,9 @@ fn symlink_swaps_raced_in_a_loop_never_lead_writes_elsewhere() {
     let dir = work.join("frames");
     // The racer (the test user, outside the job) swaps three things for symlinks and back,
     // in a loop: the records directory, the results directory, and the frame directory itself.
+    // A task that meets a swap fails or loses its record (the user sabotages their own
+    // directory; the record is written as the user, so a symlink leads nowhere root could
+    // write); what must never happen is a write outside the user's directory.
     let racer = format!(
         r#"cd '{work}' || exit 1
 while :; do
@@ -133,11 +140,14 @@ while :; do
       rm -f frames/.frames/records frames/.frames/results
       mv frames/.frames/records.real frames/.frames/records 2>/dev/null
       mv frames/.frames/results.real frames/.frames/results 2>/dev/null
+      sleep 0.05
       mv frames frames.real 2>/dev/null && ln -sfn "$t" frames
       sleep 0.01
       rm -f frames; mv frames.real frames 2>/dev/null
     fi
-    sleep 0.005
+    # Mostly real, briefly swapped: most tasks get through, and the swaps land at random
+    # points of their start and end (check then use).
+    sleep 0.05
   done
 done"#,
         work = work.display(),
@@ -162,8 +172,21 @@ done"#,
         )
     };
     let took = started.elapsed();
+    // The racer was stopped anywhere in its loop: put the real directories back.
+    let restore = format!(
+        r#"cd '{work}' || exit 1
+if [ -e frames.real ]; then rm -f frames; mv frames.real frames; fi
+for d in records results; do
+  if [ -e frames/.frames/$d.real ]; then rm -f frames/.frames/$d; mv frames/.frames/$d.real frames/.frames/$d; fi
+done"#,
+        work = work.display()
+    );
+    let restored = cluster.as_user("sh", &["-c", &restore]);
+    assert!(restored.ok(), "{restored:?}");
     let leaked_root = tree(&root_target);
     let leaked_other = tree(&other_target);
+    let uid = user_uid(&cluster, cluster.user());
+    let foreign = not_owned_by(&work, uid);
     let recs = records(&dir);
     report(
         "attack: symlink race",
@@ -175,14 +198,17 @@ done"#,
             first_error(&run)
         ),
         &format!(
-            "{} of 40 records in the real dir; files in root-owned target: {}, in user 2's dir: {}",
+            "{} of 40 records in the real dir ({} done; a task that met a symlink fails); files in root-owned target: {}, in user 2's dir: {}; files in the user's dir not owned by the user: {}",
             recs.len(),
+            recs.iter().filter(|r| r["status"] == "done").count(),
             leaked_root.len(),
-            leaked_other.len()
+            leaked_other.len(),
+            foreign.len()
         ),
         TEST,
     );
     assert!(leaked_root.is_empty(), "written as root: {leaked_root:?}");
+    assert!(foreign.is_empty(), "created as another user: {foreign:?}");
     assert!(leaked_other.is_empty(), "crossed users: {leaked_other:?}");
     assert!(took < Duration::from_secs(240), "took {took:?}");
     let _ = std::fs::remove_dir_all(&root_target);
@@ -351,7 +377,9 @@ fn a_second_user_cannot_use_the_first_users_frame_dir() {
 fn hostile_option_values_get_a_clear_error_and_run_nothing() {
     const TEST: &str = "hostile_option_values_get_a_clear_error_and_run_nothing";
     reliability::start(TEST);
-    let cluster = Cluster::connect();
+    // The QPU names must reach the plugin's own checks, which need a readable config.
+    let site = qpu_site::site();
+    let cluster = &site.cluster;
     let work = cluster.user_dir("attack-options");
     let long = "a".repeat(5000);
     let pwn = work.join("pwned");
@@ -376,14 +404,18 @@ fn hostile_option_values_get_a_clear_error_and_run_nothing() {
         ("--frame-pattern", format!("{long}%d"), true),
         ("--frame-pattern", "f%d\u{1}\n".into(), true),
         ("--frame-pattern", "f%d%s%n%x".into(), true),
-        ("--frame-pattern", format!("{shell}%d"), true),
+        // Legal: '/' makes subdirectories under --frame-dir and the pattern never meets a
+        // shell; what matters is that nothing is executed.
+        ("--frame-pattern", format!("{shell}%d"), false),
         ("--frame-t0", "1e309".into(), true),
         ("--frame-t0", long.replace('a', "1"), true),
         ("--frame-dt", "nan".into(), true),
         ("--frame-dt", "0,5".into(), true),
-        ("--result-prefix", "R\u{0}".into(), true),
+        // A NUL cannot travel in argv (execve ends the string there): a carriage return is
+        // the nearest byte that reaches the plugin.
+        ("--result-prefix", "R\r".into(), true),
         ("--result-prefix", "R\u{1b}\n".into(), true),
-        ("--result-prefix", long.clone(), false),
+        ("--result-prefix", long.clone(), true),
     ];
     for (option, value, refused) in cases {
         let opt = format!("{option}={value}");
@@ -543,6 +575,45 @@ printf x > "$FRAME_PATH"
     assert!(took < Duration::from_secs(120), "took {took:?}");
 }
 
+/// The numeric uid of `user`.
+fn user_uid(cluster: &Cluster, user: &str) -> u32 {
+    let run = cluster.as_named_user(user, "id", &["-u"]);
+    run.stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("id -u: {run:?}"))
+}
+
+/// Every entry under `dir` (symlinks not followed) whose owner is not `uid`.
+fn not_owned_by(dir: &Path, uid: u32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.uid() != uid {
+                found.push(format!("{} (uid {})", e.path().display(), meta.uid()));
+            }
+            if meta.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// A plugstack line loading `so` (the snippets' comments mention the file name too).
+fn is_plugin_line(line: &str, so: &str) -> bool {
+    let mut words = line.split_whitespace();
+    matches!(words.next(), Some("required" | "optional")) && words.next() == Some(so)
+}
+
 /// Path of the QPU state directory of a node.
 fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
     cluster.scratch().join("qrmi-state").join(node)
@@ -553,12 +624,31 @@ fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
 fn users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused() {
     const TEST: &str = "users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused";
     reliability::start(TEST);
-    let cluster = Cluster::connect();
+    let site = qpu_site::site();
+    let cluster = &site.cluster;
     let user2 = cluster.var("SPANK_TEST_USER2").to_string();
-    // The real state directory: root-only. (Created by earlier QPU jobs or by this one.)
-    let _ = cluster.as_user("srun", &["-p", "quantum", "-w", "q1", "true"]);
-    let state = state_dir(&cluster, "q1");
-    if state.exists() {
+    // The real state directory: root-only, created by a QPU job (this one, on the mock).
+    let run = cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "true"],
+    );
+    assert!(run.ok(), "a QPU job on the mock backend: {run:?}");
+    let state = state_dir(cluster, "q1");
+    assert!(
+        state.exists(),
+        "no state dir {} after a QPU job",
+        state.display()
+    );
+    let meta = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&state).unwrap();
+        format!(
+            "state dir owner uid {}, mode {:o}",
+            m.uid(),
+            m.mode() & 0o7777
+        )
+    };
+    {
         for (user, cmd) in [
             (
                 cluster.user().to_string(),
@@ -575,7 +665,7 @@ fn users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused() {
                 "attack: QPU state",
                 &format!("{user}: {cmd}"),
                 &format!("rc {:?}: {}", run.code, run.stderr.trim()),
-                "state dir root-owned, mode 0700",
+                &meta,
                 TEST,
             );
             assert!(!run.ok(), "{user} could {cmd}: {run:?}");
@@ -587,7 +677,7 @@ fn users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused() {
     let snippet = std::fs::read_to_string(&snippet_path).unwrap();
     let line = snippet
         .lines()
-        .find(|l| l.contains("spank_qrmi.so"))
+        .find(|l| is_plugin_line(l, "spank_qrmi.so"))
         .unwrap()
         .to_string();
     let shared = cluster.shared_dir().join("attack-state");
@@ -618,7 +708,7 @@ fn users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused() {
         std::fs::read_to_string(cluster.scratch().join("plugstack.conf.d/spank_frames.conf"))
             .unwrap_or_default()
             .lines()
-            .find(|l| l.contains("spank_frames.so"))
+            .find(|l| is_plugin_line(l, "spank_frames.so"))
             .unwrap_or("")
             .to_string();
     for planted in ["mine", "link"] {
