@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project, in order of cost: format and lint, unit and C-host tests,
-# builds against the Slurm 22.05 / 24.11 / 26.05 headers, then the integration tests on a
-# real namespaced Slurm cluster (brought up here and always torn down). Run as root on
-# Debian 12; .ci/run calls this after installing what it needs.
+# the C-host tests under valgrind, fuzzing, builds against the Slurm 22.05 / 24.11 / 26.05
+# headers, then the integration tests on real namespaced Slurm clusters (brought up here and
+# always torn down): 22.05 with the heavy hardening tests, 24.11 and 26.05 from debootstrapped
+# root filesystems, and controller failover. Run as root on Debian 12; .ci/run calls this
+# after installing what it needs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -38,7 +40,8 @@ tests/fuzz.sh 60
 section "builds against three Slurm releases' headers"
 tests/versions/build-all.sh
 
-section "integration tests on the namespaced test cluster"
+section "integration tests on the namespaced test cluster (Slurm 22.05, the host's)"
+t22=$(date +%s)
 stage=$(tests/stage-plugins.sh)
 cluster=tests/cluster/cluster.sh
 cleanup() {
@@ -58,8 +61,10 @@ tools="${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/bin"
 install -d -m 0755 "$tools"
 install -m 0755 "$stage"/bin/* "$tools/"
 export SPANK_CLUSTER_ENV="${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}/cluster.env"
-# One at a time: some tests swap plugstack.conf, which every job reads.
-cargo test -p integration-tests -- --ignored --test-threads=1
+# One at a time: some tests swap plugstack.conf, which every job reads. A 24.11 build of
+# spank_frames is the "other release" plugin Slurm must refuse (tests/releases.rs).
+SPANK_OTHER_RELEASE_PLUGIN=$repo/target/slurm-trixie/release/libspank_frames.so \
+    cargo test -p integration-tests -- --ignored --test-threads=1
 # The heavy hardening tests, skipped above: 3 x 500 array tasks ending at one instant (one
 # merge, nothing torn) and slurmstepd memory across 1,000 steps (a few minutes).
 SPANK_HEAVY_TESTS=1 cargo test -p integration-tests --test storm --test memory -- --ignored --test-threads=1
@@ -76,6 +81,40 @@ fi
 echo "all nodes healthy"
 trap - EXIT
 "$cluster" down
+echo "Slurm 22.05: $(( $(date +%s) - t22 )) s"
+
+section "integration tests on Slurm 24.11 and 26.05 (debootstrapped root filesystems)"
+# The plugins build-all built against each release's own headers; the user tools are the
+# host's build. The 22.05 build of spank_frames is the "other release" plugin Slurm must refuse.
+other_release_plugin=$repo/target/slurm-bookworm/release/libspank_frames.so
+release_times=()
+for rel in 24.11 26.05; do
+    case $rel in 24.11) suite=trixie ;; 26.05) suite=sid ;; esac
+    rel_started=$(date +%s)
+    rstage=$(PLUGINS_FROM="target/slurm-$suite/release" tests/stage-plugins.sh "target/stage-$suite")
+    trap cleanup EXIT
+    SPANK_SLURM_DEBUG=debug "$cluster" up --release "$rel" --plugins "$rstage"
+    install -d -m 0755 "$tools"
+    install -m 0755 "$rstage"/bin/* "$tools/"
+    SPANK_OTHER_RELEASE_PLUGIN=$other_release_plugin \
+        cargo test -p integration-tests --test foundation --test frames --test qrmi \
+        --test backend_faults --test releases -- --ignored --test-threads=1
+    # shellcheck disable=SC1090
+    . "$SPANK_CLUSTER_ENV"
+    # The release's own sinfo (a 22.05 client cannot talk to a newer controller).
+    bad=$(chroot "$SPANK_ROOT" env SLURM_CONF="$SLURM_CONF" sinfo -h -N -o '%N %T' |
+        grep -Ei 'drain|down|fail' || true)
+    if [ -n "$bad" ]; then
+        echo "unhealthy nodes on Slurm $rel after the tests:" >&2
+        echo "$bad" >&2
+        exit 1
+    fi
+    echo "Slurm $rel: all nodes healthy"
+    trap - EXIT
+    "$cluster" down
+    release_times+=("Slurm $rel: $(( $(date +%s) - rel_started )) s")
+done
+printf 'time per release (stage + up + tests + down): %s\n' "${release_times[@]}"
 
 section "controller failover (primary + backup slurmctld sharing StateSaveLocation)"
 trap cleanup EXIT

@@ -169,15 +169,19 @@ netns_pids() {
 	return 0
 }
 
-# Pids of every process in the controller's UTS namespace (slurmctld and its
-# slurmscriptd child), by namespace identity recorded at start.
+# Pids of the processes in the controller's UTS namespace (slurmctld and its
+# slurmscriptd child), by namespace identity recorded at start. A namespace id can
+# be reused once ours is gone (e.g. by another instance's node), so a process must
+# also carry our slurm.conf on its command line (slurmscriptd keeps slurmctld's).
 ctl_uts_pids() {
-	local want p link
+	local want p link cmd
 	want=$(cat "$RUN_DIR/slurmctld.uts" 2>/dev/null) || return 0
 	[[ $want == uts:* && $want != "$(readlink /proc/self/ns/uts)" ]] || return 0
 	for p in /proc/[0-9]*; do
 		link=$(readlink "$p/ns/uts" 2>/dev/null) || continue
-		[[ $link == "$want" ]] && echo "${p#/proc/}"
+		[[ $link == "$want" ]] || continue
+		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		[[ " $cmd " == *" -f $CONF "* ]] && echo "${p#/proc/}"
 	done
 	return 0
 }
@@ -256,10 +260,15 @@ cancel_jobs() {
 
 # The scratch dir of another instance (SPANK_CLUSTER_ID) whose slurmctld runs, if any.
 other_live_cluster() {
-	local d
+	local d p
 	for d in /tmp/spank-cluster /tmp/spank-cluster-[1-9]; do
 		[[ $d != "$SCRATCH" && -e $d/.spank-cluster ]] || continue
-		pid_alive "$(cat "$d/run/slurmctld.pid" 2>/dev/null)" slurmctld && { echo "$d"; return 0; }
+		p=$(cat "$d/run/slurmctld.pid" 2>/dev/null || true)
+		pid_alive "$p" slurmctld || continue
+		# A cluster chrooted into a release rootfs authenticates through its own munged.
+		[[ $(readlink "/proc/$p/root" 2>/dev/null) == / ]] || continue
+		echo "$d"
+		return 0
 	done
 	return 1
 }

@@ -18,7 +18,8 @@
 # list, archive URI) differs from what this file asks for, or it is older than
 # SPANK_ROOTFS_MAX_AGE_DAYS (default 14 days: sid moves). A rootfs that a running
 # cluster has mounted is never replaced (used stale, with a warning).
-# Uses: ID, SCRATCH, RUN_DIR, LOG_DIR, CONF, msg, die, pid_alive, stop_pids (cluster.sh).
+# Uses: ID, SCRATCH, RUN_DIR, LOG_DIR, CONF, CTL_ADDR, CTL_NAME, NODES, NODE_ADDR, msg, die,
+# pid_alive, stop_pids (cluster.sh).
 
 ROOTFS_CACHE=${SPANK_ROOTFS_CACHE:-/var/cache/spank-rootfs}
 ROOTFS_MAX_AGE_DAYS=${SPANK_ROOTFS_MAX_AGE_DAYS:-14}
@@ -210,10 +211,27 @@ rootfs_munge_start() {
 	msg "munged in the $RELEASE rootfs: pid $pid"
 }
 
+# /etc/hosts of this instance's rootfs (its own overlay layer). From 24.11 on slurmctld
+# resolves the submit host's NAME (srun/salloc's alloc node) to answer it; debootstrap
+# leaves no /etc/hosts, so that name went to DNS, which does not know it, and slurmctld
+# retried for 10 s per job while it stopped scheduling. The clients run on this machine and
+# are reached at the bridge address, as on 22.05 (where the source address was used).
+rootfs_hosts() {
+	local n
+	{
+		echo "# Written by tests/cluster/rootfs.sh for cluster $ID"
+		echo "127.0.0.1 localhost"
+		echo "$CTL_ADDR $CTL_NAME $(hostname)"
+		for n in "${NODES[@]}"; do echo "${NODE_ADDR[$n]} $n"; done
+	} >"$ROOT/etc/hosts"
+	chmod 0644 "$ROOT/etc/hosts"
+}
+
 # Part of `up` for a rootfs release, after prepare_scratch and before write_configs.
 rootfs_up() {
 	echo "$RELEASE" >"$RELEASE_FILE"
 	rootfs_mount
+	rootfs_hosts
 	rootfs_munge_start
 }
 

@@ -130,6 +130,8 @@ fn salloc_then_srun_runs_on_every_node() {
 const PER_JOB: &[&str] = &[
     "SLURM_JOB_ID",
     "SLURM_JOBID",
+    // 26.05: the job's cluster-unique id (a new value per job, like the job id).
+    "SLURM_JOB_SLUID",
     "SLURM_STEP_ID",
     "SLURM_STEPID",
     "SLURM_TASK_PID",

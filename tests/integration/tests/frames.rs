@@ -408,10 +408,12 @@ fn time_limit_and_requeue_are_recorded_per_attempt() {
     let cluster = Cluster::connect();
     let work = cluster.user_dir("frames-limits");
     // Attempt 0 runs until it is stopped (time limit or requeue); a later attempt finishes.
+    // `exec`: the task itself is what Slurm signals. With a shell waiting on `sleep`, Slurm
+    // 24.11 signalled the sleep first and the shell went on to write the frame (exit 0).
     let script = cluster.user_script(
         &work,
         "job.sh",
-        "#!/bin/sh\nif [ \"$FRAME_ATTEMPT\" = 0 ]; then sleep 300; fi\nprintf 'frame %s\\n' \"$FRAME_INDEX\" > \"$FRAME_PATH\"\n",
+        "#!/bin/sh\nif [ \"$FRAME_ATTEMPT\" = 0 ]; then exec sleep 300; fi\nprintf 'frame %s\\n' \"$FRAME_INDEX\" > \"$FRAME_PATH\"\n",
     );
     let timed = work.join("timed");
     let run = cluster

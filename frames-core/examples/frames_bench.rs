@@ -1,0 +1,152 @@
+//! Benchmark helper for tests/bench/run.sh (issue #5, items 6 and 7): generates synthetic frame
+//! directories in the real format (TaskRecord serialized as the plugin does, named by
+//! Layout::record_path, one submission::write) and times the plugin's own frame checksum code (record::frame_checksum).
+//! It prints numbers only; nothing here asserts a time.
+//!
+//! ```text
+//! frames_bench gen DIR N              N records + N frame files + one sbatch submission
+//! frames_bench gen-frames DIR COUNT MIB   COUNT frame files of MIB MiB each (pseudo-random bytes)
+//! frames_bench checksum FILE...       frame_checksum of each file; prints "bytes seconds"
+//! ```
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use frames_core::Layout;
+use frames_core::layout::{StepId, TaskKey};
+use frames_core::merge;
+use frames_core::record::{RECORD_VERSION, Status, TaskRecord, frame_checksum};
+use frames_core::submission::{self, Submission};
+
+/// A done record like the plugin writes for array task `index` of job 1000 (one RESULT line).
+fn record(dir: &Path, index: u64) -> TaskRecord {
+    TaskRecord {
+        version: RECORD_VERSION,
+        index,
+        attempt: 0,
+        job_id: 1001 + index as u32,
+        array_job_id: Some(1000),
+        array_task_id: Some(index as u32),
+        step: "batch".into(),
+        task_id: 0,
+        task_count: 1,
+        node: format!("c{}", 1 + index % 4),
+        exit_code: Some(0),
+        signal: None,
+        core_dumped: false,
+        start_time: Some(1_700_000_000.0 + index as f64),
+        end_time: 1_700_000_010.5 + index as f64,
+        frame_path: Some(format!("{}/frame_{index:04}.png", dir.display())),
+        frame_size: Some(64),
+        frame_sha256: Some(format!(
+            "{:064x}",
+            index.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        )),
+        results: vec![serde_json::json!({"loss": 0.5, "step": index})],
+        result_errors: vec![],
+        status: Status::Done,
+        reason: None,
+    }
+}
+
+fn gen_records(dir: &Path, n: u64) -> Result<(), String> {
+    let layout = Layout::new(dir);
+    layout.create_dirs().map_err(|e| e.to_string())?;
+    let argv: Vec<String> = [
+        "sbatch".to_string(),
+        format!("--array=0-{}", n - 1),
+        format!("--frame-dir={}", dir.display()),
+        "render.sbatch".to_string(),
+    ]
+    .into();
+    submission::write(&layout, &Submission::from_argv(&argv, "/home/u", 1.0))
+        .map_err(|e| e.to_string())?;
+    let frame = [0x89u8; 64];
+    for i in 0..n {
+        let r = record(dir, i);
+        let key = TaskKey {
+            index: i,
+            attempt: 0,
+            job_id: r.job_id,
+            step: StepId::Batch,
+            task_id: 0,
+        };
+        let bytes = serde_json::to_vec(&r).map_err(|e| e.to_string())?;
+        // The plugin's writer (atomic::write_new) adds a temp file, a link and two fsyncs per
+        // record: 100,000 of them take ~10 minutes here. The bytes and names are the same, and
+        // the merge only reads them, so the generator writes them directly.
+        std::fs::write(layout.record_path(&key), &bytes).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(format!("frame_{i:04}.png")), frame)
+            .map_err(|e| format!("frame {i}: {e}"))?;
+    }
+    // Sanity: the generated directory merges to n done frames (not timed).
+    let s = merge::summarize(&merge::collect(&layout).map_err(|e| e.to_string())?);
+    if s.done != n || !s.problems.is_empty() {
+        return Err(format!(
+            "generated directory summarizes to {} done, problems {:?}",
+            s.done, s.problems
+        ));
+    }
+    Ok(())
+}
+
+fn gen_frames(dir: &Path, count: u64, mib: u64) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    // xorshift bytes: incompressible enough, and no dependency on a random crate.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut block = vec![0u8; (mib << 20) as usize];
+    for i in 0..count {
+        for chunk in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        std::fs::write(dir.join(format!("frame_{i:04}.png")), &block)
+            .map_err(|e| format!("frame {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn checksum(files: &[String]) -> Result<(), String> {
+    let t = Instant::now();
+    let mut bytes = 0u64;
+    for f in files {
+        let (size, _hex) = frame_checksum(Path::new(f)).map_err(|e| format!("{f}: {e}"))?;
+        bytes += size;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let _ = writeln!(std::io::stdout(), "{bytes} {secs:.6}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |s: &String| {
+        s.parse::<u64>()
+            .map_err(|_| format!("'{s}': expected a number"))
+    };
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["gen", dir, n] => num(&n.to_string()).and_then(|n| gen_records(Path::new(dir), n)),
+        ["gen-frames", dir, count, mib] => num(&count.to_string())
+            .and_then(|c| num(&mib.to_string()).map(|m| (c, m)))
+            .and_then(|(c, m)| gen_frames(Path::new(dir), c, m)),
+        ["checksum", ..] => checksum(&args[1..]),
+        _ => Err(
+            "usage: frames_bench gen DIR N | gen-frames DIR COUNT MIB | checksum FILE...".into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("frames_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

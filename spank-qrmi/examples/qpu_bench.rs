@@ -1,0 +1,112 @@
+//! Benchmark helper for tests/bench/run.sh (issue #5, item 8): QPU acquire + release through the
+//! plugin's own code (acquire::acquire_all, acquire::release_job, backend::backend_for, a
+//! LeaseStore and the accounting log) against the loopback mock server of the tests, which
+//! answers at once. Prints one line per QPU type:
+//! `TYPE requests_per_cycle p50_ms p99_ms min_ms max_ms raw_http_p50_ms cycles`.
+//! raw_http is one plain GET to the same server with a fresh connection (what the loopback and
+//! the server cost per request), so "our side" ≈ p50 − requests × raw_http. Prints numbers only.
+#[path = "../tests/mock_server/mod.rs"]
+mod mock_server;
+// `acquire` is private to the library: compile the very same source file here. Its `crate::`
+// paths resolve to these re-exports of the library's public modules.
+#[path = "../src/acquire.rs"]
+#[allow(dead_code)]
+mod acquire;
+use spank_qrmi::{accounting, backend, config, jobenv, lease};
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use acquire::{Node, Retry};
+use backend::{AcquireContext, backend_for};
+use config::{Config, Resource};
+use lease::LeaseStore;
+use mock_server::MockServer;
+use spank_qrmi::http::HttpConfig;
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let cycles: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let server = MockServer::start();
+    let base = server.base.clone();
+    let json = format!(
+        r#"{{"resources": [
+        {{"name": "ibm_torino", "type": "ibm-quantum-compute-service", "environment": {{
+            "QRMI_IBM_QCS_ENDPOINT": "{base}/api", "QRMI_IBM_QCS_IAM_ENDPOINT": "{base}",
+            "QRMI_IBM_QCS_IAM_APIKEY": "k", "QRMI_IBM_QCS_SERVICE_CRN": "crn:x"}}}},
+        {{"name": "garnet", "type": "iqm-server", "environment": {{
+            "QRMI_IQM_ISA_ENDPOINT": "{base}/iqm", "QRMI_IQM_ISA_TOKEN": "t"}}}},
+        {{"name": "garnet_checked", "type": "iqm-server", "status_check": true, "environment": {{
+            "QRMI_IQM_ISA_ENDPOINT": "{base}/iqm", "QRMI_IQM_ISA_TOKEN": "t"}}}}
+        ]}}"#
+    );
+    let config = Config::parse(Path::new("/bench/qrmi_config.json"), &json).expect("config");
+    let state: PathBuf = std::env::temp_dir().join(format!("qpu-bench-{}", std::process::id()));
+    let store = LeaseStore::open(&state).expect("lease store");
+    let http = HttpConfig {
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(3),
+        ..HttpConfig::default()
+    };
+    let make = |r: &Resource| backend_for(r, &http, None);
+    let node = Node {
+        name: "bench",
+        store: &store,
+    };
+    // One plain request per cycle: the loopback + server share of each request.
+    let agent = ureq::AgentBuilder::new().build();
+    let mut raw: Vec<f64> = (0..cycles.min(500))
+        .map(|_| {
+            let t = Instant::now();
+            let _ = agent.get(&format!("{base}/qs/v1/backends/x")).call();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    raw.sort_by(f64::total_cmp);
+    let raw_p50 = pct(&raw, 0.5);
+    for name in ["garnet", "garnet_checked", "ibm_torino"] {
+        let kind = config.get(name).expect("resource").kind.as_str();
+        let before = server.requests().len();
+        let mut times = Vec::with_capacity(cycles as usize);
+        for i in 0..cycles {
+            let job = AcquireContext {
+                job_id: 100_000 + i,
+                uid: 1000,
+                time_limit_secs: Some(600),
+            };
+            let t = Instant::now();
+            let got = acquire::acquire_all(
+                &config,
+                &node,
+                &job,
+                &[name.to_string()],
+                &make,
+                Retry::default(),
+            );
+            let (released, failed) =
+                acquire::release_job(Some(&config), &node, job.job_id, &make, Retry::default());
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(
+                got.is_ok() && released == 1 && failed == 0,
+                "{name}: {got:?}"
+            );
+        }
+        let requests = (server.requests().len() - before) as f64 / f64::from(cycles);
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{name}({kind}) {requests:.0} {:.3} {:.3} {:.3} {:.3} {raw_p50:.3} {cycles}",
+            pct(&times, 0.5),
+            pct(&times, 0.99),
+            times[0],
+            times[times.len() - 1]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
