@@ -118,7 +118,7 @@ for rel in 24.11 26.05; do
     "$cluster" down
     release_times+=("Slurm $rel: $(( $(date +%s) - rel_started )) s")
 done
-printf 'time per release (stage + up + tests + down): %s\n' "${release_times[@]}"
+echo "time per release (stage + up + tests + down): ${release_times[*]}"
 
 section "controller failover (primary + backup slurmctld sharing StateSaveLocation)"
 trap cleanup EXIT
