@@ -301,3 +301,23 @@ pub fn wait_for_file(path: &Path, limit: Duration) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A JSON file the tests read (records, summaries); a missing or invalid one fails the test.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every task record of the frame dir `dir` (`.frames/records/*.json`), parsed.
+pub fn record_files(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join(".frames/records")) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                out.push(read_json(&path));
+            }
+        }
+    }
+    out
+}

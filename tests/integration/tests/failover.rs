@@ -16,29 +16,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use integration_tests::Cluster;
+use integration_tests::{Cluster, read_json, record_files};
 use mock_server::MockServer;
 
 /// Array tasks; with 4 CPUs on each of c1 and c2 they run in three waves.
 const TASKS: u64 = 24;
-
-fn read_json(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn record_files(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir.join(".frames/records")) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push(read_json(&path));
-            }
-        }
-    }
-    out
-}
 
 fn finish_markers(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir.join(".frames"))

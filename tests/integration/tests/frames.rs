@@ -1,28 +1,9 @@
 //! spank_frames on the real cluster, as the unprivileged test user: frame routing for job
 //! arrays across nodes, records of every ending, the finisher's merge, byte-identical output,
 //! attacks on the frame directory, a node crash mid-array and `frames resubmit`.
-use std::path::Path;
 use std::time::Duration;
 
-use integration_tests::{Cluster, cluster_script};
-
-fn read_json(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn record_files(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir.join(".frames/records")) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push(read_json(&path));
-            }
-        }
-    }
-    out
-}
+use integration_tests::{Cluster, cluster_script, read_json, record_files};
 
 const RENDER: &str = r#"#!/bin/sh
 printf 'frame %s at t=%s\n' "$FRAME_INDEX" "$FRAME_TIME" > "$FRAME_PATH"
