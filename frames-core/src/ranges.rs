@@ -113,7 +113,8 @@ fn parse_items(whole: &str, body: &str, steps: bool) -> Result<Vec<u64>, String>
         if step == 0 {
             return bad(format!("item '{item}' has step 0"));
         }
-        let count = (end - start) / step + 1;
+        // Saturating: 0-18446744073709551615 (u64::MAX) must be refused, not overflow (fuzzing).
+        let count = ((end - start) / step).saturating_add(1);
         if count > (MAX_INDICES - out.len().min(MAX_INDICES)) as u64 {
             return bad(format!("more than {MAX_INDICES} indices"));
         }
@@ -134,6 +135,16 @@ fn parse_items(whole: &str, body: &str, steps: bool) -> Result<Vec<u64>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_up_to_u64_max_is_refused_not_overflowed() {
+        // Found by the `ranges` fuzz target: the index count overflowed.
+        for spec in ["0-18446744073709551615", "0-18446744073709551615:1"] {
+            let err = parse_array_spec(spec).unwrap_err();
+            assert!(err.contains("more than"), "{err}");
+        }
+        assert!(parse_ranges("0-18446744073709551615").is_err());
+    }
 
     #[test]
     fn compress_runs() {
