@@ -11,6 +11,10 @@
 # For each suite: fetch-headers.sh SUITE, then, from the repository root,
 #   SLURM_INCLUDE_DIR=<dir> cargo build --release -p spank-qrmi -p spank-frames \
 #       --target-dir target/slurm-<suite>
+# and, for every suite but bookworm (whose headers the main `cargo test --workspace` uses),
+#   SLURM_INCLUDE_DIR=<dir> cargo test --workspace --release --target-dir target/slurm-<suite>
+# so the whole workspace, the C test host included, builds and passes against that release's
+# headers (BUILD_ALL_WORKSPACE_TESTS=0 skips this),
 # (the base directory `target` can be changed with BUILD_ALL_TARGET_BASE=DIR),
 # then, for target/slurm-<suite>/release/lib{spank_qrmi,spank_frames}.so,
 # plugin-info.sh must report plugin_version == SLURM_VERSION_NUMBER of that
@@ -99,6 +103,17 @@ for suite in "${suites[@]}"; do
             row "$suite" "$vstr" "${so##*/}" "${got:--}" "$expected" FAIL "$(IFS=';'; echo "${notes[*]}")"
         fi
     done
+    if [[ $suite != bookworm && ${BUILD_ALL_WORKSPACE_TESTS:-1} != 0 ]]; then
+        log "$suite: SLURM_INCLUDE_DIR=$inc cargo test --workspace --release --target-dir $tdir"
+        tt=$SECONDS
+        # shellcheck disable=SC2086
+        if SLURM_INCLUDE_DIR=$inc cargo test --workspace --release --target-dir "$tdir" \
+                ${BUILD_ALL_CARGO_ARGS:-} >&2; then
+            row "$suite" "$vstr" "workspace tests" "-" "-" OK "cargo test --workspace: $((SECONDS - tt)) s"
+        else
+            row "$suite" "$vstr" "workspace tests" "-" "-" FAIL "cargo test --workspace failed"
+        fi
+    fi
     log "$suite: done in $((SECONDS - t0)) s"
 done
 

@@ -467,19 +467,20 @@ void slurm_free_job_info_msg(job_info_msg_t *msg)
 	free(msg);
 }
 
-/* The host is one node: a hostlist is the comma list it was given; find = position. */
+/* The host is one node: a hostlist is the comma list it was given; find = position.
+ * Written with `struct hostlist *`, which is hostlist_t in 22.05 and hostlist_t * from 24.11 on. */
 struct hostlist {
 	char *text;
 };
 
-hostlist_t slurm_hostlist_create(const char *list)
+struct hostlist *slurm_hostlist_create(const char *list)
 {
 	struct hostlist *hl = calloc(1, sizeof(*hl));
 	hl->text = strdup(list ? list : "");
 	return hl;
 }
 
-int slurm_hostlist_find(hostlist_t hl, const char *hostname)
+int slurm_hostlist_find(struct hostlist *hl, const char *hostname)
 {
 	int i = 0;
 	char *copy = strdup(hl->text), *save = NULL;
@@ -493,7 +494,7 @@ int slurm_hostlist_find(hostlist_t hl, const char *hostname)
 	return -1;
 }
 
-void slurm_hostlist_destroy(hostlist_t hl)
+void slurm_hostlist_destroy(struct hostlist *hl)
 {
 	if (!hl)
 		return;
