@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use frames_core::layout::{Layout, StepId, TaskKey};
 use frames_core::pattern::JobIds;
-use frames_core::record::{ResultError, ResultSource, Status, TaskRecord};
+use frames_core::record::{RECORD_VERSION, RawJson, ResultError, ResultSource, Status, TaskRecord};
 use spank::{Error, Result, Spank, TaskExit};
 
 use crate::as_user::{Identity, run_as_user};
@@ -227,7 +227,7 @@ impl Remote {
             .expand(key.index, &step.ids)
             .map(|relative| step.layout.root().join(relative));
         let record = TaskRecord {
-            version: 1,
+            version: RECORD_VERSION,
             index: key.index,
             attempt: key.attempt,
             job_id: step.ids.job_id,
@@ -236,6 +236,9 @@ impl Remote {
             step: key.step.to_string(),
             task_id: global,
             task_count: step.task_count,
+            job_task_count: None,
+            uid: Some(step.identity.uid),
+            submission: None,
             node: node_name(),
             exit_code,
             signal,
@@ -247,6 +250,7 @@ impl Remote {
             frame_sha256: None,
             results: Vec::new(),
             result_errors: Vec::new(),
+            warnings: Vec::new(),
             status: Status::Failed,
             reason: None,
         };
@@ -330,7 +334,10 @@ fn write_record(
             ),
         }),
         Ok(_) => match read_regular(&result_file) {
-            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(bytes) => match std::str::from_utf8(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|text| RawJson::parse(text).map_err(|e| e.to_string()))
+            {
                 Ok(value) => record.results.push(value),
                 Err(e) => record.result_errors.push(ResultError {
                     source: ResultSource::ResultFile,

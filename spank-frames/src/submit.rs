@@ -99,12 +99,13 @@ pub fn check(options: &FrameOptions, context: Context) -> Result<()> {
         submission.t0 = options.t0;
         submission.dt = options.dt;
         submission.result_prefix = options.result_prefix.clone();
-        frames_core::submission::write(&layout, &submission).map_err(|e| {
-            Error::new(format!(
-                "--frame-dir: cannot record the submission in '{}': {e}",
-                layout.submissions_dir().display()
-            ))
-        })?;
+        frames_core::submission::write(&layout, &mut submission, &spank::host::hostname())
+            .map_err(|e| {
+                Error::new(format!(
+                    "--frame-dir: cannot record the submission in '{}': {e}",
+                    layout.submissions_dir().display()
+                ))
+            })?;
     }
     Ok(())
 }
