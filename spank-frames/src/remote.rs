@@ -163,7 +163,12 @@ impl Remote {
                 gid: sp.gid()?,
             },
             groups: sp.supplementary_gids().unwrap_or_default(),
-            task_count: sp.total_task_count().unwrap_or(1).max(1),
+            // A batch script is one task, whatever the job's task count.
+            task_count: if step_id == BATCH_STEP {
+                1
+            } else {
+                sp.total_task_count().unwrap_or(1).max(1)
+            },
             job_task_count: if step_id == BATCH_STEP {
                 env_u32("SLURM_NTASKS")
             } else {
@@ -389,6 +394,13 @@ fn write_record(
     mut record: TaskRecord,
     frame_path: Option<PathBuf>,
 ) -> std::result::Result<String, String> {
+    // task_init refused a .frames that is not the user's (or a symlink): write nothing there.
+    // Checked again here, as the user: it may have been swapped since.
+    if let Some(uid) = record.uid {
+        layout
+            .create_private_dirs(uid)
+            .map_err(|e| format!("record not written: {e}"))?;
+    }
     let key = &with_attempt(layout, *key);
     record.attempt = key.attempt;
     let capture = layout.capture_path(key);
