@@ -38,10 +38,19 @@ impl Plugin for Qrmi {
         self.request.set(name, value)
     }
 
-    fn init(&mut self, _sp: &Spank, args: &[String]) -> Result<()> {
-        self.config = PlugstackConfig::parse(args)?;
+    fn init(&mut self, sp: &Spank, args: &[String]) -> Result<()> {
+        self.config = PlugstackConfig::parse(args);
         if let Some(level) = self.config.log_level {
             spank::log::set_max_level(level);
+        }
+        // Said once, when slurmd starts (it reads plugstack.conf then), not per job.
+        if sp.context() == Context::Slurmd {
+            for warning in &self.config.warnings {
+                tracing::warn!("{warning}");
+            }
+            for problem in &self.config.qpu_errors {
+                tracing::error!("{problem}: jobs asking for a QPU on this node will fail");
+            }
         }
         Ok(())
     }

@@ -67,10 +67,13 @@ pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
     }
 }
 
-/// The munge credential maker for pasqal-local, when plugstack.conf asks for it.
+/// The munge credential maker for pasqal-local. `warden_munge` unset: send one whenever the
+/// node has munge, as upstream's munge build does (Pasqal's warden authorises by munge UID,
+/// and QRMI in the job sends one too).
 pub fn munge_fn(plugstack: &PlugstackConfig) -> Option<backend::MungeFn> {
     plugstack
         .warden_munge
+        .unwrap_or_else(crate::munge::available)
         .then(|| Box::new(crate::munge::credential) as backend::MungeFn)
 }
 
@@ -124,6 +127,9 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
     .map_err(Error::new)?;
     if names.is_empty() {
         return Ok(());
+    }
+    if let Some(why) = plugstack.qpu_unusable() {
+        return Err(Error::new(why));
     }
     let config_path = plugstack.config_path.as_ref().ok_or_else(|| {
         Error::new(

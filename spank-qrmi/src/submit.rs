@@ -10,6 +10,9 @@ pub fn check(plugstack: &PlugstackConfig, names: &[String]) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
+    if let Some(why) = plugstack.qpu_unusable() {
+        return Err(Error::new(why));
+    }
     let Some(path) = &plugstack.config_path else {
         return Ok(());
     };
