@@ -85,7 +85,23 @@ pub fn acquire_all(
     make: MakeBackend<'_>,
     retry: Retry,
 ) -> Result<Vec<AcquiredQpu>, String> {
-    let _lock = node.store.lock_job(job.job_id).map_err(|e| e.to_string())?;
+    let lock = node.store.lock_job(job.job_id).map_err(|e| e.to_string())?;
+    let result = acquire_locked(config, node, job, names, make, retry);
+    if result.is_err() {
+        // Nothing is held: the epilog will find no lease, so it would never remove the lock.
+        node.store.forget_job_if_empty(&lock);
+    }
+    result
+}
+
+fn acquire_locked(
+    config: &Config,
+    node: &Node<'_>,
+    job: &AcquireContext,
+    names: &[String],
+    make: MakeBackend<'_>,
+    retry: Retry,
+) -> Result<Vec<AcquiredQpu>, String> {
     let mut acquired = Vec::new();
     let mut fresh: Vec<(&Resource, String)> = Vec::new();
     for name in names {
@@ -352,6 +368,56 @@ mod tests {
         };
         let e = release_with_retry(&resource, "t", &make, retry).unwrap_err();
         (calls.get(), e)
+    }
+
+    struct Offline;
+
+    impl Backend for Offline {
+        fn check_accessible(&self) -> Result<bool> {
+            Ok(false)
+        }
+        fn acquire(&self, _: &AcquireContext) -> Result<String> {
+            Ok("t".into())
+        }
+        fn release(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    // Issue 15 item 9: a job whose acquisition failed left an empty lock-<job> for ever (the
+    // epilog finds no lease and returns at once).
+    #[test]
+    fn a_failed_acquisition_leaves_no_file_behind() {
+        let dir = std::env::temp_dir().join(format!("qrmi-acq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = LeaseStore::open(&dir).unwrap();
+        let config = Config::parse(
+            Path::new("/q.json"),
+            r#"{"resources": [{"name": "w", "type": "pasqal-local",
+                "environment": {"QRMI_WARDEN_URL": "http://127.0.0.1:1"}}]}"#,
+        )
+        .unwrap();
+        let make = |_: &Resource| -> Result<Box<dyn Backend>> { Ok(Box::new(Offline)) };
+        let job = AcquireContext {
+            job_id: 41,
+            uid: 1000,
+            time_limit_secs: None,
+        };
+        let node = Node {
+            name: "q1",
+            store: &store,
+        };
+        let e =
+            acquire_all(&config, &node, &job, &["w".into()], &make, Retry::default()).unwrap_err();
+        assert!(e.contains("not accessible"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "accounting.jsonl")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

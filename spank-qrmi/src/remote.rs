@@ -14,7 +14,7 @@ use crate::gres;
 use crate::http::HttpConfig;
 use crate::jobenv::{self, JobEnvInput};
 use crate::joblookup;
-use crate::lease::{DEFAULT_STATE_DIR, LeaseStore};
+use crate::lease::{self, LeaseStore};
 use crate::plugstack::PlugstackConfig;
 
 /// Where slurmstepd's own configuration is (its environment, not the job's).
@@ -24,11 +24,10 @@ fn slurm_conf_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"))
 }
 
-/// This node's `qpu` GRES as slurm.conf declares them (empty when it has none). Count-only
-/// GRES leave no trace in a job's environment, so only on such nodes can a job without --qpu
-/// hold a QPU; elsewhere no controller call is made.
-fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
+/// slurm.conf and the files it includes, scanned for QPU GRES and the cluster name.
+fn scan_slurm_conf_files() -> Vec<gres::SlurmConfQpus> {
     let main = slurm_conf_path();
+    let mut scans = Vec::new();
     let mut files = vec![main.clone()];
     let mut seen = 0;
     while let Some(path) = files.pop() {
@@ -40,31 +39,45 @@ fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
             continue;
         };
         let scan = gres::scan_slurm_conf(&text);
-        if let Some((_, line_gres)) = scan
-            .nodes
-            .iter()
-            .find(|(expr, _)| joblookup::hostlist_contains(expr, node))
-        {
-            return gres::parse_qpu_gres(line_gres);
-        }
-        for include in scan.includes {
+        for include in &scan.includes {
             let include = PathBuf::from(include);
             files.push(match (include.is_absolute(), main.parent()) {
                 (false, Some(dir)) => dir.join(include),
                 _ => include,
             });
         }
+        scans.push(scan);
     }
-    Vec::new()
+    scans
 }
 
-/// The lease and accounting directory; `%n` stands for this node's name (for sites whose
-/// spool directories live on a shared filesystem, as SlurmdSpoolDir's `%n`).
+/// This node's `qpu` GRES as slurm.conf declares them (empty when it has none). Count-only
+/// GRES leave no trace in a job's environment, so only on such nodes can a job without --qpu
+/// hold a QPU; elsewhere no controller call is made.
+fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
+    scan_slurm_conf_files()
+        .iter()
+        .flat_map(|scan| scan.nodes.iter())
+        .find(|(expr, _)| joblookup::hostlist_contains(expr, node))
+        .map(|(_, line_gres)| gres::parse_qpu_gres(line_gres))
+        .unwrap_or_default()
+}
+
+/// slurm.conf's ClusterName ("cluster" when it has none).
+fn cluster_name() -> String {
+    scan_slurm_conf_files()
+        .into_iter()
+        .find_map(|scan| scan.cluster_name)
+        .unwrap_or_else(|| "cluster".to_string())
+}
+
+/// The lease and accounting directory of this slurmd: see [`lease::state_dir_for`].
 pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
-    match &plugstack.state_dir {
-        Some(dir) => PathBuf::from(dir.to_string_lossy().replace("%n", &node_name())),
-        None => PathBuf::from(DEFAULT_STATE_DIR),
-    }
+    lease::state_dir_for(
+        plugstack.state_dir.as_deref(),
+        &cluster_name(),
+        &node_name(),
+    )
 }
 
 /// The munge credential maker for pasqal-local. `warden_munge` unset: send one whenever the
@@ -93,7 +106,10 @@ pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
     http
 }
 
-/// This node's name (not taken from the job's environment, which the user controls).
+/// This host's name (not taken from the job's environment, which the user controls; slurmstepd
+/// has no other record of its node name). Several slurmd of one cluster on one host therefore
+/// share a state directory: job ids are unique within a cluster, so the leases there are the
+/// job's on that host, reused by its steps and released once by the first epilog.
 pub fn node_name() -> String {
     spank::host::hostname()
 }
