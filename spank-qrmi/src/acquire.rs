@@ -55,7 +55,7 @@ fn acquire_record(
         uid: job.uid,
         node: node.name.to_string(),
         qpu: resource.name.clone(),
-        kind: resource.kind.as_str().to_string(),
+        kind: resource.type_name.clone(),
         time_acquired: time,
         time_released: None,
         outcome: if error.is_none() {
@@ -68,11 +68,13 @@ fn acquire_record(
 }
 
 fn unknown(config: &Config, name: &str) -> String {
-    format!(
-        "unknown QPU '{name}': available QPUs are {} (from {})",
-        config.names().join(", "),
-        config.path.display()
-    )
+    config.unusable_reason(name).unwrap_or_else(|| {
+        format!(
+            "unknown QPU '{name}': available QPUs are {} (from {})",
+            config.names().join(", "),
+            config.path.display()
+        )
+    })
 }
 
 /// Acquires every QPU in `names` for the job, reusing leases an earlier step of the same job
@@ -115,6 +117,7 @@ fn acquire_locked(
             acquired.push(AcquiredQpu {
                 name: name.clone(),
                 kind: resource.kind,
+                type_name: resource.type_name.clone(),
                 environment: resource.environment.clone(),
                 token: lease.token,
             });
@@ -146,7 +149,7 @@ fn acquire_locked(
         };
         if let Err(e) =
             node.store
-                .record_acquired(job.job_id, name, resource.kind.as_str(), &token, job.uid)
+                .record_acquired(job.job_id, name, &resource.type_name, &token, job.uid)
         {
             // Without a lease the epilog could not release it: give it back now.
             let _ = release_with_retry(resource, &token, make, retry);
@@ -158,6 +161,7 @@ fn acquire_locked(
         acquired.push(AcquiredQpu {
             name: name.clone(),
             kind: resource.kind,
+            type_name: resource.type_name.clone(),
             environment: resource.environment.clone(),
             token,
         });
@@ -238,7 +242,7 @@ fn release_lease(
             uid: lease.uid,
             node: node.name.to_string(),
             qpu: resource.name.clone(),
-            kind: resource.kind.as_str().to_string(),
+            kind: resource.type_name.clone(),
             time_acquired: lease.acquired_at,
             time_released: Some(accounting::now_unix()),
             outcome: if outcome.is_ok() {
@@ -351,6 +355,8 @@ mod tests {
         let resource = Resource {
             name: "q".into(),
             kind: ResourceType::PasqalLocal,
+            type_name: "pasqal-local".into(),
+            user_keys: Vec::new(),
             environment: Default::default(),
             is_dynamic: false,
             status_check: false,

@@ -21,6 +21,8 @@ pub const UNLIMITED_SECONDS: u64 = 4_294_967_295;
 pub struct AcquiredQpu {
     pub name: String,
     pub kind: ResourceType,
+    /// The config's `type` string (the job's QRMI reads it from `QRMI_JOB_QPU_TYPES`).
+    pub type_name: String,
     pub environment: BTreeMap<String, String>,
     pub token: String,
 }
@@ -109,7 +111,7 @@ pub fn job_environment(input: &JobEnvInput<'_>) -> JobEnv {
     let types = input
         .qpus
         .iter()
-        .map(|q| q.kind.as_str())
+        .map(|q| q.type_name.as_str())
         .collect::<Vec<_>>()
         .join(",");
     push("QRMI_JOB_ID".into(), input.job_id.to_string(), false);
@@ -178,6 +180,7 @@ mod tests {
         AcquiredQpu {
             name: name.into(),
             kind,
+            type_name: kind.as_str().to_string(),
             environment: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -51,6 +51,18 @@ impl Plugin for Qrmi {
             for problem in &self.config.qpu_errors {
                 tracing::error!("{problem}: jobs asking for a QPU on this node will fail");
             }
+            if let Some(path) = &self.config.config_path {
+                match config::Config::load(path) {
+                    Ok(config) => {
+                        for message in config.admin_messages() {
+                            tracing::warn!("{message}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}: jobs asking for a QPU on this node will fail")
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -24,6 +24,9 @@ pub fn check(plugstack: &PlugstackConfig, names: &[String]) -> Result<()> {
         Err(e) => return Err(Error::new(format!("--qpu cannot be checked: {e}"))),
     };
     for name in names {
+        if let Some(why) = config.unusable_reason(name) {
+            return Err(Error::new(format!("--qpu: {why}")));
+        }
         if config.get(name).is_none() {
             return Err(Error::new(format!(
                 "--qpu: unknown QPU '{name}': available QPUs are {}",
