@@ -147,10 +147,14 @@ fn acquire_locked(
                 return Err(e.to_string());
             }
         };
-        if let Err(e) =
-            node.store
-                .record_acquired(job.job_id, name, &resource.type_name, &token, job.uid)
-        {
+        if let Err(e) = node.store.record_acquired_with(
+            job.job_id,
+            name,
+            &resource.type_name,
+            &token,
+            job.uid,
+            brought_by_job(resource),
+        ) {
             // Without a lease the epilog could not release it: give it back now.
             let _ = release_with_retry(resource, &token, make, retry);
             rollback(node, job, &fresh, make, retry);
@@ -167,6 +171,15 @@ fn acquire_locked(
         });
     }
     Ok(acquired)
+}
+
+/// The values of the keys the job brought for `resource` (to be able to release it later).
+fn brought_by_job(resource: &Resource) -> std::collections::BTreeMap<String, String> {
+    resource
+        .from_job
+        .iter()
+        .filter_map(|k| resource.environment.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
 }
 
 fn release_with_retry(
@@ -277,7 +290,14 @@ pub fn release_job(
     for lease in leases.iter().filter(|l| l.state != LeaseState::Released) {
         match config.and_then(|c| c.get(&lease.qpu)) {
             Some(resource) => {
-                if release_lease(node, job_id, resource, make, retry) {
+                // The keys the job brought at acquisition, for a QPU the site left them to.
+                let mut resource = resource.clone();
+                for (key, value) in &lease.job_environment {
+                    if resource.get(key).is_none() || resource.user_keys.contains(key) {
+                        resource.environment.insert(key.clone(), value.clone());
+                    }
+                }
+                if release_lease(node, job_id, &resource, make, retry) {
                     released += 1;
                 } else {
                     failed += 1;
@@ -357,6 +377,7 @@ mod tests {
             kind: ResourceType::PasqalLocal,
             type_name: "pasqal-local".into(),
             user_keys: Vec::new(),
+            from_job: Vec::new(),
             environment: Default::default(),
             is_dynamic: false,
             status_check: false,

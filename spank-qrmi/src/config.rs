@@ -235,6 +235,8 @@ pub struct Resource {
     pub type_name: String,
     /// Keys the job's own `<name>_<KEY>` may set although the site sets them.
     pub user_keys: Vec<String>,
+    /// Keys of `environment` whose value this job brought (see `usersupplied`; empty as loaded).
+    pub from_job: Vec<String>,
     pub environment: BTreeMap<String, String>,
     pub is_dynamic: bool,
     /// `status_check` (ours), defaulted per type.
@@ -823,6 +825,7 @@ fn parse_resource(
             kind,
             type_name,
             user_keys,
+            from_job: Vec::new(),
             environment,
             is_dynamic,
             status_check: status_check.unwrap_or(kind.default_status_check())
@@ -844,6 +847,19 @@ pub fn missing_keys(kind: ResourceType, env: &BTreeMap<String, String>) -> Vec<S
         missing.push("QRMI_WARDEN_URL (or the deprecated QRMI_URL)".to_string());
     }
     missing
+}
+
+/// The problems [`check_values`] finds in a resource's (effective) environment.
+pub fn value_problems(resource: &Resource) -> Vec<String> {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    check_values(
+        &format!("QPU '{}'", resource.name),
+        resource.kind,
+        &resource.environment,
+        &mut problems,
+        &mut warnings,
+    );
+    problems
 }
 
 /// Checks the values present (URLs, session mode and TTL). Missing keys are not looked at:

@@ -13,6 +13,7 @@
 //! - QPU names are checked (`[A-Za-z_][A-Za-z0-9_]*`, like config names) so none can escape the
 //!   directory.
 //! - [`LeaseStore::lock_job`] serialises steps of one job on this node (flock).
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::{Flock, now_unix};
-use crate::config::{MAX_NAME_LEN, Redacted, is_env_name};
+use crate::config::{MAX_NAME_LEN, Redacted, RedactedMap, is_env_name};
 
 /// The base of the default state directory; each host uses `<base>/<cluster>/<host>`, so two
 /// clusters on one host never see (and never release) each other's leases: job ids repeat
@@ -88,6 +89,10 @@ pub struct Lease {
     pub release_attempts: u32,
     /// Last release error (already scrubbed of secrets by the backend).
     pub last_error: Option<String>,
+    /// Keys the job brought for this QPU (e.g. its own endpoint and API key), needed again to
+    /// release it. Secret: never shown; the file is root's, mode 0600.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub job_environment: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Lease {
@@ -103,6 +108,7 @@ impl fmt::Debug for Lease {
             .field("released_at", &self.released_at)
             .field("release_attempts", &self.release_attempts)
             .field("last_error", &self.last_error)
+            .field("job_environment", &RedactedMap(&self.job_environment))
             .finish()
     }
 }
@@ -277,6 +283,19 @@ impl LeaseStore {
         token: &str,
         uid: u32,
     ) -> Result<Lease> {
+        self.record_acquired_with(job_id, qpu, kind, token, uid, BTreeMap::new())
+    }
+
+    /// [`Self::record_acquired`], keeping the keys the job brought (for the release).
+    pub fn record_acquired_with(
+        &self,
+        job_id: u32,
+        qpu: &str,
+        kind: &str,
+        token: &str,
+        uid: u32,
+        job_environment: BTreeMap<String, String>,
+    ) -> Result<Lease> {
         let lease = Lease {
             job_id,
             qpu: qpu.to_string(),
@@ -288,6 +307,7 @@ impl LeaseStore {
             released_at: None,
             release_attempts: 0,
             last_error: None,
+            job_environment,
         };
         self.write(&lease)?;
         Ok(lease)

@@ -18,6 +18,7 @@ pub mod plugstack; // pub for fuzz/ only
 mod remote;
 pub mod request; // pub for fuzz/ only
 mod submit;
+pub mod usersupplied;
 
 use spank::{Context, OptionSpec, Plugin, Result, Spank};
 

@@ -2,6 +2,7 @@
 //! them once per job (later steps reuse the lease) and give the tasks their environment.
 //! Errors here fail the tasks with the reason in the user's output (the layer defers them to
 //! task_init), never the node.
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::jobenv::{self, JobEnvInput};
 use crate::joblookup;
 use crate::lease::{self, LeaseStore};
 use crate::plugstack::PlugstackConfig;
+use crate::usersupplied;
 
 /// Where slurmstepd's own configuration is (its environment, not the job's).
 fn slurm_conf_path() -> PathBuf {
@@ -152,7 +154,24 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
             "this node's plugstack.conf names no qrmi_config.json: no QPU can be acquired here",
         )
     })?;
-    let config = Config::load(config_path).map_err(|e| Error::new(e.to_string()))?;
+    let mut config = Config::load(config_path).map_err(|e| Error::new(e.to_string()))?;
+    let job_env: BTreeMap<String, String> = sp
+        .job_env()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // The keys this job brings for the QPUs it asked for (only where the site allows).
+    let shown = config_path.display().to_string();
+    for resource in config
+        .resources
+        .iter_mut()
+        .filter(|r| names.contains(&r.name))
+    {
+        *resource =
+            usersupplied::effective_resource(resource, &job_env, &shown).map_err(Error::new)?;
+    }
     let store = LeaseStore::open(&state_dir(plugstack)).map_err(|e| Error::new(e.to_string()))?;
     let time_limit_secs = facts.time_limit_minutes.map(|m| u64::from(m) * 60);
     let job = AcquireContext {
@@ -176,12 +195,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         Retry::default(),
     )
     .map_err(Error::new)?;
-    let user_env_names: Vec<String> = sp
-        .job_env()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
-        .collect();
+    let user_env_names: Vec<String> = job_env.keys().cloned().collect();
     let env = jobenv::job_environment(&JobEnvInput {
         job_id,
         uid: job.uid,
