@@ -105,8 +105,13 @@ impl ResourceType {
         }
     }
 
+    /// Upstream checks every type's status before acquiring: so do we by default (an offline
+    /// backend fails the job), except where there is no check to make.
     fn default_status_check(self) -> bool {
-        self.has_session()
+        !matches!(
+            self,
+            ResourceType::AliceBobFelis | ResourceType::Oqtopus | ResourceType::Other
+        )
     }
 
     /// Keys that must be present and non-empty.
@@ -165,7 +170,10 @@ impl ResourceType {
             ResourceType::QiskitRuntimeService => {
                 &["QRMI_IBM_QRS_ENDPOINT", "QRMI_IBM_QRS_IAM_ENDPOINT"]
             }
-            ResourceType::PasqalCloud => &["QRMI_PASQAL_CLOUD_AUTH_ENDPOINT"],
+            ResourceType::PasqalCloud => &[
+                "QRMI_PASQAL_CLOUD_AUTH_ENDPOINT",
+                "QRMI_PASQAL_CLOUD_BASE_URL",
+            ],
             ResourceType::PasqalLocal => &["QRMI_WARDEN_URL", "QRMI_URL"],
             ResourceType::IqmServer => &["QRMI_IQM_ISA_ENDPOINT"],
             ResourceType::AliceBobFelis => &["QRMI_AB_FELIS_BASE_ENDPOINT"],
@@ -1058,7 +1066,10 @@ mod tests {
         assert_eq!(torino.session_mode(), SessionMode::Dedicated);
         assert_eq!(torino.session_max_ttl(), 28800);
         assert!(torino.status_check);
-        assert!(!config.get("garnet_mock").unwrap().status_check);
+        // Issue 15 item 8: on by default for the token-only types too, as upstream checks.
+        assert!(config.get("garnet_mock").unwrap().status_check);
+        assert!(config.get("qs").unwrap().status_check);
+        assert!(config.get("EMU_FREE").unwrap().status_check);
         assert!(!config.get("ab_emu").unwrap().status_check);
         assert_eq!(
             config.get("FRESNEL").unwrap().warden_url(),

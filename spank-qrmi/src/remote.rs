@@ -100,11 +100,12 @@ pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
         timeout: Duration::from_secs_f64(plugstack.http_timeout_secs.unwrap_or(30.0)),
         ..HttpConfig::default()
     };
-    http.https_proxy = plugstack
-        .env
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("https_proxy"))
-        .map(|(_, v)| v.clone());
+    http.https_proxy = plugstack.proxy_env("https_proxy").map(str::to_string);
+    http.http_proxy = plugstack.proxy_env("http_proxy").map(str::to_string);
+    http.no_proxy = plugstack
+        .proxy_env("no_proxy")
+        .map(|list| list.split(',').map(|h| h.trim().to_string()).collect())
+        .unwrap_or_default();
     http
 }
 
@@ -203,6 +204,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         qpus: &acquired,
         plugstack_env: &plugstack.env,
         user_env_names: &user_env_names,
+        srun_debug: job_env.get("SRUN_DEBUG").map(String::as_str),
     });
     for var in &env.vars {
         sp.setenv(&var.name, &var.value, var.overwrite)?;

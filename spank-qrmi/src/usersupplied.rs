@@ -9,7 +9,13 @@ use std::collections::BTreeMap;
 use crate::config::{self, Resource};
 
 /// Keys the plugin itself sets for the job; a job's value is never used for them.
-const PLUGIN_KEYS: &[&str] = &["QRMI_JOB_ACQUISITION_TOKEN", "QRMI_JOB_TIMEOUT_SECONDS"];
+/// (The session id is ours too: QRMI prefers it to the acquisition token.)
+const PLUGIN_KEYS: &[&str] = &[
+    "QRMI_JOB_ACQUISITION_TOKEN",
+    "QRMI_JOB_TIMEOUT_SECONDS",
+    "QRMI_IBM_QCS_SESSION_ID",
+    "QRMI_IBM_QRS_SESSION_ID",
+];
 
 /// A key whose value says where calls go (a job must not choose it for the site's secret).
 fn is_destination_key(key: &str) -> bool {
@@ -116,12 +122,17 @@ mod tests {
             ("ibm_torino_QRMI_IBM_QCS_IAM_APIKEY", "user-key"),
             ("ibm_torino_QRMI_IBM_QCS_SERVICE_CRN", "crn:v1:user"),
             ("ibm_torino_QRMI_JOB_ACQUISITION_TOKEN", "forged"),
+            (
+                "ibm_torino_QRMI_IBM_QCS_SESSION_ID",
+                "someone-elses-session",
+            ),
             ("other_QRMI_IBM_QCS_IAM_APIKEY", "not-for-this-qpu"),
         ]);
         let used = effective_resource(resource, &job, "/etc/slurm/qrmi_config.json").unwrap();
         assert_eq!(used.get("QRMI_IBM_QCS_IAM_APIKEY"), Some("user-key"));
         assert_eq!(used.from_job.len(), 4, "{:?}", used.from_job);
         assert!(used.get("QRMI_JOB_ACQUISITION_TOKEN").is_none());
+        assert!(used.get("QRMI_IBM_QCS_SESSION_ID").is_none());
         // Nothing brought: the job fails naming what is missing.
         let e = effective_resource(resource, &BTreeMap::new(), "/etc/slurm/qrmi_config.json")
             .unwrap_err();

@@ -308,3 +308,50 @@ fn a_failed_acquisition_leaves_no_lock_file() {
         .collect();
     assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
 }
+
+// Item 3: the upstream line has no warden_munge=; Pasqal's warden authorises by munge UID, so
+// the plugin's own session calls must carry x-munge-cred by default. Before: none was sent.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn pasqal_local_gets_a_munge_credential_by_default() {
+    let site = site();
+    let cluster = &site.cluster;
+    let line = qrmi_line_with(cluster, "").replace(" warden_munge=yes", "");
+    assert!(!line.contains("warden_munge"), "{line}");
+    let _guard = with_plugstack(cluster, &line);
+    cluster
+        .as_user(
+            "srun",
+            &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
+        )
+        .expect_ok("srun --qpu=fresnel with the upstream line");
+    let opened = site
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.target.ends_with("/warden/sessions"))
+        .expect("a warden session was opened");
+    assert!(
+        opened
+            .header("x-munge-cred")
+            .is_some_and(|c| c.starts_with("MUNGE:")),
+        "{opened:?}"
+    );
+}
+
+// Item 7: srun -v / --quiet set QRMI's RUST_LOG (upstream maps SRUN_DEBUG). Before: unset.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn srun_verbosity_sets_rust_log_in_qpu_jobs() {
+    let site = site();
+    let cluster = &site.cluster;
+    for (flag, level) in [("-v", "debug"), ("--quiet", "error")] {
+        let run = cluster
+            .as_user(
+                "srun",
+                &[flag, "-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "env"],
+            )
+            .expect_ok("srun with a verbosity flag");
+        assert_eq!(env_value(&run.stdout, "RUST_LOG"), Some(level), "{flag}");
+    }
+}
