@@ -10,7 +10,9 @@
 //! code), the QCS/QRS endpoint also answers the job side: `GET /backends` (the device list
 //! QRMIService() discovers), `POST /jobs` (task_start: refused unless its `session_id` is a
 //! session the plugin opened and has not closed), `GET /jobs/{id}` (Completed) and
-//! `GET /jobs/{id}/results` (a JSON document sent as a JSON string, as the SDK reads it).
+//! `GET /jobs/{id}/results` (a JSON document sent as a JSON string, as the SDK reads it); the
+//! warden answers `POST /jobs` (401 without `x-munge-cred`, 403 unless `X-Warden-Session` is an
+//! open session) and `GET /jobs/{id}` (DONE, with results).
 #![allow(dead_code)]
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -329,8 +331,40 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 )
             }
         }
-        ("GET", ["warden", "accessible"]) => {
-            (200, format!(r#"{{"is_accessible":{}}}"#, s.accessible))
+        ("GET", ["warden", "accessible"]) => (
+            200,
+            format!(r#"{{"is_accessible":{},"message":"ok"}}"#, s.accessible),
+        ),
+        // The SDK's pasqal-local tasks: authorised as Pasqal's warden does, by a munge
+        // credential, and only in a session the plugin opened and still holds.
+        ("POST", ["warden", "jobs"]) => {
+            let session = req.header("x-warden-session").unwrap_or("").to_string();
+            let munged = req
+                .header("x-munge-cred")
+                .is_some_and(|c| c.starts_with("MUNGE:"));
+            s.job_sessions.push(session.clone());
+            if !munged {
+                (401, r#"{"detail":"no munge credential"}"#.into())
+            } else if !s.open_sessions.contains(&session) {
+                (403, r#"{"detail":"session is not open"}"#.into())
+            } else {
+                let id = s.job_sessions.len();
+                (
+                    200,
+                    format!(r#"{{"id":{id},"user_id":"0","status":"PENDING"}}"#),
+                )
+            }
+        }
+        ("GET", ["warden", "qpu", "specs"]) => {
+            (200, r#"{"specs":"{\"name\":\"FRESNEL\"}"}"#.into())
+        }
+        ("GET", ["warden", "jobs", id]) => {
+            let results =
+                serde_json::Value::String(format!(r#"{{"counter":{{"01":10}},"job":{id}}}"#));
+            (
+                200,
+                format!(r#"{{"id":{id},"user_id":"0","status":"DONE","results":{results}}}"#),
+            )
         }
         ("GET", ["qs", "v1", "backends", _name]) => (
             200,

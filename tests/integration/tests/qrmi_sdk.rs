@@ -36,9 +36,12 @@ for name in names:
     r = service.resource(name)
     assert r.is_accessible(), name
     r.target()
-    payload = qrmi.Payload.QiskitPrimitive(
-        input=json.dumps({"pubs": [["OPENQASM 3.0; qubit[1] q;", None, 16]], "version": 2}),
-        program_id="sampler")
+    if name == "fresnel":
+        payload = qrmi.Payload.PasqalCloud(sequence=json.dumps({"register": []}), job_runs=10)
+    else:
+        payload = qrmi.Payload.QiskitPrimitive(
+            input=json.dumps({"pubs": [["OPENQASM 3.0; qubit[1] q;", None, 16]], "version": 2}),
+            program_id="sampler")
     task = r.task_start(payload)
     for _ in range(100):
         status = r.task_status(task)
@@ -47,7 +50,8 @@ for name in names:
         time.sleep(0.1)
     assert status == qrmi.TaskStatus.Completed, status
     result = json.loads(r.task_result(task).value)
-    print("SDK-OK", name, task, result["metadata"]["job"], flush=True)
+    job = result["job"] if name == "fresnel" else result["metadata"]["job"]
+    print("SDK-OK", name, task, job, flush=True)
 sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 "#;
 
@@ -60,7 +64,9 @@ fn write_config(site: &Site) {
             "QRMI_IBM_QCS_IAM_APIKEY": "sdk-apikey", "QRMI_IBM_QCS_SERVICE_CRN": crn}},
         {"name": "ibm_fez", "type": "qiskit-runtime-service", "environment": {
             "QRMI_IBM_QRS_ENDPOINT": format!("{base}/api"), "QRMI_IBM_QRS_IAM_ENDPOINT": base,
-            "QRMI_IBM_QRS_IAM_APIKEY": "sdk-apikey", "QRMI_IBM_QRS_SERVICE_CRN": crn}}
+            "QRMI_IBM_QRS_IAM_APIKEY": "sdk-apikey", "QRMI_IBM_QRS_SERVICE_CRN": crn}},
+        {"name": "fresnel", "type": "pasqal-local", "environment": {
+            "QRMI_WARDEN_URL": format!("{base}/warden")}}
     ]});
     let path = site.cluster.scratch().join("etc").join("qrmi_config.json");
     std::fs::write(&path, config.to_string()).unwrap();
@@ -132,6 +138,24 @@ fn the_real_sdk_runs_in_sbatch_srun_and_salloc_jobs() {
         )
         .expect_ok("srun with the SDK");
     check_job(&site, &run.stdout, &both, before, 1);
+
+    // pasqal-local with munge (the SDK sends x-munge-cred; the warden checks it).
+    let before = site.server.state().job_sessions.len();
+    let run = cluster
+        .as_user(
+            "srun",
+            &[
+                "-p",
+                "quantum",
+                "-w",
+                "q2",
+                "--qpu=fresnel",
+                &python,
+                script,
+            ],
+        )
+        .expect_ok("srun with the SDK on pasqal-local");
+    check_job(&site, &run.stdout, &["fresnel"], before, 1);
 
     // sbatch, and a batch job that fails after using the QPU: released all the same.
     for (code, name) in [("0", "ok"), ("3", "fails")] {
