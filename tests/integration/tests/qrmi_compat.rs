@@ -9,7 +9,7 @@ mod qpu_site;
 use std::time::Duration;
 
 use integration_tests::Cluster;
-use qpu_site::{Site, is_release, site, site_with, state_dir, wait_for};
+use qpu_site::{Site, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases};
 
 fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
@@ -24,6 +24,10 @@ struct PlugstackGuard<'a> {
 
 impl Drop for PlugstackGuard<'_> {
     fn drop(&mut self) {
+        // The epilog of the last job reads plugstack.conf: let it finish first.
+        if !std::thread::panicking() {
+            wait_for_earlier_releases(self.cluster);
+        }
         if let Some(old) = self.old.take() {
             self.cluster.set_plugstack(&old);
         }
@@ -45,6 +49,7 @@ fn qrmi_line_with(cluster: &Cluster, extra: &str) -> String {
 }
 
 fn with_plugstack<'a>(cluster: &'a Cluster, text: &str) -> PlugstackGuard<'a> {
+    wait_for_earlier_releases(cluster);
     PlugstackGuard {
         cluster,
         old: Some(cluster.set_plugstack(text)),
@@ -52,6 +57,7 @@ fn with_plugstack<'a>(cluster: &'a Cluster, text: &str) -> PlugstackGuard<'a> {
 }
 
 fn write_config(site: &Site, config: &serde_json::Value, mode: &str) {
+    wait_for_earlier_releases(&site.cluster);
     let path = site.cluster.scratch().join("etc").join("qrmi_config.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let run = site

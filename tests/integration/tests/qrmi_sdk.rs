@@ -12,7 +12,7 @@ mod qpu_site;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use qpu_site::{Site, is_release, site, wait_for};
+use qpu_site::{Site, is_release, site, wait_for, wait_for_earlier_releases};
 
 /// The venv's python (QRMI_SDK_PYTHON, else install-qrmi-sdk.sh's default place).
 fn sdk_python() -> String {
@@ -56,6 +56,7 @@ sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 "#;
 
 fn write_config(site: &Site) {
+    wait_for_earlier_releases(&site.cluster);
     let base = &site.server.base;
     let crn = "crn:v1:bluemix:public:quantum-computing:us-east:a/test::";
     let config = serde_json::json!({"resources": [
