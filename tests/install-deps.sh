@@ -29,3 +29,5 @@ command -v cargo >/dev/null || {
 }
 # The fuzzer driver (tests/fuzz.sh); built once per machine.
 cargo fuzz --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz
+# The real QRMI SDK for the job-side tests (tests/integration/tests/qrmi_sdk.rs); cached.
+bash "$(dirname "$0")/install-qrmi-sdk.sh" >/dev/null

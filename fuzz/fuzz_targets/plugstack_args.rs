@@ -7,7 +7,8 @@ use spank_qrmi::plugstack::PlugstackConfig;
 
 fuzz_target!(|data: &[u8]| {
     let words = spank_fuzz::split_strings(data, 64);
-    if let Ok(c) = PlugstackConfig::parse(&words) {
+    {
+        let c = PlugstackConfig::parse(&words);
         for (name, _) in &c.env {
             assert!(
                 !name.is_empty() && !name.contains('='),

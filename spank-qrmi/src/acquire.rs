@@ -55,7 +55,7 @@ fn acquire_record(
         uid: job.uid,
         node: node.name.to_string(),
         qpu: resource.name.clone(),
-        kind: resource.kind.as_str().to_string(),
+        kind: resource.type_name.clone(),
         time_acquired: time,
         time_released: None,
         outcome: if error.is_none() {
@@ -68,11 +68,13 @@ fn acquire_record(
 }
 
 fn unknown(config: &Config, name: &str) -> String {
-    format!(
-        "unknown QPU '{name}': available QPUs are {} (from {})",
-        config.names().join(", "),
-        config.path.display()
-    )
+    config.unusable_reason(name).unwrap_or_else(|| {
+        format!(
+            "unknown QPU '{name}': available QPUs are {} (from {})",
+            config.names().join(", "),
+            config.path.display()
+        )
+    })
 }
 
 /// Acquires every QPU in `names` for the job, reusing leases an earlier step of the same job
@@ -85,7 +87,23 @@ pub fn acquire_all(
     make: MakeBackend<'_>,
     retry: Retry,
 ) -> Result<Vec<AcquiredQpu>, String> {
-    let _lock = node.store.lock_job(job.job_id).map_err(|e| e.to_string())?;
+    let lock = node.store.lock_job(job.job_id).map_err(|e| e.to_string())?;
+    let result = acquire_locked(config, node, job, names, make, retry);
+    if result.is_err() {
+        // Nothing is held: the epilog will find no lease, so it would never remove the lock.
+        node.store.forget_job_if_empty(&lock);
+    }
+    result
+}
+
+fn acquire_locked(
+    config: &Config,
+    node: &Node<'_>,
+    job: &AcquireContext,
+    names: &[String],
+    make: MakeBackend<'_>,
+    retry: Retry,
+) -> Result<Vec<AcquiredQpu>, String> {
     let mut acquired = Vec::new();
     let mut fresh: Vec<(&Resource, String)> = Vec::new();
     for name in names {
@@ -99,6 +117,7 @@ pub fn acquire_all(
             acquired.push(AcquiredQpu {
                 name: name.clone(),
                 kind: resource.kind,
+                type_name: resource.type_name.clone(),
                 environment: resource.environment.clone(),
                 token: lease.token,
             });
@@ -128,10 +147,14 @@ pub fn acquire_all(
                 return Err(e.to_string());
             }
         };
-        if let Err(e) =
-            node.store
-                .record_acquired(job.job_id, name, resource.kind.as_str(), &token, job.uid)
-        {
+        if let Err(e) = node.store.record_acquired_with(
+            job.job_id,
+            name,
+            &resource.type_name,
+            &token,
+            job.uid,
+            brought_by_job(resource),
+        ) {
             // Without a lease the epilog could not release it: give it back now.
             let _ = release_with_retry(resource, &token, make, retry);
             rollback(node, job, &fresh, make, retry);
@@ -142,11 +165,21 @@ pub fn acquire_all(
         acquired.push(AcquiredQpu {
             name: name.clone(),
             kind: resource.kind,
+            type_name: resource.type_name.clone(),
             environment: resource.environment.clone(),
             token,
         });
     }
     Ok(acquired)
+}
+
+/// The values of the keys the job brought for `resource` (to be able to release it later).
+fn brought_by_job(resource: &Resource) -> std::collections::BTreeMap<String, String> {
+    resource
+        .from_job
+        .iter()
+        .filter_map(|k| resource.environment.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
 }
 
 fn release_with_retry(
@@ -222,7 +255,7 @@ fn release_lease(
             uid: lease.uid,
             node: node.name.to_string(),
             qpu: resource.name.clone(),
-            kind: resource.kind.as_str().to_string(),
+            kind: resource.type_name.clone(),
             time_acquired: lease.acquired_at,
             time_released: Some(accounting::now_unix()),
             outcome: if outcome.is_ok() {
@@ -257,7 +290,14 @@ pub fn release_job(
     for lease in leases.iter().filter(|l| l.state != LeaseState::Released) {
         match config.and_then(|c| c.get(&lease.qpu)) {
             Some(resource) => {
-                if release_lease(node, job_id, resource, make, retry) {
+                // The keys the job brought at acquisition, for a QPU the site left them to.
+                let mut resource = resource.clone();
+                for (key, value) in &lease.job_environment {
+                    if resource.get(key).is_none() || resource.user_keys.contains(key) {
+                        resource.environment.insert(key.clone(), value.clone());
+                    }
+                }
+                if release_lease(node, job_id, &resource, make, retry) {
                     released += 1;
                 } else {
                     failed += 1;
@@ -335,6 +375,9 @@ mod tests {
         let resource = Resource {
             name: "q".into(),
             kind: ResourceType::PasqalLocal,
+            type_name: "pasqal-local".into(),
+            user_keys: Vec::new(),
+            from_job: Vec::new(),
             environment: Default::default(),
             is_dynamic: false,
             status_check: false,
@@ -352,6 +395,56 @@ mod tests {
         };
         let e = release_with_retry(&resource, "t", &make, retry).unwrap_err();
         (calls.get(), e)
+    }
+
+    struct Offline;
+
+    impl Backend for Offline {
+        fn check_accessible(&self) -> Result<bool> {
+            Ok(false)
+        }
+        fn acquire(&self, _: &AcquireContext) -> Result<String> {
+            Ok("t".into())
+        }
+        fn release(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    // Issue 15 item 9: a job whose acquisition failed left an empty lock-<job> for ever (the
+    // epilog finds no lease and returns at once).
+    #[test]
+    fn a_failed_acquisition_leaves_no_file_behind() {
+        let dir = std::env::temp_dir().join(format!("qrmi-acq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = LeaseStore::open(&dir).unwrap();
+        let config = Config::parse(
+            Path::new("/q.json"),
+            r#"{"resources": [{"name": "w", "type": "pasqal-local",
+                "environment": {"QRMI_WARDEN_URL": "http://127.0.0.1:1"}}]}"#,
+        )
+        .unwrap();
+        let make = |_: &Resource| -> Result<Box<dyn Backend>> { Ok(Box::new(Offline)) };
+        let job = AcquireContext {
+            job_id: 41,
+            uid: 1000,
+            time_limit_secs: None,
+        };
+        let node = Node {
+            name: "q1",
+            store: &store,
+        };
+        let e =
+            acquire_all(&config, &node, &job, &["w".into()], &make, Retry::default()).unwrap_err();
+        assert!(e.contains("not accessible"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "accounting.jsonl")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

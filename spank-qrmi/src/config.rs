@@ -38,7 +38,9 @@ pub const MAX_NAME_LEN: usize = 128;
 /// Default base URL of Pasqal Cloud (upstream's value).
 pub const PASQAL_CLOUD_DEFAULT_ENDPOINT: &str = "https://apis.pasqal.cloud";
 
-/// The seven upstream type strings.
+/// The type strings QRMI 0.26 knows, and `Other` for any other string: QRMI skips a type it
+/// does not know (with a warning) and its default acquisition is a random token, so we pass
+/// such a resource through the same way (the string itself is in [`Resource::type_name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceType {
     IbmQuantumSystem,
@@ -48,10 +50,13 @@ pub enum ResourceType {
     PasqalLocal,
     IqmServer,
     AliceBobFelis,
+    Oqtopus,
+    Other,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 7] = [
+    /// The known types (not `Other`).
+    pub const ALL: [ResourceType; 8] = [
         ResourceType::IbmQuantumSystem,
         ResourceType::IbmQuantumComputeService,
         ResourceType::QiskitRuntimeService,
@@ -59,6 +64,7 @@ impl ResourceType {
         ResourceType::PasqalLocal,
         ResourceType::IqmServer,
         ResourceType::AliceBobFelis,
+        ResourceType::Oqtopus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +76,8 @@ impl ResourceType {
             ResourceType::PasqalLocal => "pasqal-local",
             ResourceType::IqmServer => "iqm-server",
             ResourceType::AliceBobFelis => "alice-bob-felis",
+            ResourceType::Oqtopus => "oqtopus",
+            ResourceType::Other => "(other)",
         }
     }
 
@@ -97,8 +105,13 @@ impl ResourceType {
         }
     }
 
+    /// Upstream checks every type's status before acquiring: so do we by default (an offline
+    /// backend fails the job), except where there is no check to make.
     fn default_status_check(self) -> bool {
-        self.has_session()
+        !matches!(
+            self,
+            ResourceType::AliceBobFelis | ResourceType::Oqtopus | ResourceType::Other
+        )
     }
 
     /// Keys that must be present and non-empty.
@@ -117,12 +130,17 @@ impl ResourceType {
                 "QRMI_IQM_ISA_ENDPOINT".to_string(),
                 "QRMI_IQM_ISA_TOKEN".to_string(),
             ],
+            ResourceType::Oqtopus => vec![
+                "QRMI_OQTOPUS_URL".to_string(),
+                "QRMI_OQTOPUS_API_TOKEN".to_string(),
+            ],
             // pasqal-local: one of two keys, checked separately. pasqal-cloud and
             // alice-bob-felis: upstream can take the values from elsewhere (the user's
             // ~/.pasqal/config; unprefixed variables), so missing keys are warnings.
-            ResourceType::PasqalLocal | ResourceType::PasqalCloud | ResourceType::AliceBobFelis => {
-                Vec::new()
-            }
+            ResourceType::PasqalLocal
+            | ResourceType::PasqalCloud
+            | ResourceType::AliceBobFelis
+            | ResourceType::Other => Vec::new(),
         }
     }
 
@@ -152,10 +170,41 @@ impl ResourceType {
             ResourceType::QiskitRuntimeService => {
                 &["QRMI_IBM_QRS_ENDPOINT", "QRMI_IBM_QRS_IAM_ENDPOINT"]
             }
-            ResourceType::PasqalCloud => &["QRMI_PASQAL_CLOUD_AUTH_ENDPOINT"],
+            ResourceType::PasqalCloud => &[
+                "QRMI_PASQAL_CLOUD_AUTH_ENDPOINT",
+                "QRMI_PASQAL_CLOUD_BASE_URL",
+            ],
             ResourceType::PasqalLocal => &["QRMI_WARDEN_URL", "QRMI_URL"],
             ResourceType::IqmServer => &["QRMI_IQM_ISA_ENDPOINT"],
             ResourceType::AliceBobFelis => &["QRMI_AB_FELIS_BASE_ENDPOINT"],
+            ResourceType::Oqtopus => &["QRMI_OQTOPUS_URL"],
+            ResourceType::Other => &[],
+        }
+    }
+
+    /// URL keys only the job's QRMI calls: a bad value there is QRMI's to report (a warning
+    /// here), as upstream's example config has placeholders in them.
+    fn job_only_url_keys(self) -> &'static [&'static str] {
+        match self {
+            ResourceType::IbmQuantumSystem => &[
+                "QRMI_IBM_QS_S3_ENDPOINT",
+                "QRMI_IBM_QS_S3_ENDPOINT_FOR_QSAPI",
+            ],
+            ResourceType::PasqalCloud => &["QRMI_PASQAL_CLOUD_AUTH_ENDPOINT"],
+            ResourceType::AliceBobFelis => &["QRMI_AB_FELIS_BASE_ENDPOINT"],
+            ResourceType::Oqtopus => &["QRMI_OQTOPUS_URL"],
+            _ => &[],
+        }
+    }
+
+    /// Keys a job may set for itself even when the site's config sets them (by default; a
+    /// resource's `user_keys` adds more).
+    pub fn default_user_keys(self) -> Vec<String> {
+        match self.ibm_prefix() {
+            Some(p) if self != ResourceType::IbmQuantumSystem => {
+                vec![format!("{p}SESSION_MODE"), format!("{p}SESSION_MAX_TTL")]
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -190,6 +239,12 @@ pub const DEFAULT_SESSION_MAX_TTL: u64 = 28800;
 pub struct Resource {
     pub name: String,
     pub kind: ResourceType,
+    /// The `type` string as written (what the job's QRMI gets in `QRMI_JOB_QPU_TYPES`).
+    pub type_name: String,
+    /// Keys the job's own `<name>_<KEY>` may set although the site sets them.
+    pub user_keys: Vec<String>,
+    /// Keys of `environment` whose value this job brought (see `usersupplied`; empty as loaded).
+    pub from_job: Vec<String>,
     pub environment: BTreeMap<String, String>,
     pub is_dynamic: bool,
     /// `status_check` (ours), defaulted per type.
@@ -203,6 +258,8 @@ impl fmt::Debug for Resource {
         f.debug_struct("Resource")
             .field("name", &self.name)
             .field("kind", &self.kind)
+            .field("type_name", &self.type_name)
+            .field("user_keys", &self.user_keys)
             .field("environment", &RedactedMap(&self.environment))
             .field("is_dynamic", &self.is_dynamic)
             .field("status_check", &self.status_check)
@@ -284,6 +341,9 @@ impl Resource {
 pub struct Config {
     pub path: PathBuf,
     pub resources: Vec<Resource>,
+    /// Resources the file names but that cannot be acquired, with why (a job asking for one
+    /// fails with this; the others are not affected).
+    pub unusable: BTreeMap<String, Vec<String>>,
     /// Unknown fields, deprecated keys, keys upstream could find elsewhere: for the admin's log.
     pub warnings: Vec<String>,
 }
@@ -373,6 +433,7 @@ const KNOWN_RESOURCE_FIELDS: &[&str] = &[
     "is_dynamic",
     "status_check",
     "status_endpoint",
+    "user_keys",
 ];
 
 fn json_type(value: &Value) -> &'static str {
@@ -423,10 +484,11 @@ impl Config {
         file.take(MAX_CONFIG_BYTES + 1)
             .read_to_string(&mut text)
             .map_err(unreadable)?;
-        let config = Config::parse(path, &text)?;
+        let mut config = Config::parse(path, &text)?;
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        check_permissions(path, meta.mode(), meta.uid(), euid, &config)?;
+        let warnings = check_permissions(path, meta.mode(), meta.uid(), euid, &config)?;
+        config.warnings.extend(warnings);
         Ok(config)
     }
 
@@ -444,7 +506,6 @@ impl Config {
                 ),
             )
         })?;
-        let mut problems = Vec::new();
         let mut warnings = Vec::new();
         let Value::Object(top) = root else {
             return Err(ConfigError::new(
@@ -476,32 +537,36 @@ impl Config {
                 ));
             }
         };
+        // A problem in one resource makes that resource unusable, not the file: upstream
+        // acquires whatever it can, and a job that asks for another QPU must still run.
         let mut resources: Vec<Resource> = Vec::new();
+        let mut unusable: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (index, entry) in list.iter().enumerate() {
-            match parse_resource(index, entry, &mut problems, &mut warnings) {
-                Some(resource) => {
-                    if resources.iter().any(|r| r.name == resource.name) {
-                        problems.push(format!(
-                            "resources[{index}]: duplicate name \"{}\" (each QPU name must be unique)",
-                            resource.name
-                        ));
-                    } else {
-                        resources.push(resource);
-                    }
-                }
-                None => continue,
+            let mut problems = Vec::new();
+            let (name, resource) = parse_resource(index, entry, &mut problems, &mut warnings);
+            let Some(name) = name else {
+                warnings.extend(problems.into_iter().map(|p| format!("{p}: entry ignored")));
+                continue;
+            };
+            // Upstream keeps the last entry of a name; so do we, saying so.
+            if resources.iter().any(|r| r.name == name) || unusable.contains_key(&name) {
+                warnings.push(format!(
+                    "resources[{index}]: duplicate name \"{name}\": this entry replaces the earlier one"
+                ));
+                resources.retain(|r| r.name != name);
+                unusable.remove(&name);
             }
-        }
-        if !problems.is_empty() {
-            return Err(ConfigError {
-                path: path.to_path_buf(),
-                kind: ConfigErrorKind::Invalid,
-                problems,
-            });
+            match resource {
+                Some(resource) if problems.is_empty() => resources.push(resource),
+                _ => {
+                    unusable.insert(name, problems);
+                }
+            }
         }
         Ok(Config {
             path: path.to_path_buf(),
             resources,
+            unusable,
             warnings,
         })
     }
@@ -512,6 +577,27 @@ impl Config {
 
     pub fn names(&self) -> Vec<&str> {
         self.resources.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// Why a QPU the file names cannot be used (None: usable, or not in the file).
+    pub fn unusable_reason(&self, name: &str) -> Option<String> {
+        self.unusable.get(name).map(|problems| {
+            format!(
+                "QPU '{name}' is in {} but cannot be used: {}",
+                self.path.display(),
+                problems.join("; ")
+            )
+        })
+    }
+
+    /// Everything the admin should read once: warnings, then unusable resources.
+    pub fn admin_messages(&self) -> Vec<String> {
+        let shown = self.path.display();
+        self.warnings
+            .iter()
+            .map(|w| format!("QPU config {shown}: {w}"))
+            .chain(self.unusable.keys().filter_map(|n| self.unusable_reason(n)))
+            .collect()
     }
 }
 
@@ -524,18 +610,19 @@ fn json_error_reason(e: &serde_json::Error) -> String {
     }
 }
 
+/// One entry: its name (when it has a usable one) and the resource (when nothing is wrong).
 fn parse_resource(
     index: usize,
     entry: &Value,
     problems: &mut Vec<String>,
     warnings: &mut Vec<String>,
-) -> Option<Resource> {
+) -> (Option<String>, Option<Resource>) {
     let Value::Object(fields) = entry else {
         problems.push(format!(
             "resources[{index}]: expected an object, found {}",
             json_type(entry)
         ));
-        return None;
+        return (None, None);
     };
     let before = problems.len();
     let name = match fields.get("name") {
@@ -583,13 +670,17 @@ fn parse_resource(
         }
         Some(Value::String(t)) => match ResourceType::parse(t) {
             Some(kind) => Some(kind),
+            None if t.is_empty() => {
+                problems.push(format!("{at}: empty \"type\" (one of: {})", valid_types()));
+                None
+            }
             None => {
-                problems.push(format!(
-                    "{at}: unknown type \"{}\": expected one of {}",
+                warnings.push(format!(
+                    "{at}: type \"{}\" is not one this plugin knows ({}): passed to the job as QRMI does, with a random acquisition token and no status check",
                     t.escape_debug(),
                     valid_types()
                 ));
-                None
+                Some(ResourceType::Other)
             }
         },
         Some(other) => {
@@ -674,16 +765,45 @@ fn parse_resource(
             None
         }
     };
+    let mut user_keys = Vec::new();
+    match fields.get("user_keys") {
+        None => {}
+        Some(Value::Array(list)) => {
+            for key in list {
+                match key {
+                    Value::String(k) if is_env_name(k) => user_keys.push(k.clone()),
+                    other => problems.push(format!(
+                        "{at}: \"user_keys\" must list environment variable names, found {}",
+                        json_type(other)
+                    )),
+                }
+            }
+        }
+        Some(other) => problems.push(format!(
+            "{at}: \"user_keys\" must be an array of key names, found {}",
+            json_type(other)
+        )),
+    }
     for key in fields
         .keys()
         .filter(|k| !KNOWN_RESOURCE_FIELDS.contains(&k.as_str()))
     {
         warnings.push(format!("{at}: unknown field \"{key}\" ignored"));
     }
-    let (Some(name), Some(kind)) = (name, kind) else {
-        return None;
+    let Some(name) = name else {
+        return (None, None);
     };
-    check_keys(&at, kind, &environment, problems, warnings);
+    let Some(kind) = kind else {
+        return (Some(name), None);
+    };
+    check_values(&at, kind, &environment, problems, warnings);
+    let missing = missing_keys(kind, &environment);
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "{at}: type {kind} needs environment keys {} that the config does not set: a job using it must set them as {name}_<KEY>",
+            missing.join(", ")
+        ));
+    }
     if status_endpoint.is_some() && kind != ResourceType::PasqalCloud {
         warnings.push(format!(
             "{at}: \"status_endpoint\" is used by pasqal-cloud only; ignored for {kind}"
@@ -695,20 +815,64 @@ fn parse_resource(
         ));
     }
     if problems.len() > before {
-        return None;
+        return (Some(name), None);
     }
-    Some(Resource {
-        name,
-        kind,
-        environment,
-        is_dynamic,
-        status_check: status_check.unwrap_or(kind.default_status_check())
-            && kind != ResourceType::AliceBobFelis,
-        status_endpoint,
-    })
+    let type_name = match kind {
+        ResourceType::Other => fields
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        known => known.as_str().to_string(),
+    };
+    user_keys.extend(kind.default_user_keys());
+    (
+        Some(name.clone()),
+        Some(Resource {
+            name,
+            kind,
+            type_name,
+            user_keys,
+            from_job: Vec::new(),
+            environment,
+            is_dynamic,
+            status_check: status_check.unwrap_or(kind.default_status_check())
+                && !matches!(kind, ResourceType::AliceBobFelis | ResourceType::Other),
+            status_endpoint,
+        }),
+    )
 }
 
-fn check_keys(
+/// Required keys that are missing or empty (pasqal-local: its URL under either name).
+pub fn missing_keys(kind: ResourceType, env: &BTreeMap<String, String>) -> Vec<String> {
+    let present = |k: &str| env.get(k).is_some_and(|v| !v.trim().is_empty());
+    let mut missing: Vec<String> = kind
+        .required_keys()
+        .into_iter()
+        .filter(|k| !present(k))
+        .collect();
+    if kind == ResourceType::PasqalLocal && !present("QRMI_WARDEN_URL") && !present("QRMI_URL") {
+        missing.push("QRMI_WARDEN_URL (or the deprecated QRMI_URL)".to_string());
+    }
+    missing
+}
+
+/// The problems [`check_values`] finds in a resource's (effective) environment.
+pub fn value_problems(resource: &Resource) -> Vec<String> {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    check_values(
+        &format!("QPU '{}'", resource.name),
+        resource.kind,
+        &resource.environment,
+        &mut problems,
+        &mut warnings,
+    );
+    problems
+}
+
+/// Checks the values present (URLs, session mode and TTL). Missing keys are not looked at:
+/// they may come from the job ([`missing_keys`] at acquisition).
+fn check_values(
     at: &str,
     kind: ResourceType,
     env: &BTreeMap<String, String>,
@@ -716,25 +880,8 @@ fn check_keys(
     warnings: &mut Vec<String>,
 ) {
     let present = |k: &str| env.get(k).is_some_and(|v| !v.trim().is_empty());
-    let missing: Vec<String> = kind
-        .required_keys()
-        .into_iter()
-        .filter(|k| !present(k))
-        .collect();
-    if !missing.is_empty() {
-        problems.push(format!(
-            "{at}: type {kind} requires environment keys {} (missing or empty)",
-            missing.join(", ")
-        ));
-    }
-    if kind == ResourceType::PasqalLocal {
-        if !present("QRMI_WARDEN_URL") && !present("QRMI_URL") {
-            problems.push(format!(
-                "{at}: type pasqal-local requires environment key QRMI_WARDEN_URL (or the deprecated QRMI_URL)"
-            ));
-        } else if !present("QRMI_WARDEN_URL") {
-            warnings.push(format!("{at}: QRMI_URL is deprecated, use QRMI_WARDEN_URL"));
-        }
+    if kind == ResourceType::PasqalLocal && present("QRMI_URL") && !present("QRMI_WARDEN_URL") {
+        warnings.push(format!("{at}: QRMI_URL is deprecated, use QRMI_WARDEN_URL"));
     }
     for key in kind.recommended_keys() {
         if !present(key) {
@@ -749,9 +896,13 @@ fn check_keys(
         {
             // A URL is not secret, but it might hold credentials (user:pass@): say what is wrong
             // without echoing it.
-            problems.push(format!(
-                "{at}: environment {key} must be an http:// or https:// URL with a host"
-            ));
+            let why =
+                format!("{at}: environment {key} must be an http:// or https:// URL with a host");
+            if kind.job_only_url_keys().contains(key) {
+                warnings.push(format!("{why} (only the job's QRMI uses it)"));
+            } else {
+                problems.push(why);
+            }
         }
     }
     if let Some(prefix) = kind
@@ -786,15 +937,17 @@ fn check_keys(
     }
 }
 
-/// Secrets in a file others can read, a file others can write, or (as root) a file of another
-/// owner holding secrets.
+/// A file others can write is refused: anyone could point the site's secrets at an endpoint of
+/// their own. Secrets others can read, or (as root) a file of another owner holding secrets,
+/// are warnings for the admin (upstream uses such files; refusing them would not hide the
+/// secret again). Returns the warnings.
 pub fn check_permissions(
     path: &Path,
     mode: u32,
     owner: u32,
     euid: u32,
     config: &Config,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<String>, ConfigError> {
     let secret = config.resources.iter().find_map(|r| {
         r.environment
             .keys()
@@ -802,36 +955,32 @@ pub fn check_permissions(
             .map(|k| (r.name.as_str(), k.as_str()))
     });
     let shown = path.display();
-    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     if mode & 0o002 != 0 {
-        problems.push(format!(
-            "is writable by every user (mode {:04o}): run chmod 600 {shown} (chmod 644 if it holds no secrets)",
-            mode & 0o7777
-        ));
+        return Err(ConfigError {
+            path: path.to_path_buf(),
+            kind: ConfigErrorKind::Insecure,
+            problems: vec![format!(
+                "is writable by every user (mode {:04o}): run chmod 600 {shown} (chmod 644 if it holds no secrets)",
+                mode & 0o7777
+            )],
+        });
     }
     if let Some((name, key)) = secret {
         if mode & 0o044 != 0 {
-            problems.push(format!(
+            warnings.push(format!(
                 "holds secrets (e.g. {key} of \"{name}\") but is readable by {} (mode {:04o}): run chmod 600 {shown}",
                 if mode & 0o004 != 0 { "every user" } else { "its group" },
                 mode & 0o7777
             ));
         }
         if euid == 0 && owner != 0 {
-            problems.push(format!(
+            warnings.push(format!(
                 "holds secrets (e.g. {key} of \"{name}\") but is owned by uid {owner}, not root: run chown root:root {shown} && chmod 600 {shown}"
             ));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError {
-            path: path.to_path_buf(),
-            kind: ConfigErrorKind::Insecure,
-            problems,
-        })
-    }
+    Ok(warnings)
 }
 
 #[cfg(test)]
@@ -855,9 +1004,14 @@ mod tests {
         Config::parse(Path::new("/etc/slurm/qrmi_config.json"), text)
     }
 
+    /// What the admin is told about `text`: the error refusing the file, or else every
+    /// warning and unusable resource (a problem in one resource no longer refuses the file).
     fn err(text: &str) -> String {
-        let e = parse(text).expect_err(text);
-        let s = e.to_string();
+        let s = match parse(text) {
+            Err(e) => e.to_string(),
+            Ok(config) => config.admin_messages().join("\n"),
+        };
+        assert!(!s.is_empty(), "no diagnostic for {text}");
         assert!(s.contains("/etc/slurm/qrmi_config.json"), "{s}");
         assert!(!s.contains(SECRET), "{s}");
         s
@@ -898,7 +1052,10 @@ mod tests {
             ]
         );
         let kinds: Vec<_> = config.resources.iter().map(|r| r.kind).collect();
-        for t in ResourceType::ALL {
+        for t in ResourceType::ALL
+            .into_iter()
+            .filter(|t| *t != ResourceType::Oqtopus)
+        {
             assert!(kinds.contains(&t), "{t}");
         }
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
@@ -909,7 +1066,10 @@ mod tests {
         assert_eq!(torino.session_mode(), SessionMode::Dedicated);
         assert_eq!(torino.session_max_ttl(), 28800);
         assert!(torino.status_check);
-        assert!(!config.get("garnet_mock").unwrap().status_check);
+        // Issue 15 item 8: on by default for the token-only types too, as upstream checks.
+        assert!(config.get("garnet_mock").unwrap().status_check);
+        assert!(config.get("qs").unwrap().status_check);
+        assert!(config.get("EMU_FREE").unwrap().status_check);
         assert!(!config.get("ab_emu").unwrap().status_check);
         assert_eq!(
             config.get("FRESNEL").unwrap().warden_url(),
@@ -984,7 +1144,7 @@ mod tests {
             ),
             (
                 r#"{"resources": [{"name": "a", "type": "direct-access", "environment": {}}]}"#,
-                "unknown type \"direct-access\": expected one of ibm-quantum-system, ibm-quantum-compute-service, qiskit-runtime-service, pasqal-cloud, pasqal-local, iqm-server, alice-bob-felis",
+                "type \"direct-access\" is not one this plugin knows (ibm-quantum-system, ibm-quantum-compute-service, qiskit-runtime-service, pasqal-cloud, pasqal-local, iqm-server, alice-bob-felis, oqtopus): passed to the job as QRMI does",
             ),
         ] {
             let s = err(text);
@@ -993,15 +1153,28 @@ mod tests {
     }
 
     #[test]
-    fn names_must_be_unique_and_usable_as_prefixes() {
-        let s = err(&format!(
+    fn names_must_be_usable_as_prefixes_and_a_duplicate_replaces() {
+        // Upstream keeps the last entry of a name: so do we, with a warning.
+        let text = format!(
             r#"{{"resources": [{}, {}]}}"#,
             qcs("ibm_torino"),
-            qcs("ibm_torino")
-        ));
+            qcs("ibm_torino").replace("crn:v1:x", "crn:v1:second")
+        );
+        let s = err(&text);
         assert!(
-            s.contains("resources[1]: duplicate name \"ibm_torino\""),
+            s.contains(
+                "resources[1]: duplicate name \"ibm_torino\": this entry replaces the earlier one"
+            ),
             "{s}"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.names(), ["ibm_torino"]);
+        assert_eq!(
+            config
+                .get("ibm_torino")
+                .unwrap()
+                .get("QRMI_IBM_QCS_SERVICE_CRN"),
+            Some("crn:v1:second")
         );
         for bad in ["ibm-torino", "1abc", "", "a.b", "a b", "../x"] {
             let s = err(&format!(
@@ -1024,7 +1197,7 @@ mod tests {
         for (kind, needle) in [
             (
                 "ibm-quantum-compute-service",
-                "requires environment keys QRMI_IBM_QCS_ENDPOINT, QRMI_IBM_QCS_IAM_ENDPOINT, QRMI_IBM_QCS_IAM_APIKEY, QRMI_IBM_QCS_SERVICE_CRN",
+                "needs environment keys QRMI_IBM_QCS_ENDPOINT, QRMI_IBM_QCS_IAM_ENDPOINT, QRMI_IBM_QCS_IAM_APIKEY, QRMI_IBM_QCS_SERVICE_CRN",
             ),
             (
                 "qiskit-runtime-service",
@@ -1045,14 +1218,15 @@ mod tests {
             ));
             assert!(s.contains(needle), "{kind}: {s}");
         }
-        // Only the missing one is named; an empty value counts as missing.
-        let s = err(
-            r#"{"resources": [{"name": "q", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "https://x", "QRMI_IQM_ISA_TOKEN": ""}}]}"#,
-        );
+        // Only the missing one is named; an empty value counts as missing. Missing keys do not
+        // make the resource unusable: the job may bring them (upstream's README allows it).
+        let text = r#"{"resources": [{"name": "q", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "https://x", "QRMI_IQM_ISA_TOKEN": ""}}]}"#;
+        let s = err(text);
         assert!(
-            s.contains("requires environment keys QRMI_IQM_ISA_TOKEN (missing or empty)"),
+            s.contains("needs environment keys QRMI_IQM_ISA_TOKEN that the config does not set: a job using it must set them as q_<KEY>"),
             "{s}"
         );
+        assert_eq!(parse(text).unwrap().names(), ["q"]);
         // The deprecated pasqal-local key works, with a warning.
         let config = parse(
             r#"{"resources": [{"name": "F", "type": "pasqal-local", "environment": {"QRMI_URL": "http://w:1"}}]}"#,
@@ -1073,25 +1247,30 @@ mod tests {
                 "\"QRMI_IBM_QCS_SERVICE_CRN\"",
                 &format!("\"{key}\": \"{value}\", \"QRMI_IBM_QCS_SERVICE_CRN\""),
             );
-            parse(&format!(r#"{{"resources": [{text}]}}"#))
+            err(&format!(r#"{{"resources": [{text}]}}"#))
         };
-        let s = with("QRMI_IBM_QCS_SESSION_MODE", "shared")
-            .unwrap_err()
-            .to_string();
+        let s = with("QRMI_IBM_QCS_SESSION_MODE", "shared");
         assert!(
             s.contains("QRMI_IBM_QCS_SESSION_MODE is \"shared\": expected dedicated or batch"),
             "{s}"
         );
         for ttl in ["0", "-5", "abc", "1.5", "99999999999"] {
-            let s = with("QRMI_IBM_QCS_SESSION_MAX_TTL", ttl)
-                .unwrap_err()
-                .to_string();
+            let s = with("QRMI_IBM_QCS_SESSION_MAX_TTL", ttl);
             assert!(
                 s.contains("expected a positive integer number of seconds"),
                 "{ttl}: {s}"
             );
         }
-        assert!(with("QRMI_IBM_QCS_SESSION_MAX_TTL", "3600").is_ok());
+        let text = qcs("q").replace(
+            "\"QRMI_IBM_QCS_SERVICE_CRN\"",
+            "\"QRMI_IBM_QCS_SESSION_MAX_TTL\": \"3600\", \"QRMI_IBM_QCS_SERVICE_CRN\"",
+        );
+        assert!(
+            parse(&format!(r#"{{"resources": [{text}]}}"#))
+                .unwrap()
+                .unusable
+                .is_empty()
+        );
         let text = qcs("q").replace("https://q.example/api", "q.example/api");
         let s = err(&format!(r#"{{"resources": [{text}]}}"#));
         assert!(
@@ -1121,8 +1300,84 @@ mod tests {
             r#"{"resources": [{"name": "a", "type": "nope", "environment": {}}, {"name": "b-c", "type": "pasqal-cloud", "environment": {}}]}"#,
         );
         assert!(
-            s.contains("unknown type \"nope\"") && s.contains("\"b-c\""),
+            s.contains("type \"nope\" is not one this plugin knows") && s.contains("\"b-c\""),
             "{s}"
+        );
+    }
+
+    // Issue 15 item 2: QRMI 0.26's oqtopus, and a type we do not know, no longer refuse the
+    // file: a job asking only for ibm_torino must run.
+    #[test]
+    fn oqtopus_and_unknown_types_pass_through() {
+        let text = format!(
+            r#"{{"resources": [{},
+              {{"name": "oq", "type": "oqtopus", "environment": {{
+                 "QRMI_OQTOPUS_URL": "https://oqtopus.example", "QRMI_OQTOPUS_API_TOKEN": "t",
+                 "QRMI_OQTOPUS_TIMEOUT": "30", "QRMI_OQTOPUS_RETRY_MAX": "3"}}}},
+              {{"name": "future", "type": "quantum-2030", "environment": {{"QRMI_X": "y"}}}}]}}"#,
+            qcs("ibm_torino")
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.names(), ["ibm_torino", "oq", "future"]);
+        assert!(config.unusable.is_empty(), "{:?}", config.unusable);
+        let oq = config.get("oq").unwrap();
+        assert_eq!(oq.kind, ResourceType::Oqtopus);
+        assert_eq!(oq.type_name, "oqtopus");
+        let future = config.get("future").unwrap();
+        assert_eq!(future.kind, ResourceType::Other);
+        assert_eq!(future.type_name, "quantum-2030");
+        assert!(!future.status_check);
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("\"quantum-2030\""));
+        let s = err(r#"{"resources": [{"name": "oq", "type": "oqtopus", "environment": {}}]}"#);
+        assert!(
+            s.contains("QRMI_OQTOPUS_URL, QRMI_OQTOPUS_API_TOKEN"),
+            "{s}"
+        );
+    }
+
+    // Issue 15 item 4: upstream's own example (qrmi_config.json.example) has "http://" and
+    // placeholders in its endpoints; a bad resource is unusable, the others work.
+    #[test]
+    fn upstream_example_config_is_accepted() {
+        let qs = |name: &str| {
+            format!(
+                r#"{{"name": "{name}", "type": "ibm-quantum-system", "environment": {{
+                  "QRMI_IBM_QS_ENDPOINT": "http://", "QRMI_IBM_QS_IAM_ENDPOINT": "https://",
+                  "QRMI_IBM_QS_IAM_APIKEY": "<YOUR IAM APIKEY FOR THIS BACKEND>",
+                  "QRMI_IBM_QS_SERVICE_CRN": "<YOUR DIRECT ACCESS INSTANCE CRN>",
+                  "QRMI_IBM_QS_AWS_ACCESS_KEY_ID": "<YOUR AWS ACCESS KEY TO ACCESS S3 BUCKET>",
+                  "QRMI_IBM_QS_AWS_SECRET_ACCESS_KEY": "<YOUR AWS SECRET ACCESS KEY TO ACCESS S3 BUCKET>",
+                  "QRMI_IBM_QS_S3_ENDPOINT": "<YOUR S3 ENDPOINT>",
+                  "QRMI_IBM_QS_S3_BUCKET": "<YOUR S3 BUCKET NAME>",
+                  "QRMI_IBM_QS_S3_REGION": "<YOUR S3 BUCKET REGION>"}}}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"resources": [{}, {},
+              {{"name": "alt_marrakesh", "type": "ibm-quantum-compute-service", "environment": {{
+                 "QRMI_IBM_QCS_ENDPOINT": "https://quantum.cloud.ibm.com/api/v1",
+                 "QRMI_IBM_QCS_IAM_ENDPOINT": "https://iam.cloud.ibm.com",
+                 "QRMI_IBM_QCS_IAM_APIKEY": "<YOUR IAM APIKEY FOR THIS BACKEND>",
+                 "QRMI_IBM_QCS_SERVICE_CRN": "<YOUR IQP INSTANCE CRN>"}}}},
+              {{"name": "FRESNEL", "type": "pasqal-cloud", "environment": {{
+                 "QRMI_PASQAL_CLOUD_PROJECT_ID": "", "QRMI_PASQAL_CLOUD_AUTH_TOKEN": ""}}}}]}}"#,
+            qs("test_heron"),
+            qs("test_eagle")
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.names(), ["alt_marrakesh", "FRESNEL"]);
+        let why = config.unusable_reason("test_heron").unwrap();
+        assert!(
+            why.contains("QRMI_IBM_QS_ENDPOINT must be an http"),
+            "{why}"
+        );
+        assert!(!why.contains("S3_ENDPOINT"), "{why}");
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains("QRMI_IBM_QS_S3_ENDPOINT must be"))
         );
     }
 
@@ -1175,23 +1430,17 @@ mod tests {
     }
 
     #[test]
-    fn load_refuses_readable_secrets_and_accepts_0600() {
+    fn load_warns_of_readable_secrets_and_refuses_world_writable() {
         let text = format!(r#"{{"resources": [{}]}}"#, qcs("q"));
+        // Issue 15 item 4: upstream uses a 0644 config holding secrets; we say so, once.
         let path = temp_file(&text, 0o644);
-        let e = Config::load(&path).unwrap_err();
-        assert_eq!(e.kind, ConfigErrorKind::Insecure);
-        let s = e.to_string();
+        let s = Config::load(&path).unwrap().admin_messages().join("\n");
         assert!(s.contains(&path.display().to_string()), "{s}");
         assert!(s.contains(&format!("chmod 600 {}", path.display())), "{s}");
         assert!(s.contains("readable by every user (mode 0644)"), "{s}");
         assert!(!s.contains(SECRET), "{s}");
         let path = temp_file(&text, 0o640);
-        assert!(
-            Config::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("its group")
-        );
+        assert!(Config::load(&path).unwrap().warnings[0].contains("its group"));
         let path = temp_file(&text, 0o600);
         assert_eq!(Config::load(&path).unwrap().names(), ["q"]);
         // Without secrets a readable file is fine (login nodes), a world-writable one is not.
@@ -1204,17 +1453,27 @@ mod tests {
     }
 
     #[test]
-    fn root_refuses_secrets_owned_by_someone_else() {
+    fn root_warns_of_secrets_owned_by_someone_else() {
         let config = parse(&format!(r#"{{"resources": [{}]}}"#, qcs("q"))).unwrap();
         let path = Path::new("/etc/slurm/qrmi_config.json");
         let s = check_permissions(path, 0o100600, 1000, 0, &config)
-            .unwrap_err()
-            .to_string();
+            .unwrap()
+            .join("\n");
         assert!(s.contains("owned by uid 1000, not root"), "{s}");
         assert!(s.contains("chmod 600 /etc/slurm/qrmi_config.json"), "{s}");
-        assert!(check_permissions(path, 0o100600, 0, 0, &config).is_ok());
-        // A user reading their own test config is not refused for the owner.
-        assert!(check_permissions(path, 0o100600, 1000, 1000, &config).is_ok());
+        assert!(
+            check_permissions(path, 0o100600, 0, 0, &config)
+                .unwrap()
+                .is_empty()
+        );
+        // A user reading their own test config is not warned about the owner.
+        assert!(
+            check_permissions(path, 0o100600, 1000, 1000, &config)
+                .unwrap()
+                .is_empty()
+        );
+        // Writable by everyone: anyone could redirect the site's secrets. Refused.
+        assert!(check_permissions(path, 0o100646, 0, 0, &config).is_err());
     }
 
     #[test]

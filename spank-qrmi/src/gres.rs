@@ -109,6 +109,8 @@ pub struct SlurmConfQpus {
     /// (node expression, its `Gres=` value) for every node line with a `qpu` GRES.
     pub nodes: Vec<(String, String)>,
     pub includes: Vec<String>,
+    /// `ClusterName=` (it keys this plugin's state directory).
+    pub cluster_name: Option<String>,
 }
 
 pub fn scan_slurm_conf(text: &str) -> SlurmConfQpus {
@@ -130,6 +132,10 @@ pub fn scan_slurm_conf(text: &str) -> SlurmConfQpus {
         let Some((key, nodes)) = first.split_once('=') else {
             continue;
         };
+        if key.eq_ignore_ascii_case("clustername") {
+            out.cluster_name = Some(nodes.to_string()).filter(|n| !n.is_empty());
+            continue;
+        }
         if !key.eq_ignore_ascii_case("nodename") {
             continue;
         }

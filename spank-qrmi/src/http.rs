@@ -21,9 +21,13 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// Largest response body accepted.
     pub max_body: usize,
-    /// HTTP CONNECT proxy for https:// URLs to non-loopback hosts (e.g. from plugstack
-    /// `--env:https_proxy=`). Plain http:// and loopback URLs always go direct.
+    /// Proxy for https:// URLs (plugstack `--env:https_proxy=`, as upstream uses it).
     pub https_proxy: Option<String>,
+    /// Proxy for http:// URLs (`--env:http_proxy=`).
+    pub http_proxy: Option<String>,
+    /// Hosts that go direct (`--env:no_proxy=`, comma separated: `host`, `.domain` or
+    /// `domain` for it and its subdomains, `*` for all). Loopback always goes direct.
+    pub no_proxy: Vec<String>,
     /// Sent as User-Agent.
     pub user_agent: String,
 }
@@ -37,6 +41,8 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(20),
             max_body: DEFAULT_MAX_BODY,
             https_proxy: None,
+            http_proxy: None,
+            no_proxy: Vec::new(),
             user_agent: concat!("spank_qrmi/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -157,15 +163,48 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
-fn is_loopback(url: &str) -> bool {
+/// The host of a URL (no port, no user info, brackets of IPv6 removed).
+fn url_host(url: &str) -> &str {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if let Some(v6) = host.strip_prefix('[') {
+    if let Some(v6) = host.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
         host.split(':').next().unwrap_or("")
-    };
+    }
+}
+
+/// Which proxy a request to `url` goes through: `https_proxy` for https://, `http_proxy` for
+/// http://, none for loopback hosts and hosts `no_proxy` names (curl's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Direct,
+    Https,
+    Http,
+}
+
+pub fn route(config: &HttpConfig, url: &str) -> Route {
+    let host = url_host(url).to_ascii_lowercase();
+    let excluded = config.no_proxy.iter().any(|entry| {
+        let entry = entry.trim().trim_start_matches('.').to_ascii_lowercase();
+        entry == "*"
+            || (!entry.is_empty() && (host == entry || host.ends_with(&format!(".{entry}"))))
+    });
+    let set = |p: &Option<String>| p.as_deref().is_some_and(|p| !p.is_empty());
+    if is_loopback(url) || excluded {
+        Route::Direct
+    } else if url.starts_with("https://") && set(&config.https_proxy) {
+        Route::Https
+    } else if url.starts_with("http://") && set(&config.http_proxy) {
+        Route::Http
+    } else {
+        Route::Direct
+    }
+}
+
+fn is_loopback(url: &str) -> bool {
+    let host = url_host(url);
     host.eq_ignore_ascii_case("localhost")
         || host.starts_with("127.")
         || host == "::1"
@@ -187,8 +226,10 @@ pub struct Response {
 }
 
 pub struct Http {
+    config: HttpConfig,
     direct: ureq::Agent,
-    proxied: Option<ureq::Agent>,
+    via_https_proxy: Option<ureq::Agent>,
+    via_http_proxy: Option<ureq::Agent>,
     max_body: usize,
 }
 
@@ -203,21 +244,25 @@ impl Http {
                 .user_agent(&config.user_agent)
                 .max_idle_connections_per_host(2)
         };
-        let proxied = match &config.https_proxy {
-            Some(proxy) if !proxy.is_empty() => {
-                let parsed = ureq::Proxy::new(proxy).map_err(|_| {
-                    format!(
-                        "proxy '{}' is not a valid proxy URL (expected http://host:port)",
-                        redact_url(proxy)
-                    )
-                })?;
-                Some(builder().proxy(parsed).build())
+        let agent_via = |proxy: &Option<String>| -> Result<Option<ureq::Agent>, String> {
+            match proxy {
+                Some(proxy) if !proxy.is_empty() => {
+                    let parsed = ureq::Proxy::new(proxy).map_err(|_| {
+                        format!(
+                            "proxy '{}' is not a valid proxy URL (expected http://host:port)",
+                            redact_url(proxy)
+                        )
+                    })?;
+                    Ok(Some(builder().proxy(parsed).build()))
+                }
+                _ => Ok(None),
             }
-            _ => None,
         };
         Ok(Http {
+            config: config.clone(),
             direct: builder().build(),
-            proxied,
+            via_https_proxy: agent_via(&config.https_proxy)?,
+            via_http_proxy: agent_via(&config.http_proxy)?,
             max_body: config.max_body,
         })
     }
@@ -235,8 +280,12 @@ impl Http {
             url: redact_url(url),
             kind,
         };
-        let agent = match &self.proxied {
-            Some(agent) if url.starts_with("https://") && !is_loopback(url) => agent,
+        let agent = match (
+            route(&self.config, url),
+            &self.via_https_proxy,
+            &self.via_http_proxy,
+        ) {
+            (Route::Https, Some(agent), _) | (Route::Http, _, Some(agent)) => agent,
             _ => &self.direct,
         };
         // ureq 2.12 panics on some malformed answers (a header line without ':' slices past
@@ -395,6 +444,35 @@ fn transport_kind(t: &ureq::Transport) -> HttpErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 15 item 6: the site's --env:http_proxy / https_proxy / no_proxy for our own calls.
+    #[test]
+    fn routes_follow_the_sites_proxy_variables() {
+        let config = HttpConfig {
+            https_proxy: Some("http://sp:3128".into()),
+            http_proxy: Some("http://hp:3128".into()),
+            no_proxy: vec!["internal.example".into(), ".corp".into(), "10.0.0.5".into()],
+            ..HttpConfig::default()
+        };
+        assert_eq!(route(&config, "https://iam.cloud.ibm.com/x"), Route::Https);
+        assert_eq!(route(&config, "http://warden.example:8006/s"), Route::Http);
+        assert_eq!(route(&config, "https://internal.example/a"), Route::Direct);
+        assert_eq!(
+            route(&config, "https://q.internal.example/a"),
+            Route::Direct
+        );
+        assert_eq!(route(&config, "http://w.corp:1/"), Route::Direct);
+        assert_eq!(route(&config, "http://10.0.0.5:8006/"), Route::Direct);
+        assert_eq!(route(&config, "http://localhost:8006/"), Route::Direct);
+        assert_eq!(route(&config, "https://notinternal.example/"), Route::Https);
+        let all = HttpConfig {
+            no_proxy: vec!["*".into()],
+            ..config.clone()
+        };
+        assert_eq!(route(&all, "https://iam.cloud.ibm.com/"), Route::Direct);
+        let none = HttpConfig::default();
+        assert_eq!(route(&none, "https://iam.cloud.ibm.com/"), Route::Direct);
+    }
 
     #[test]
     fn redacts_queries_and_userinfo() {

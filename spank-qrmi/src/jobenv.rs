@@ -6,8 +6,12 @@
 //! Precedence (upstream weakness #7): everything the plugin sets from the admin's config or the
 //! acquisition replaces a value the user set (`overwrite = true`); a user's other variables stay,
 //! including extra `<name>_QRMI_*` keys the admin did not set. `--env:` values from plugstack.conf
-//! are defaults (`overwrite = false`): a user's own `https_proxy` or `RUST_LOG` wins. An `--env:`
-//! name that collides with a name the plugin computes is dropped (ours wins).
+//! are the site's and replace the user's (as upstream sets them): the site's `https_proxy` is
+//! the one QRMI uses. An `--env:` name that collides with a name the plugin computes is dropped
+//! (ours wins). `RUST_LOG` follows `srun -v`/`--quiet` (the job's SRUN_DEBUG, as upstream maps
+//! it) unless the job sets its own; with neither, `--env:RUST_LOG` applies. For the IBM session
+//! types `<name>_QRMI_IBM_QCS_SESSION_ID` (QRMI prefers it to the acquisition token) is set to
+//! the acquired session, so a job's own value cannot silently replace it.
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -21,6 +25,8 @@ pub const UNLIMITED_SECONDS: u64 = 4_294_967_295;
 pub struct AcquiredQpu {
     pub name: String,
     pub kind: ResourceType,
+    /// The config's `type` string (the job's QRMI reads it from `QRMI_JOB_QPU_TYPES`).
+    pub type_name: String,
     pub environment: BTreeMap<String, String>,
     pub token: String,
 }
@@ -49,6 +55,20 @@ pub struct JobEnvInput<'a> {
     pub plugstack_env: &'a [(String, String)],
     /// Names already in the user's (job's) environment.
     pub user_env_names: &'a [String],
+    /// The job's SRUN_DEBUG (srun's verbosity: 3 by default, more with -v, less with -Q).
+    pub srun_debug: Option<&'a str>,
+}
+
+/// QRMI's `RUST_LOG` for srun's verbosity, as upstream maps it: 2 or less → error, 3 → info,
+/// 4 → debug, 5 and more → trace. None for a value that is not a number.
+pub fn rust_log_for(srun_debug: &str) -> Option<&'static str> {
+    let level: i64 = srun_debug.trim().parse().ok()?;
+    Some(match level {
+        i64::MIN..=2 => "error",
+        3 => "info",
+        4 => "debug",
+        _ => "trace",
+    })
 }
 
 /// One variable to set. `secret` values (config environment, tokens) are redacted by Debug and
@@ -109,7 +129,7 @@ pub fn job_environment(input: &JobEnvInput<'_>) -> JobEnv {
     let types = input
         .qpus
         .iter()
-        .map(|q| q.kind.as_str())
+        .map(|q| q.type_name.as_str())
         .collect::<Vec<_>>()
         .join(",");
     push("QRMI_JOB_ID".into(), input.job_id.to_string(), false);
@@ -136,21 +156,47 @@ pub fn job_environment(input: &JobEnvInput<'_>) -> JobEnv {
             timeout.to_string(),
             false,
         );
+        if let Some(prefix) = qpu
+            .kind
+            .ibm_prefix()
+            .filter(|_| qpu.kind != ResourceType::IbmQuantumSystem)
+        {
+            push(
+                format!("{}_{prefix}SESSION_ID", qpu.name),
+                qpu.token.clone(),
+                true,
+            );
+        }
     }
+    // RUST_LOG: the job's own wins; srun -v/--quiet (SRUN_DEBUG other than 3) beats the
+    // site's --env:RUST_LOG; otherwise --env:RUST_LOG, else what SRUN_DEBUG says.
+    let site_rust_log = input.plugstack_env.iter().any(|(k, _)| k == "RUST_LOG");
+    let user_rust_log = input.user_env_names.iter().any(|k| k == "RUST_LOG");
+    if !user_rust_log
+        && let Some(level) = input.srun_debug.and_then(|d| {
+            let level = rust_log_for(d)?;
+            (!site_rust_log || d.trim() != "3").then_some(level)
+        })
+    {
+        push("RUST_LOG".into(), level.to_string(), false);
+    }
+    let user_rust_log = input.user_env_names.iter().any(|k| k == "RUST_LOG");
     let mut vars: Vec<EnvVar> = input
         .plugstack_env
         .iter()
         .filter(|(name, _)| !ours.iter().any(|v| &v.name == name))
+        .filter(|(name, _)| !(name == "RUST_LOG" && user_rust_log))
         .map(|(name, value)| EnvVar {
             name: name.clone(),
             value: value.clone(),
-            overwrite: false,
+            overwrite: true,
             secret: false,
         })
         .collect();
-    let replaced_user_vars = ours
+    let replaced_user_vars = vars
         .iter()
-        .filter(|v| input.user_env_names.contains(&v.name))
+        .chain(ours.iter())
+        .filter(|v| v.overwrite && input.user_env_names.contains(&v.name))
         .map(|v| v.name.clone())
         .collect();
     vars.extend(ours);
@@ -178,6 +224,7 @@ mod tests {
         AcquiredQpu {
             name: name.into(),
             kind,
+            type_name: kind.as_str().to_string(),
             environment: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -216,6 +263,7 @@ mod tests {
             qpus: &qpus,
             plugstack_env: &[("https_proxy".into(), "http://proxy:3128".into())],
             user_env_names: &[],
+            srun_debug: None,
         });
         let mut map = BTreeMap::new();
         apply(&mut map, &env.vars);
@@ -245,7 +293,50 @@ mod tests {
         assert_eq!(get("FRESNEL_QRMI_WARDEN_URL"), Some("http://w:8006"));
         assert_eq!(get("FRESNEL_QRMI_JOB_ACQUISITION_TOKEN"), Some("warden-9"));
         assert_eq!(get("https_proxy"), Some("http://proxy:3128"));
-        assert_eq!(map.len(), 14);
+        // Issue 15 item 8: QRMI prefers SESSION_ID to the token: it is our session too.
+        assert_eq!(
+            get("ibm_torino_QRMI_IBM_QCS_SESSION_ID"),
+            Some("session-123")
+        );
+        assert_eq!(map.len(), 15);
+    }
+
+    // Issue 15 item 7: srun -v / --quiet set QRMI's log level, as upstream maps SRUN_DEBUG.
+    #[test]
+    fn rust_log_follows_srun_verbosity() {
+        let qpus = sample();
+        let rust_log = |srun_debug: Option<&str>, site: bool, user: bool| {
+            let site_env = [("RUST_LOG".to_string(), "qrmi=warn".to_string())];
+            let user_env = ["RUST_LOG".to_string()];
+            let env = job_environment(&JobEnvInput {
+                job_id: 7,
+                uid: 1000,
+                time_limit_secs: None,
+                qpus: &qpus,
+                plugstack_env: if site { &site_env } else { &[] },
+                user_env_names: if user { &user_env } else { &[] },
+                srun_debug,
+            });
+            let mut map = BTreeMap::new();
+            if user {
+                map.insert("RUST_LOG".to_string(), "mine".to_string());
+            }
+            apply(&mut map, &env.vars);
+            map.get("RUST_LOG").cloned()
+        };
+        assert_eq!(rust_log(Some("4"), false, false).as_deref(), Some("debug"));
+        assert_eq!(rust_log(Some("2"), false, false).as_deref(), Some("error"));
+        assert_eq!(rust_log(Some("6"), false, false).as_deref(), Some("trace"));
+        assert_eq!(rust_log(Some("3"), false, false).as_deref(), Some("info"));
+        // The site's --env:RUST_LOG is the default; -v beats it; the job's own beats both.
+        assert_eq!(
+            rust_log(Some("3"), true, false).as_deref(),
+            Some("qrmi=warn")
+        );
+        assert_eq!(rust_log(Some("4"), true, false).as_deref(), Some("debug"));
+        assert_eq!(rust_log(Some("5"), true, true).as_deref(), Some("mine"));
+        assert_eq!(rust_log(None, false, false), None);
+        assert_eq!(rust_log(Some("x"), false, false), None);
     }
 
     #[test]
@@ -258,6 +349,7 @@ mod tests {
             qpus: &qpus,
             plugstack_env: &[],
             user_env_names: &[],
+            srun_debug: None,
         });
         let v = env
             .vars
@@ -273,6 +365,7 @@ mod tests {
             uid: 0,
             plugstack_env: &[],
             user_env_names: &[],
+            srun_debug: None,
         });
         assert!(env.vars.iter().any(|v| v.value == "4294967295"));
     }
@@ -299,6 +392,7 @@ mod tests {
                 ("QRMI_JOB_ID".into(), "999".into()),
             ],
             user_env_names: &user,
+            srun_debug: None,
         });
         let mut map: BTreeMap<String, String> = user
             .iter()
@@ -308,12 +402,14 @@ mod tests {
         assert_eq!(map["ibm_torino_QRMI_JOB_ACQUISITION_TOKEN"], "session-123");
         assert_eq!(map["ibm_torino_QRMI_IBM_QCS_ENDPOINT"], "https://q");
         assert_eq!(map["ibm_torino_QRMI_IBM_QCS_SESSION_MODE"], "user");
-        assert_eq!(map["https_proxy"], "user");
+        // Issue 15 item 6: the site's --env:https_proxy beats the user's (as upstream).
+        assert_eq!(map["https_proxy"], "http://site-proxy:3128");
         // The --env: entry colliding with ours is dropped, ours wins.
         assert_eq!(map["QRMI_JOB_ID"], "7");
         assert_eq!(
             env.replaced_user_vars,
             vec![
+                "https_proxy",
                 "QRMI_JOB_ID",
                 "ibm_torino_QRMI_IBM_QCS_ENDPOINT",
                 "ibm_torino_QRMI_JOB_ACQUISITION_TOKEN"
@@ -331,6 +427,7 @@ mod tests {
             qpus: &qpus,
             plugstack_env: &[],
             user_env_names: &[],
+            srun_debug: None,
         });
         let shown = format!(
             "{env:?} {qpus:?} {}",

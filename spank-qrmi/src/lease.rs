@@ -13,6 +13,7 @@
 //! - QPU names are checked (`[A-Za-z_][A-Za-z0-9_]*`, like config names) so none can escape the
 //!   directory.
 //! - [`LeaseStore::lock_job`] serialises steps of one job on this node (flock).
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,9 +24,46 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::{Flock, now_unix};
-use crate::config::{MAX_NAME_LEN, Redacted, is_env_name};
+use crate::config::{MAX_NAME_LEN, Redacted, RedactedMap, is_env_name};
 
+/// The base of the default state directory; each host uses `<base>/<cluster>/<host>`, so two
+/// clusters on one host never see (and never release) each other's leases: job ids repeat
+/// across clusters, not within one.
 pub const DEFAULT_STATE_DIR: &str = "/var/spool/slurm/spank_qrmi";
+
+/// True for a name usable as one path component: letters, digits, `.`, `_`, `-`, not `.`/`..`.
+pub fn is_safe_component(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The state directory of one slurmd. `configured` (plugstack `state_dir=`) may hold `%n`
+/// (node name) and `%c` (cluster name), as SlurmdSpoolDir's `%n`; unset, the default is
+/// `DEFAULT_STATE_DIR/<cluster>/<node>`. Names that are not safe path components are replaced
+/// by `_` so no name can climb out of the directory.
+pub fn state_dir_for(configured: Option<&Path>, cluster: &str, node: &str) -> PathBuf {
+    let safe = |n: &str| {
+        if is_safe_component(n) {
+            n.to_string()
+        } else {
+            "_".to_string()
+        }
+    };
+    let (cluster, node) = (safe(cluster), safe(node));
+    match configured {
+        Some(dir) => PathBuf::from(
+            dir.to_string_lossy()
+                .replace("%n", &node)
+                .replace("%c", &cluster),
+        ),
+        None => Path::new(DEFAULT_STATE_DIR).join(cluster).join(node),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +89,10 @@ pub struct Lease {
     pub release_attempts: u32,
     /// Last release error (already scrubbed of secrets by the backend).
     pub last_error: Option<String>,
+    /// Keys the job brought for this QPU (e.g. its own endpoint and API key), needed again to
+    /// release it. Secret: never shown; the file is root's, mode 0600.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub job_environment: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Lease {
@@ -66,6 +108,7 @@ impl fmt::Debug for Lease {
             .field("released_at", &self.released_at)
             .field("release_attempts", &self.release_attempts)
             .field("last_error", &self.last_error)
+            .field("job_environment", &RedactedMap(&self.job_environment))
             .finish()
     }
 }
@@ -98,6 +141,8 @@ pub struct LeaseStore {
 /// An exclusive per-job lock; released on drop (closing the descriptor releases the flock).
 pub struct JobLock {
     _file: File,
+    path: PathBuf,
+    job_id: u32,
 }
 
 fn check_qpu_name(name: &str) -> Result<()> {
@@ -203,7 +248,30 @@ impl LeaseStore {
             .map_err(|e| LeaseError(format!("{}: cannot lock: {e}", path.display())))?;
         // Keep the lock past this borrow: the descriptor holds it until closed.
         std::mem::forget(lock);
-        Ok(JobLock { _file: file })
+        // The holder before us may have removed the file (its job had nothing left): then
+        // this lock is on an unlinked file and guards nothing; lock the current one instead.
+        let same = match (file.metadata(), fs::symlink_metadata(&path)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        if !same {
+            drop(file);
+            return self.lock_job(job_id);
+        }
+        Ok(JobLock {
+            _file: file,
+            path,
+            job_id,
+        })
+    }
+
+    /// Removes the job's lock file when the job holds no lease here (an acquisition that
+    /// failed, or everything released), so no file is left behind for ever. Call with the lock
+    /// held.
+    pub fn forget_job_if_empty(&self, lock: &JobLock) {
+        if self.leases(lock.job_id).is_ok_and(|l| l.is_empty()) {
+            let _ = fs::remove_file(&lock.path);
+        }
     }
 
     /// Records a fresh acquisition (replaces an earlier record of the same job and QPU).
@@ -214,6 +282,19 @@ impl LeaseStore {
         kind: &str,
         token: &str,
         uid: u32,
+    ) -> Result<Lease> {
+        self.record_acquired_with(job_id, qpu, kind, token, uid, BTreeMap::new())
+    }
+
+    /// [`Self::record_acquired`], keeping the keys the job brought (for the release).
+    pub fn record_acquired_with(
+        &self,
+        job_id: u32,
+        qpu: &str,
+        kind: &str,
+        token: &str,
+        uid: u32,
+        job_environment: BTreeMap<String, String>,
     ) -> Result<Lease> {
         let lease = Lease {
             job_id,
@@ -226,6 +307,7 @@ impl LeaseStore {
             released_at: None,
             release_attempts: 0,
             last_error: None,
+            job_environment,
         };
         self.write(&lease)?;
         Ok(lease)
@@ -374,6 +456,37 @@ mod tests {
         let base = temp_dir("lease");
         let dir = base.join("state");
         (LeaseStore::open(&dir).unwrap(), base)
+    }
+
+    // Issue 15 item 9: two clusters (or two slurmd of one cluster) on one host get different
+    // default directories, so job 7 of one never releases job 7 of the other.
+    #[test]
+    fn default_state_dir_is_keyed_by_cluster_and_node() {
+        let a = state_dir_for(None, "pi", "c1");
+        assert_eq!(a, Path::new("/var/spool/slurm/spank_qrmi/pi/c1"));
+        assert_ne!(a, state_dir_for(None, "pi", "q1"));
+        assert_ne!(a, state_dir_for(None, "other", "c1"));
+        assert_eq!(
+            state_dir_for(Some(Path::new("/s/%c/%n")), "pi", "q1"),
+            Path::new("/s/pi/q1")
+        );
+        assert_eq!(
+            state_dir_for(None, "..", "a/b"),
+            Path::new("/var/spool/slurm/spank_qrmi/_/_")
+        );
+    }
+
+    #[test]
+    fn a_lock_removed_by_its_holder_is_not_shared_afterwards() {
+        let (store, base) = store();
+        let first = store.lock_job(9).unwrap();
+        store.forget_job_if_empty(&first);
+        assert!(!store.dir().join("lock-9").exists());
+        drop(first);
+        let second = store.lock_job(9).unwrap();
+        assert!(store.dir().join("lock-9").exists());
+        drop(second);
+        fs::remove_dir_all(base).unwrap();
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod plugstack; // pub for fuzz/ only
 mod remote;
 pub mod request; // pub for fuzz/ only
 mod submit;
+pub mod usersupplied;
 
 use spank::{Context, OptionSpec, Plugin, Result, Spank};
 
@@ -38,10 +39,31 @@ impl Plugin for Qrmi {
         self.request.set(name, value)
     }
 
-    fn init(&mut self, _sp: &Spank, args: &[String]) -> Result<()> {
-        self.config = PlugstackConfig::parse(args)?;
+    fn init(&mut self, sp: &Spank, args: &[String]) -> Result<()> {
+        self.config = PlugstackConfig::parse(args);
         if let Some(level) = self.config.log_level {
             spank::log::set_max_level(level);
+        }
+        // Said once, when slurmd starts (it reads plugstack.conf then), not per job.
+        if sp.context() == Context::Slurmd {
+            for warning in &self.config.warnings {
+                tracing::warn!("{warning}");
+            }
+            for problem in &self.config.qpu_errors {
+                tracing::error!("{problem}: jobs asking for a QPU on this node will fail");
+            }
+            if let Some(path) = &self.config.config_path {
+                match config::Config::load(path) {
+                    Ok(config) => {
+                        for message in config.admin_messages() {
+                            tracing::warn!("{message}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}: jobs asking for a QPU on this node will fail")
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -6,6 +6,16 @@ use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(5);
 
+/// True when a `munge` command is on this process's PATH (or in /usr/bin).
+pub fn available() -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([std::path::PathBuf::from("/usr/bin")])
+        .any(|dir| dir.join("munge").is_file())
+}
+
 pub fn credential() -> Result<String, String> {
     let mut child = Command::new("munge")
         .arg("-n")

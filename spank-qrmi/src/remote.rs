@@ -2,6 +2,7 @@
 //! them once per job (later steps reuse the lease) and give the tasks their environment.
 //! Errors here fail the tasks with the reason in the user's output (the layer defers them to
 //! task_init), never the node.
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,8 +15,9 @@ use crate::gres;
 use crate::http::HttpConfig;
 use crate::jobenv::{self, JobEnvInput};
 use crate::joblookup;
-use crate::lease::{DEFAULT_STATE_DIR, LeaseStore};
+use crate::lease::{self, LeaseStore};
 use crate::plugstack::PlugstackConfig;
+use crate::usersupplied;
 
 /// Where slurmstepd's own configuration is (its environment, not the job's).
 fn slurm_conf_path() -> PathBuf {
@@ -24,11 +26,10 @@ fn slurm_conf_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"))
 }
 
-/// This node's `qpu` GRES as slurm.conf declares them (empty when it has none). Count-only
-/// GRES leave no trace in a job's environment, so only on such nodes can a job without --qpu
-/// hold a QPU; elsewhere no controller call is made.
-fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
+/// slurm.conf and the files it includes, scanned for QPU GRES and the cluster name.
+fn scan_slurm_conf_files() -> Vec<gres::SlurmConfQpus> {
     let main = slurm_conf_path();
+    let mut scans = Vec::new();
     let mut files = vec![main.clone()];
     let mut seen = 0;
     while let Some(path) = files.pop() {
@@ -40,37 +41,54 @@ fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
             continue;
         };
         let scan = gres::scan_slurm_conf(&text);
-        if let Some((_, line_gres)) = scan
-            .nodes
-            .iter()
-            .find(|(expr, _)| joblookup::hostlist_contains(expr, node))
-        {
-            return gres::parse_qpu_gres(line_gres);
-        }
-        for include in scan.includes {
+        for include in &scan.includes {
             let include = PathBuf::from(include);
             files.push(match (include.is_absolute(), main.parent()) {
                 (false, Some(dir)) => dir.join(include),
                 _ => include,
             });
         }
+        scans.push(scan);
     }
-    Vec::new()
+    scans
 }
 
-/// The lease and accounting directory; `%n` stands for this node's name (for sites whose
-/// spool directories live on a shared filesystem, as SlurmdSpoolDir's `%n`).
+/// This node's `qpu` GRES as slurm.conf declares them (empty when it has none). Count-only
+/// GRES leave no trace in a job's environment, so only on such nodes can a job without --qpu
+/// hold a QPU; elsewhere no controller call is made.
+fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
+    scan_slurm_conf_files()
+        .iter()
+        .flat_map(|scan| scan.nodes.iter())
+        .find(|(expr, _)| joblookup::hostlist_contains(expr, node))
+        .map(|(_, line_gres)| gres::parse_qpu_gres(line_gres))
+        .unwrap_or_default()
+}
+
+/// slurm.conf's ClusterName ("cluster" when it has none).
+fn cluster_name() -> String {
+    scan_slurm_conf_files()
+        .into_iter()
+        .find_map(|scan| scan.cluster_name)
+        .unwrap_or_else(|| "cluster".to_string())
+}
+
+/// The lease and accounting directory of this slurmd: see [`lease::state_dir_for`].
 pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
-    match &plugstack.state_dir {
-        Some(dir) => PathBuf::from(dir.to_string_lossy().replace("%n", &node_name())),
-        None => PathBuf::from(DEFAULT_STATE_DIR),
-    }
+    lease::state_dir_for(
+        plugstack.state_dir.as_deref(),
+        &cluster_name(),
+        &node_name(),
+    )
 }
 
-/// The munge credential maker for pasqal-local, when plugstack.conf asks for it.
+/// The munge credential maker for pasqal-local. `warden_munge` unset: send one whenever the
+/// node has munge, as upstream's munge build does (Pasqal's warden authorises by munge UID,
+/// and QRMI in the job sends one too).
 pub fn munge_fn(plugstack: &PlugstackConfig) -> Option<backend::MungeFn> {
     plugstack
         .warden_munge
+        .unwrap_or_else(crate::munge::available)
         .then(|| Box::new(crate::munge::credential) as backend::MungeFn)
 }
 
@@ -82,15 +100,19 @@ pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
         timeout: Duration::from_secs_f64(plugstack.http_timeout_secs.unwrap_or(30.0)),
         ..HttpConfig::default()
     };
-    http.https_proxy = plugstack
-        .env
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("https_proxy"))
-        .map(|(_, v)| v.clone());
+    http.https_proxy = plugstack.proxy_env("https_proxy").map(str::to_string);
+    http.http_proxy = plugstack.proxy_env("http_proxy").map(str::to_string);
+    http.no_proxy = plugstack
+        .proxy_env("no_proxy")
+        .map(|list| list.split(',').map(|h| h.trim().to_string()).collect())
+        .unwrap_or_default();
     http
 }
 
-/// This node's name (not taken from the job's environment, which the user controls).
+/// This host's name (not taken from the job's environment, which the user controls; slurmstepd
+/// has no other record of its node name). Several slurmd of one cluster on one host therefore
+/// share a state directory: job ids are unique within a cluster, so the leases there are the
+/// job's on that host, reused by its steps and released once by the first epilog.
 pub fn node_name() -> String {
     spank::host::hostname()
 }
@@ -125,12 +147,32 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
     if names.is_empty() {
         return Ok(());
     }
+    if let Some(why) = plugstack.qpu_unusable() {
+        return Err(Error::new(why));
+    }
     let config_path = plugstack.config_path.as_ref().ok_or_else(|| {
         Error::new(
             "this node's plugstack.conf names no qrmi_config.json: no QPU can be acquired here",
         )
     })?;
-    let config = Config::load(config_path).map_err(|e| Error::new(e.to_string()))?;
+    let mut config = Config::load(config_path).map_err(|e| Error::new(e.to_string()))?;
+    let job_env: BTreeMap<String, String> = sp
+        .job_env()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // The keys this job brings for the QPUs it asked for (only where the site allows).
+    let shown = config_path.display().to_string();
+    for resource in config
+        .resources
+        .iter_mut()
+        .filter(|r| names.contains(&r.name))
+    {
+        *resource =
+            usersupplied::effective_resource(resource, &job_env, &shown).map_err(Error::new)?;
+    }
     let store = LeaseStore::open(&state_dir(plugstack)).map_err(|e| Error::new(e.to_string()))?;
     let time_limit_secs = facts.time_limit_minutes.map(|m| u64::from(m) * 60);
     let job = AcquireContext {
@@ -154,12 +196,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         Retry::default(),
     )
     .map_err(Error::new)?;
-    let user_env_names: Vec<String> = sp
-        .job_env()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
-        .collect();
+    let user_env_names: Vec<String> = job_env.keys().cloned().collect();
     let env = jobenv::job_environment(&JobEnvInput {
         job_id,
         uid: job.uid,
@@ -167,6 +204,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         qpus: &acquired,
         plugstack_env: &plugstack.env,
         user_env_names: &user_env_names,
+        srun_debug: job_env.get("SRUN_DEBUG").map(String::as_str),
     });
     for var in &env.vars {
         sp.setenv(&var.name, &var.value, var.overwrite)?;

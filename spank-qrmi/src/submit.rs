@@ -10,6 +10,9 @@ pub fn check(plugstack: &PlugstackConfig, names: &[String]) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
+    if let Some(why) = plugstack.qpu_unusable() {
+        return Err(Error::new(why));
+    }
     let Some(path) = &plugstack.config_path else {
         return Ok(());
     };
@@ -21,6 +24,9 @@ pub fn check(plugstack: &PlugstackConfig, names: &[String]) -> Result<()> {
         Err(e) => return Err(Error::new(format!("--qpu cannot be checked: {e}"))),
     };
     for name in names {
+        if let Some(why) = config.unusable_reason(name) {
+            return Err(Error::new(format!("--qpu: {why}")));
+        }
         if config.get(name).is_none() {
             return Err(Error::new(format!(
                 "--qpu: unknown QPU '{name}': available QPUs are {}",

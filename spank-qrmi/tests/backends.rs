@@ -525,7 +525,28 @@ fn token_only_types() {
         r#"{{"name": "garnet_mock", "type": "iqm-server", "environment": {{
             "QRMI_IQM_ISA_ENDPOINT": "{base}/iqm", "QRMI_IQM_ISA_TOKEN": "{IQM_TOKEN}"}}}}"#
     ));
-    assert!(!defaulted.status_check);
+    // Issue 15 item 8: upstream checks every type's status, so the default is on.
+    assert!(defaulted.status_check);
+}
+
+// Issue 15 item 8: QRMI_PASQAL_CLOUD_BASE_URL is where the device status is asked.
+#[test]
+fn pasqal_cloud_status_uses_its_base_url() {
+    let server = MockServer::start();
+    let base = &server.base;
+    let r = resource(&format!(
+        r#"{{"name": "FRESNEL", "type": "pasqal-cloud", "environment": {{
+            "QRMI_PASQAL_CLOUD_PROJECT_ID": "p", "QRMI_PASQAL_CLOUD_BASE_URL": "{base}/pasqal"}}}}"#
+    ));
+    assert!(r.status_check);
+    let _ = backend_for(&r, &http(), None).unwrap().check_accessible();
+    assert!(
+        server.requests().iter().any(|q| q
+            .target
+            .starts_with("/pasqal/core-fast/api/v1/devices?device_type=FRESNEL")),
+        "{:?}",
+        server.requests()
+    );
 }
 
 #[test]

@@ -91,3 +91,42 @@ fn reports_table_and_json_for_a_range() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-qrmi/accounting.jsonl"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+// The plugin's default state directory is <base>/<ClusterName>/<host> (issue 15 item 9):
+// --state-dir <base> reads every host's log under it.
+#[test]
+fn reads_the_per_cluster_per_host_logs_under_the_state_dir() {
+    let base = std::env::temp_dir().join(format!("qrmi-usage-keyed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let t0 = 1_767_225_600;
+    for (host, job) in [("q1", 1), ("q2", 2)] {
+        let dir = base.join("pi").join(host);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("accounting.jsonl");
+        append(&log, &record(Event::Acquire, job, 0, host, t0, None)).unwrap();
+        append(
+            &log,
+            &record(Event::Release, job, 0, host, t0, Some(t0 + 60)),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_qrmi-usage"))
+        .args([
+            "--state-dir",
+            base.to_str().unwrap(),
+            "--from",
+            "2026-01-01",
+        ])
+        .args(["--to", "2026-01-02"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("q1")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("q2")), "{stdout}");
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -242,7 +242,9 @@ pub fn backend_for(
         ResourceType::IbmQuantumSystem
         | ResourceType::PasqalCloud
         | ResourceType::IqmServer
-        | ResourceType::AliceBobFelis => Box::new(TokenOnly::new(resource, http)?),
+        | ResourceType::AliceBobFelis
+        | ResourceType::Oqtopus
+        | ResourceType::Other => Box::new(TokenOnly::new(resource, http)?),
     })
 }
 

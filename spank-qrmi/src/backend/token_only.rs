@@ -68,6 +68,7 @@ impl TokenOnly {
                     endpoint: resource
                         .status_endpoint
                         .as_deref()
+                        .or_else(|| resource.get("QRMI_PASQAL_CLOUD_BASE_URL"))
                         .unwrap_or(PASQAL_CLOUD_DEFAULT_ENDPOINT)
                         .trim_end_matches('/')
                         .to_string(),

@@ -14,13 +14,43 @@ use clap::Parser;
 use spank_qrmi::accounting::{self, accounting_path, now_unix, parse_time, usage_report};
 use spank_qrmi::lease::DEFAULT_STATE_DIR;
 
+/// DIR/accounting.jsonl, and those of the per-cluster, per-host directories under it (the
+/// plugin's default is DIR/<ClusterName>/<host>).
+fn state_dir_logs(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = vec![accounting_path(dir)];
+    let subdirs = |d: &std::path::Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(d)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    };
+    for cluster in subdirs(dir) {
+        for host in subdirs(&cluster) {
+            let log = accounting_path(&host);
+            if log.is_file() {
+                files.push(log);
+            }
+        }
+    }
+    if files.len() > 1 && !files[0].is_file() {
+        files.remove(0);
+    }
+    files
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "qrmi-usage",
     about = "QPU usage per user and per QPU from spank_qrmi accounting logs"
 )]
 struct Args {
-    /// spank_qrmi state directory (reads DIR/accounting.jsonl)
+    /// spank_qrmi state directory (reads DIR/accounting.jsonl and DIR/*/*/accounting.jsonl)
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
     /// Start of the range: Unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (UTC)
@@ -65,7 +95,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let files = if args.files.is_empty() {
-        vec![accounting_path(&args.state_dir)]
+        state_dir_logs(&args.state_dir)
     } else {
         args.files
     };

@@ -5,6 +5,14 @@
 //!
 //! Paths: IAM at `/identity/token`; IBM QCS/QRS endpoint `{base}/api`; IBM QS endpoint
 //! `{base}/qs`; warden `{base}/warden`; Pasqal Cloud `{base}` (`/core-fast/...`); IQM `{base}/iqm`.
+//!
+//! For the real QRMI SDK in jobs (observed from qrmi 0.26.4's requests, not copied from its
+//! code), the QCS/QRS endpoint also answers the job side: `GET /backends` (the device list
+//! QRMIService() discovers), `POST /jobs` (task_start: refused unless its `session_id` is a
+//! session the plugin opened and has not closed), `GET /jobs/{id}` (Completed) and
+//! `GET /jobs/{id}/results` (a JSON document sent as a JSON string, as the SDK reads it); the
+//! warden answers `POST /jobs` (401 without `x-munge-cred`, 403 unless `X-Warden-Session` is an
+//! open session) and `GET /jobs/{id}` (DONE, with results).
 #![allow(dead_code)]
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -66,6 +74,10 @@ pub struct State {
     pub pending_jobs: bool,
     pub open_sessions: BTreeSet<String>,
     pub next_session: u32,
+    /// The session id of every job the SDK started (`POST /api/jobs`), accepted or not.
+    pub job_sessions: Vec<String>,
+    /// Every session id handed out, in order (open_sessions loses them when released).
+    pub opened: Vec<String>,
 }
 
 pub struct MockServer {
@@ -92,6 +104,8 @@ impl MockServer {
             pending_jobs: false,
             open_sessions: BTreeSet::new(),
             next_session: 1,
+            job_sessions: Vec::new(),
+            opened: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
@@ -239,14 +253,56 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 r#"{{"access_token":"{IAM_TOKEN}","expires_in":3600,"expiration":9999999999}}"#
             ),
         ),
-        ("GET", ["api", "backends", _name, "status"]) => {
-            (200, format!(r#"{{"status":"{}"}}"#, s.backend_status))
+        ("GET", ["api", "backends"]) => {
+            let device = |name: &str| {
+                format!(
+                    r#"{{"name":"{name}","status":{{"name":"online","reason":"available"}},"is_simulator":false,"qubits":133,"queue_length":0,"clops":{{"type":"hardware","value":1000}},"processor_type":{{"family":"Heron","revision":"1"}},"wait_time_seconds":null,"performance_metrics":null}}"#
+                )
+            };
+            let list: Vec<String> = ["ibm_torino", "ibm_fez", "ibm_user"]
+                .iter()
+                .map(|n| device(n))
+                .collect();
+            (200, format!(r#"{{"devices":[{}]}}"#, list.join(",")))
         }
+        ("POST", ["api", "jobs"]) => {
+            let body: serde_json::Value = serde_json::from_str(&req.body).unwrap_or_default();
+            let session = body["session_id"].as_str().unwrap_or("").to_string();
+            s.job_sessions.push(session.clone());
+            if s.open_sessions.contains(&session) {
+                let id = format!("job-{}", s.job_sessions.len());
+                let backend = body["backend"].as_str().unwrap_or("");
+                (200, format!(r#"{{"id":"{id}","backend":"{backend}"}}"#))
+            } else {
+                (
+                    400,
+                    r#"{"errors":[{"message":"session is not open","code":1217}]}"#.into(),
+                )
+            }
+        }
+        ("GET", ["api", "jobs", id]) => (
+            200,
+            format!(
+                r#"{{"id":"{id}","backend":"ibm_torino","status":"Completed","state":{{"status":"Completed"}},"program":{{"id":"sampler"}},"created":"2026-12-02T06:00:00Z","cost":600}}"#
+            ),
+        ),
+        ("GET", ["api", "jobs", id, "results"]) => {
+            let doc = format!(r#"{{"results":[{{"data":{{}}}}],"metadata":{{"job":"{id}"}}}}"#);
+            (200, serde_json::Value::String(doc).to_string())
+        }
+        ("GET", ["api", "backends", _name, "status"]) => (
+            200,
+            format!(
+                r#"{{"state":true,"status":"{}","message":"","length_queue":0,"backend_version":"1"}}"#,
+                s.backend_status
+            ),
+        ),
         ("POST", ["api", "sessions"]) | ("POST", ["warden", "sessions"]) => {
             let prefix = if segs[0] == "api" { "sess" } else { "w" };
             let id = format!("{prefix}-{}", s.next_session);
             s.next_session += 1;
             s.open_sessions.insert(id.clone());
+            s.opened.push(id.clone());
             (200, format!(r#"{{"id":"{id}","mode":"dedicated"}}"#))
         }
         ("GET", ["api", "jobs"]) => {
@@ -254,10 +310,13 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             if s.pending_jobs {
                 (
                     200,
-                    r#"{"jobs":[{"id":"job-1","status":"Queued"}],"count":1}"#.into(),
+                    r#"{"jobs":[{"id":"job-1","status":"Queued"}],"count":1,"limit":200,"offset":0}"#.into(),
                 )
             } else {
-                (200, r#"{"jobs":[],"count":0}"#.into())
+                (
+                    200,
+                    r#"{"jobs":[],"count":0,"limit":200,"offset":0}"#.into(),
+                )
             }
         }
         ("DELETE", ["api", "sessions", id, "close"])
@@ -272,8 +331,40 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 )
             }
         }
-        ("GET", ["warden", "accessible"]) => {
-            (200, format!(r#"{{"is_accessible":{}}}"#, s.accessible))
+        ("GET", ["warden", "accessible"]) => (
+            200,
+            format!(r#"{{"is_accessible":{},"message":"ok"}}"#, s.accessible),
+        ),
+        // The SDK's pasqal-local tasks: authorised as Pasqal's warden does, by a munge
+        // credential, and only in a session the plugin opened and still holds.
+        ("POST", ["warden", "jobs"]) => {
+            let session = req.header("x-warden-session").unwrap_or("").to_string();
+            let munged = req
+                .header("x-munge-cred")
+                .is_some_and(|c| c.starts_with("MUNGE:"));
+            s.job_sessions.push(session.clone());
+            if !munged {
+                (401, r#"{"detail":"no munge credential"}"#.into())
+            } else if !s.open_sessions.contains(&session) {
+                (403, r#"{"detail":"session is not open"}"#.into())
+            } else {
+                let id = s.job_sessions.len();
+                (
+                    200,
+                    format!(r#"{{"id":{id},"user_id":"0","status":"PENDING"}}"#),
+                )
+            }
+        }
+        ("GET", ["warden", "qpu", "specs"]) => {
+            (200, r#"{"specs":"{\"name\":\"FRESNEL\"}"}"#.into())
+        }
+        ("GET", ["warden", "jobs", id]) => {
+            let results =
+                serde_json::Value::String(format!(r#"{{"counter":{{"01":10}},"job":{id}}}"#));
+            (
+                200,
+                format!(r#"{{"id":{id},"user_id":"0","status":"DONE","results":{results}}}"#),
+            )
         }
         ("GET", ["qs", "v1", "backends", _name]) => (
             200,

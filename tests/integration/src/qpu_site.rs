@@ -61,3 +61,23 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     true
 }
+
+/// Waits until no node holds a lease of an earlier job: its epilog reads the config and the
+/// plugstack line, so neither may change under it.
+pub fn wait_for_earlier_releases(cluster: &Cluster) {
+    let held = |node: &str| {
+        std::fs::read_dir(state_dir(cluster, node))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .any(|text| text.contains("\"held\""))
+            })
+            .unwrap_or(false)
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || !held("q1") && !held("q2")),
+        "leases of earlier jobs still held"
+    );
+}

@@ -1,0 +1,363 @@
+//! spank_qrmi as a drop-in for the upstream plugin (issue 15), on the real cluster, as the test
+//! user: plugstack words and qrmi_config.json contents upstream accepts must not fail jobs
+//! upstream would run. Each test would have failed before its fix (item numbers of issue 15).
+#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
+mod mock_server;
+#[path = "../src/qpu_site.rs"]
+mod qpu_site;
+
+use std::time::Duration;
+
+use integration_tests::Cluster;
+use qpu_site::{Site, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases};
+
+fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+}
+
+/// Puts plugstack.conf back when dropped (also when the test fails).
+struct PlugstackGuard<'a> {
+    cluster: &'a Cluster,
+    old: Option<String>,
+}
+
+impl Drop for PlugstackGuard<'_> {
+    fn drop(&mut self) {
+        // The epilog of the last job reads plugstack.conf: let it finish first.
+        if !std::thread::panicking() {
+            wait_for_earlier_releases(self.cluster);
+        }
+        if let Some(old) = self.old.take() {
+            self.cluster.set_plugstack(&old);
+        }
+    }
+}
+
+/// The staged spank_qrmi line (from plugstack.conf.d) with `extra` words appended.
+fn qrmi_line_with(cluster: &Cluster, extra: &str) -> String {
+    let snippet = cluster
+        .scratch()
+        .join("plugstack.conf.d")
+        .join("spank_qrmi.conf");
+    let text = std::fs::read_to_string(&snippet).expect("staged spank_qrmi.conf");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("required") || l.starts_with("optional"))
+        .expect("a plugin line");
+    format!("{line} {extra}\n")
+}
+
+fn with_plugstack<'a>(cluster: &'a Cluster, text: &str) -> PlugstackGuard<'a> {
+    wait_for_earlier_releases(cluster);
+    PlugstackGuard {
+        cluster,
+        old: Some(cluster.set_plugstack(text)),
+    }
+}
+
+fn write_config(site: &Site, config: &serde_json::Value, mode: &str) {
+    wait_for_earlier_releases(&site.cluster);
+    let path = site.cluster.scratch().join("etc").join("qrmi_config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let run = site
+        .cluster
+        .as_root("chmod", &[mode, path.to_str().unwrap()]);
+    assert!(run.ok(), "{run:?}");
+}
+
+fn torino_env(site: &Site, mode: &str) -> serde_json::Value {
+    serde_json::json!({
+        "QRMI_IBM_QCS_ENDPOINT": format!("{}/api", site.server.base),
+        "QRMI_IBM_QCS_IAM_ENDPOINT": site.server.base,
+        "QRMI_IBM_QCS_IAM_APIKEY": "compat-apikey",
+        "QRMI_IBM_QCS_SERVICE_CRN": "crn:v1:bluemix:public:quantum-computing:us-east:a/test::",
+        "QRMI_IBM_QCS_SESSION_MODE": mode})
+}
+
+fn session_posts(site: &Site) -> Vec<serde_json::Value> {
+    site.server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.target == "/api/sessions")
+        .map(|r| r.json())
+        .collect()
+}
+
+// Item 1: an unknown word (`verbose`) is a warning; a malformed `--env:NOVALUE` fails only QPU
+// jobs, naming the argument. Before: every srun/sbatch on the node failed.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn plugstack_words_upstream_accepts_fail_no_other_job() {
+    let site = site();
+    let cluster = &site.cluster;
+    {
+        let _guard = with_plugstack(cluster, &qrmi_line_with(cluster, "verbose"));
+        cluster
+            .as_user("srun", &["-p", "normal", "-w", "c1", "true"])
+            .expect_ok("a job without a QPU, line with 'verbose'");
+        let run = cluster
+            .as_user(
+                "srun",
+                &["-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "env"],
+            )
+            .expect_ok("a QPU job, line with 'verbose'");
+        assert!(env_value(&run.stdout, "ibm_torino_QRMI_JOB_ACQUISITION_TOKEN").is_some());
+        let out = cluster.user_dir("qrmi-compat-verbose").join("b.out");
+        cluster
+            .as_user(
+                "sbatch",
+                &[
+                    "--wait",
+                    "-p",
+                    "normal",
+                    "-o",
+                    out.to_str().unwrap(),
+                    "--wrap",
+                    "true",
+                ],
+            )
+            .expect_ok("sbatch without a QPU, line with 'verbose'");
+    }
+    {
+        let _guard = with_plugstack(cluster, &qrmi_line_with(cluster, "--env:NOVALUE"));
+        cluster
+            .as_user("srun", &["-p", "normal", "-w", "c1", "true"])
+            .expect_ok("a job without a QPU, line with --env:NOVALUE");
+        let run = cluster.as_user(
+            "srun",
+            &["-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "true"],
+        );
+        assert!(!run.ok(), "a QPU job must fail: {run:?}");
+        assert!(
+            run.stderr
+                .contains("'--env:NOVALUE': expected --env:NAME=VALUE"),
+            "{run:?}"
+        );
+    }
+    cluster.assert_no_unhealthy_nodes();
+}
+
+// Items 2 and 4: an oqtopus resource, a type we do not know, and upstream's own "http://"
+// placeholder endpoint in the file, 0644 although it holds secrets. Before: every --qpu job
+// failed (the whole file was refused).
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn a_config_upstream_accepts_runs_the_jobs_upstream_runs() {
+    let site = site();
+    let config = serde_json::json!({"resources": [
+        {"name": "ibm_torino", "type": "ibm-quantum-compute-service",
+         "environment": torino_env(&site, "batch")},
+        {"name": "oq", "type": "oqtopus", "environment": {
+            "QRMI_OQTOPUS_URL": format!("{}/oqtopus", site.server.base),
+            "QRMI_OQTOPUS_API_TOKEN": "compat-oqtopus-token"}},
+        {"name": "future", "type": "quantum-2030", "environment": {"QRMI_FUTURE_URL": "x"}},
+        {"name": "test_heron", "type": "ibm-quantum-system", "environment": {
+            "QRMI_IBM_QS_ENDPOINT": "http://", "QRMI_IBM_QS_IAM_ENDPOINT": "https://",
+            "QRMI_IBM_QS_IAM_APIKEY": "<YOUR IAM APIKEY FOR THIS BACKEND>",
+            "QRMI_IBM_QS_SERVICE_CRN": "<YOUR DIRECT ACCESS INSTANCE CRN>",
+            "QRMI_IBM_QS_S3_ENDPOINT": "<YOUR S3 ENDPOINT>"}}
+    ]});
+    write_config(&site, &config, "0644");
+    let cluster = &site.cluster;
+    let run = cluster
+        .as_user(
+            "srun",
+            &["-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "env"],
+        )
+        .expect_ok("ibm_torino with oqtopus, an unknown type and a 0644 file");
+    assert_eq!(
+        env_value(&run.stdout, "QRMI_JOB_QPU_RESOURCES"),
+        Some("ibm_torino")
+    );
+    let run = cluster
+        .as_user(
+            "srun",
+            &["-p", "quantum", "-w", "q1", "--qpu=oq,future", "env"],
+        )
+        .expect_ok("oqtopus and an unknown type");
+    assert_eq!(
+        env_value(&run.stdout, "QRMI_JOB_QPU_TYPES"),
+        Some("oqtopus,quantum-2030")
+    );
+    for name in ["oq", "future"] {
+        let token = env_value(&run.stdout, &format!("{name}_QRMI_JOB_ACQUISITION_TOKEN"))
+            .unwrap_or_else(|| panic!("{name}: no token: {}", run.stdout));
+        assert_eq!(token.len(), 36, "{name}: {token}");
+    }
+    assert_eq!(
+        env_value(&run.stdout, "oq_QRMI_OQTOPUS_URL"),
+        Some(format!("{}/oqtopus", site.server.base).as_str())
+    );
+    // The broken placeholder resource fails only the job that asks for it, saying why.
+    let run = cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q1", "--qpu=test_heron", "true"],
+    );
+    assert!(!run.ok(), "{run:?}");
+    assert!(
+        run.stderr.contains("QRMI_IBM_QS_ENDPOINT must be an http"),
+        "{run:?}"
+    );
+    cluster.assert_no_unhealthy_nodes();
+}
+
+// Item 5: a resource with "environment": {} whose keys the user brings, and a user's
+// SESSION_MODE=batch. Before: the file was refused; the session was opened as dedicated.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn credentials_and_session_mode_the_user_brings() {
+    let site = site();
+    let config = serde_json::json!({"resources": [
+        {"name": "ibm_torino", "type": "ibm-quantum-compute-service",
+         "environment": torino_env(&site, "dedicated")},
+        {"name": "ibm_user", "type": "ibm-quantum-compute-service", "environment": {}}
+    ]});
+    write_config(&site, &config, "0600");
+    let cluster = &site.cluster;
+    let base = site.server.base.clone();
+    let vars = [
+        format!("ibm_user_QRMI_IBM_QCS_ENDPOINT={base}/api"),
+        format!("ibm_user_QRMI_IBM_QCS_IAM_ENDPOINT={base}"),
+        "ibm_user_QRMI_IBM_QCS_IAM_APIKEY=users-own-key".to_string(),
+        "ibm_user_QRMI_IBM_QCS_SERVICE_CRN=crn:v1:user".to_string(),
+        "ibm_torino_QRMI_IBM_QCS_SESSION_MODE=batch".to_string(),
+    ];
+    let mut args: Vec<&str> = vars.iter().map(String::as_str).collect();
+    args.extend([
+        "srun",
+        "-p",
+        "quantum",
+        "-w",
+        "q1",
+        "--qpu=ibm_user,ibm_torino",
+        "env",
+    ]);
+    let run = cluster
+        .as_user("env", &args)
+        .expect_ok("srun with the user's keys");
+    let posts = session_posts(&site);
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let mode = |backend: &str| {
+        posts
+            .iter()
+            .find(|p| p["backend"] == backend)
+            .map(|p| p["mode"].clone())
+    };
+    // The site says dedicated for ibm_torino; the user's batch is what we open.
+    assert_eq!(mode("ibm_torino"), Some("batch".into()), "{posts:?}");
+    assert_eq!(mode("ibm_user"), Some("dedicated".into()), "{posts:?}");
+    let iam = site
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.target.contains("identity/token"))
+        .map(|r| r.body.clone())
+        .collect::<Vec<_>>();
+    assert!(iam.iter().any(|b| b.contains("users-own-key")), "{iam:?}");
+    let token = env_value(&run.stdout, "ibm_user_QRMI_JOB_ACQUISITION_TOKEN")
+        .expect("token")
+        .to_string();
+    assert!(
+        wait_for(Duration::from_secs(30), || site
+            .server
+            .requests()
+            .iter()
+            .any(|r| is_release(r) && r.target.contains(&token))),
+        "the user's session was not released"
+    );
+    // Without the keys, the job fails naming them; a job without a QPU is not affected.
+    let run = cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q1", "--qpu=ibm_user", "true"],
+    );
+    assert!(!run.ok(), "{run:?}");
+    assert!(
+        run.stderr.contains("needs QRMI_IBM_QCS_ENDPOINT") && run.stderr.contains("ibm_user_<KEY>"),
+        "{run:?}"
+    );
+    cluster.assert_no_unhealthy_nodes();
+}
+
+// Item 9: a job whose acquisition failed leaves nothing in the state directory.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn a_failed_acquisition_leaves_no_lock_file() {
+    let closed = format!(
+        "http://{}:9/warden",
+        Cluster::connect().var("SPANK_BRIDGE_ADDR")
+    );
+    let site = site_with(Some(closed));
+    let dir = state_dir(&site.cluster, "q2");
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("lock-") || n.starts_with("lease-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = files();
+    let run = site.cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
+    );
+    assert!(!run.ok(), "{run:?}");
+    // The epilog has run once the job is gone from squeue; give it that long.
+    std::thread::sleep(Duration::from_secs(2));
+    let left: Vec<String> = files()
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
+}
+
+// Item 3: the upstream line has no warden_munge=; Pasqal's warden authorises by munge UID, so
+// the plugin's own session calls must carry x-munge-cred by default. Before: none was sent.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn pasqal_local_gets_a_munge_credential_by_default() {
+    let site = site();
+    let cluster = &site.cluster;
+    let line = qrmi_line_with(cluster, "").replace(" warden_munge=yes", "");
+    assert!(!line.contains("warden_munge"), "{line}");
+    let _guard = with_plugstack(cluster, &line);
+    cluster
+        .as_user(
+            "srun",
+            &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
+        )
+        .expect_ok("srun --qpu=fresnel with the upstream line");
+    let opened = site
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.target.ends_with("/warden/sessions"))
+        .expect("a warden session was opened");
+    assert!(
+        opened
+            .header("x-munge-cred")
+            .is_some_and(|c| c.starts_with("MUNGE:")),
+        "{opened:?}"
+    );
+}
+
+// Item 7: srun -v / --quiet set QRMI's RUST_LOG (upstream maps SRUN_DEBUG). Before: unset.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn srun_verbosity_sets_rust_log_in_qpu_jobs() {
+    let site = site();
+    let cluster = &site.cluster;
+    for (flag, level) in [("-v", "debug"), ("--quiet", "error")] {
+        let run = cluster
+            .as_user(
+                "srun",
+                &[flag, "-p", "quantum", "-w", "q1", "--qpu=ibm_torino", "env"],
+            )
+            .expect_ok("srun with a verbosity flag");
+        assert_eq!(env_value(&run.stdout, "RUST_LOG"), Some(level), "{flag}");
+    }
+}
