@@ -469,32 +469,21 @@ impl Submission {
     }
 
     /// The job's standard output file, as sbatch names it: `--output` of the command line
-    /// (default `slurm-%j.out`, `slurm-%A_%a.out` for an array) with sbatch's `%` patterns
-    /// that a record can fill expanded, relative to `--chdir` and the submission's directory.
-    /// An `#SBATCH --output` in the script is not seen (the script is not stored).
-    pub fn output_file(
-        &self,
-        job_id: u32,
-        array: Option<(u32, u32)>,
-        node: &str,
-    ) -> Option<String> {
+    /// (default `slurm-%j.out`, `slurm-%A_%a.out` for an array) relative to `--chdir` and the
+    /// submission's directory; `None` for srun and salloc (their output is the terminal). An
+    /// `#SBATCH --output` in the script is not seen (the script is not stored).
+    pub fn output_template(&self) -> Option<OutputTemplate> {
         if !self.is_sbatch() {
             return None;
         }
         let p = parse_sbatch(&self.argv, 1);
-        let pattern = p.output.unwrap_or_else(|| {
-            if array.is_some() {
-                "slurm-%A_%a.out".to_owned()
-            } else {
-                "slurm-%j.out".to_owned()
-            }
-        });
-        let name = expand_output_pattern(&pattern, job_id, array, node);
-        let base = match p.chdir {
-            Some(d) => Path::new(&self.cwd).join(d),
-            None => PathBuf::from(&self.cwd),
-        };
-        Some(base.join(name).display().to_string())
+        Some(OutputTemplate {
+            pattern: p.output,
+            base: match p.chdir {
+                Some(d) => Path::new(&self.cwd).join(d),
+                None => PathBuf::from(&self.cwd),
+            },
+        })
     }
 
     /// `true` when argv[0] is sbatch (only sbatch submissions can be resubmitted).
@@ -503,6 +492,30 @@ impl Submission {
             .first()
             .and_then(|a| Path::new(a).file_name())
             .is_some_and(|n| n == "sbatch")
+    }
+}
+
+/// Where a submission's jobs write their standard output (see
+/// [`Submission::output_template`]); parsed once, filled per job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputTemplate {
+    /// `--output` as given; `None`: sbatch's default.
+    pattern: Option<String>,
+    base: PathBuf,
+}
+
+impl OutputTemplate {
+    /// The file of one job (`array`: the array job id and task id of an array element), with
+    /// sbatch's `%` patterns that a record can fill expanded.
+    pub fn file(&self, job_id: u32, array: Option<(u32, u32)>, node: &str) -> String {
+        let default = if array.is_some() {
+            "slurm-%A_%a.out"
+        } else {
+            "slurm-%j.out"
+        };
+        let pattern = self.pattern.as_deref().unwrap_or(default);
+        let name = expand_output_pattern(pattern, job_id, array, node);
+        self.base.join(name).display().to_string()
     }
 }
 

@@ -21,10 +21,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Refused: nothing to resubmit, no submission recorded, gaps in the frames.
     pub const REFUSED: u8 = 3;
-    /// `--check`: some unit of work failed.
-    pub const FAILED: u8 = 4;
-    /// `--check`: none failed, but some are missing (not run yet, running, or lost).
-    pub const INCOMPLETE: u8 = 5;
+    /// `status --check`: some units failed or are missing (the same meaning as `watch`'s 4).
+    pub const INCOMPLETE: u8 = 4;
     /// `--require-hosts N` / `--expected N`: fewer hosts or units took part.
     pub const TOO_FEW: u8 = 6;
     /// `watch` interrupted by Ctrl-C.
@@ -37,8 +35,7 @@ Exit status:
   1    error (directory unreadable or not a frame directory, sbatch or ffmpeg failed)
   2    bad usage
   3    refused: nothing to resubmit, no submission recorded, gaps in the frames (video)
-  4    status/watch --check: a frame or job failed
-  5    status/watch --check: none failed, some are missing
+  4    status --check: some frames or jobs failed or are missing
   6    status --require-hosts/--expected: fewer hosts or units took part
   130  watch interrupted by Ctrl-C
 
@@ -66,7 +63,7 @@ enum Command {
         /// Print the summary as JSON (summary.json's content plus `units`: each index or job)
         #[arg(long)]
         json: bool,
-        /// Exit 4 when a unit failed, 5 when none failed but some are missing
+        /// Exit 4 when some units (frames or jobs) failed or are missing
         #[arg(long)]
         check: bool,
         /// Exit 6 when fewer than N distinct hosts ran tasks
@@ -285,11 +282,9 @@ fn status_code(s: &Summary, check: bool, hosts: Option<u64>, units: Option<u64>)
     code
 }
 
-/// `--check`: 4 when a unit failed, 5 when some are missing, else 0.
+/// `--check`: 4 when units failed or are missing (or none is expected), else 0.
 pub fn check_code(s: &Summary) -> u8 {
-    if s.failed > 0 {
-        exit::FAILED
-    } else if s.missing > 0 || s.expected == 0 {
+    if s.failed > 0 || s.missing > 0 || s.expected == 0 {
         exit::INCOMPLETE
     } else {
         exit::OK

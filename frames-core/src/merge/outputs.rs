@@ -6,7 +6,7 @@ use std::io::{self, Write as _};
 use super::{Collection, Summary, UnitKey};
 use crate::layout::Layout;
 use crate::record::TaskRecord;
-use crate::submission::Submission;
+use crate::submission::{OutputTemplate, Submission};
 use crate::{atomic, ranges};
 
 fn csv_field(out: &mut Vec<u8>, s: &str) {
@@ -77,8 +77,24 @@ pub fn manifest_bytes(c: &Collection, s: &Summary) -> Vec<u8> {
 /// latest array submission listing it, for a non-array job its submission. Built once per
 /// collection (an array spec is expanded once, not per record).
 pub struct Submissions<'a> {
-    specs: Vec<(&'a Submission, BTreeSet<u64>)>,
-    non_array: Option<&'a Submission>,
+    /// Array submissions, newest first, with the indices they list.
+    specs: Vec<(Known<'a>, BTreeSet<u64>)>,
+    non_array: Option<Known<'a>>,
+}
+
+/// A submission and its parsed output file template.
+struct Known<'a> {
+    submission: &'a Submission,
+    output: Option<OutputTemplate>,
+}
+
+impl<'a> Known<'a> {
+    fn new(submission: &'a Submission) -> Known<'a> {
+        Known {
+            submission,
+            output: submission.output_template(),
+        }
+    }
 }
 
 impl<'a> Submissions<'a> {
@@ -90,30 +106,34 @@ impl<'a> Submissions<'a> {
             .filter_map(|s| {
                 let spec = s.submission.array.as_deref()?;
                 let set = ranges::parse_array_spec(spec).ok()?;
-                Some((&s.submission, set.into_iter().collect()))
+                Some((Known::new(&s.submission), set.into_iter().collect()))
             })
             .collect();
         Submissions {
             specs,
-            non_array: super::select::job_submission(c).map(|s| &s.submission),
+            non_array: super::select::job_submission(c).map(|s| Known::new(&s.submission)),
         }
     }
 
-    /// The job output file of a record's job, when its submission is known.
-    pub fn output_file(&self, r: &TaskRecord) -> Option<String> {
-        self.of(r)?
-            .output_file(r.job_id, r.array_job_id.zip(r.array_task_id), &r.node)
-    }
-
-    /// The submission a record's job came from, when known.
-    pub fn of(&self, r: &TaskRecord) -> Option<&'a Submission> {
+    fn known(&self, r: &TaskRecord) -> Option<&Known<'a>> {
         if r.array_task_id.is_none() {
-            return self.non_array;
+            return self.non_array.as_ref();
         }
         self.specs
             .iter()
             .find(|(_, set)| set.contains(&r.index))
-            .map(|(s, _)| *s)
+            .map(|(k, _)| k)
+    }
+
+    /// The job output file of a record's job, when its submission is known.
+    pub fn output_file(&self, r: &TaskRecord) -> Option<String> {
+        let template = self.known(r)?.output.as_ref()?;
+        Some(template.file(r.job_id, r.array_job_id.zip(r.array_task_id), &r.node))
+    }
+
+    /// The submission a record's job came from, when known.
+    pub fn of(&self, r: &TaskRecord) -> Option<&'a Submission> {
+        self.known(r).map(|k| k.submission)
     }
 }
 
