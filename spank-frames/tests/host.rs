@@ -299,11 +299,9 @@ fn last_task_merges_manifest_and_summaries() {
         .collect();
     let layout = frames_core::layout::Layout::new(&dir);
     layout.create_dirs().unwrap();
-    frames_core::submission::write(
-        &layout,
-        &frames_core::submission::Submission::from_argv(&argv, "/", 1.0),
-    )
-    .unwrap();
+    let mut submission = frames_core::submission::Submission::from_argv(&argv, "/", 1.0);
+    submission.state = frames_core::submission::SubmissionState::Accepted;
+    frames_core::submission::write(&layout, &mut submission, "login").unwrap();
     for index in 0..2 {
         array_task(&dir, index, "printf x > \"$FRAME_PATH\"");
     }
@@ -355,4 +353,129 @@ fn a_requeued_job_counts_its_attempt_from_slurms_environment() {
         .run();
     assert!(out.stdout.contains("attempt=2"), "{}", out.transcript());
     assert_eq!(records(&dir)[0]["attempt"], 2);
+}
+
+#[test]
+fn results_are_recorded_exactly_as_printed() {
+    let dir = temp_dir("as-printed");
+    let printed = r#"{"id":12345678901234567890123,"z":1,"a":2,"a":3,"f":1.50}"#;
+    let document = "{\n  \"rps\": 1200.0,\n  \"big\": 98765432109876543210\n}\n";
+    let out = array_task(
+        &dir,
+        0,
+        &format!(
+            "printf x > \"$FRAME_PATH\"; echo 'RESULT:{printed}'; printf '{}' > \"$FRAME_RESULT\"",
+            document.replace('\n', "\\n")
+        ),
+    );
+    assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
+    let record_file = std::fs::read_dir(dir.join(".frames/records"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&record_file).unwrap();
+    assert!(text.contains(printed), "{text}");
+    // The FRAME_RESULT document, joined into one line, digits and order kept.
+    assert!(
+        text.contains(r#"{"rps": 1200.0,"big": 98765432109876543210}"#),
+        "{text}"
+    );
+    let captured = std::fs::read_dir(dir.join(".frames/results"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".captured.jsonl"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(captured.path()).unwrap(),
+        format!("{{\"result\":{printed}}}\n")
+    );
+    let layout = frames_core::layout::Layout::new(&dir);
+    frames_core::merge::merge(&layout).unwrap();
+    let manifest = std::fs::read_to_string(layout.manifest_path()).unwrap();
+    assert_eq!(manifest.lines().count(), 1, "{manifest}");
+    assert!(manifest.contains(printed), "{manifest}");
+}
+
+#[test]
+fn dropped_result_data_is_a_warning_on_the_record() {
+    let dir = temp_dir("warnings");
+    array_task(
+        &dir,
+        0,
+        "printf x > \"$FRAME_PATH\"; echo 'RESULT:{bad'; echo 'RESULT:1'; echo 'not json' > \"$FRAME_RESULT\"",
+    );
+    array_task(&dir, 1, "printf x > \"$FRAME_PATH\"; echo 'RESULT:2'");
+    let records = records(&dir);
+    let warnings = &records[0]["warnings"];
+    assert_eq!(warnings.as_array().map(Vec::len), Some(2), "{}", records[0]);
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .starts_with("result line not kept: not valid JSON after the prefix"),
+        "{warnings}"
+    );
+    assert!(
+        warnings[1]
+            .as_str()
+            .unwrap()
+            .starts_with("FRAME_RESULT not kept: invalid JSON"),
+        "{warnings}"
+    );
+    assert_eq!(records[0]["status"], "done", "a warning, not a failure");
+    assert_eq!(records[1]["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn frame_options_without_frame_dir_are_refused_only_at_submission() {
+    for context in ["local", "allocator"] {
+        let out = host()
+            .context(context)
+            .call("init")
+            .option("frame-t0", Some("5"))
+            .option("frame-pattern", Some("f_%04d.exr"))
+            .call("init_post_opt")
+            .run();
+        assert_eq!(out.rc("init_post_opt"), Some(-1), "{}", out.transcript());
+        let errors = out.logs("error").join("\n");
+        assert!(
+            errors.contains("--frame-t0, --frame-pattern have no effect without --frame-dir=DIR"),
+            "{errors}"
+        );
+    }
+    // In slurmstepd the job was already accepted: never refused there.
+    let out = host()
+        .context("remote")
+        .item("job_id", 10)
+        .call("init")
+        .option("frame-t0", Some("5"))
+        .call("init_post_opt")
+        .run();
+    assert_eq!(out.rc("init_post_opt"), Some(0), "{}", out.transcript());
+}
+
+#[test]
+fn a_frame_state_dir_someone_else_owns_fails_the_task_and_gets_no_record() {
+    // SAFETY: trivial getter.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // needs a second identity (chown); CI runs as root
+    }
+    let dir = temp_dir("foreign");
+    let state = dir.join(".frames");
+    std::fs::create_dir(&state).unwrap();
+    let c = std::ffi::CString::new(state.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: chown on a valid C string.
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    let out = array_task(&dir, 0, "echo ran");
+    assert_eq!(out.rc("task_init"), Some(-1), "{}", out.transcript());
+    assert!(
+        out.stderr
+            .contains("is owned by uid 65534, not by you (uid 0)"),
+        "{}",
+        out.transcript()
+    );
+    assert!(!out.stdout.contains("ran"), "{}", out.transcript());
+    assert!(!state.join("records").exists());
 }

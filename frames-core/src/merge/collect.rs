@@ -136,7 +136,10 @@ fn read_records(
             let problem = |e: String| Problem::new(&records_dir.join(name), e);
             match dir.read(name, &mut buf) {
                 Ok((uid, _)) if uid != owner => Err(problem(foreign(uid, owner))),
-                Ok((_, parsed)) => match parsed {
+                Ok((uid, parsed)) => match parsed {
+                    Ok(r) if r.uid.is_some_and(|said| said != uid) => {
+                        Err(problem(impostor(r.uid.unwrap_or(uid), uid)))
+                    }
                     Ok(r) if r.index == key.index => Ok(r),
                     Ok(r) => Err(problem(format!(
                         "the file name says index {} but the record says {}",
@@ -218,7 +221,16 @@ pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Resu
     problems.extend(sub_problems);
     let mut submissions = Vec::with_capacity(found.len());
     for (name, uid, s) in found {
-        if uid == owner {
+        if s.uid.is_some_and(|said| said != uid) {
+            problems.push(Problem::new(
+                &layout.submissions_dir().join(&name),
+                format!(
+                    "{}; its command is never run: {}",
+                    impostor(s.uid.unwrap_or(uid), uid),
+                    submission::shell_join(&s.argv)
+                ),
+            ));
+        } else if uid == owner {
             submissions.push(OwnedSubmission {
                 name,
                 uid,
@@ -249,6 +261,12 @@ pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Resu
 /// The problem text of a file that the owner of `.frames` did not write.
 fn foreign(uid: u32, owner: u32) -> String {
     format!("owned by uid {uid}, not by uid {owner} who owns .frames: not trusted, not counted")
+}
+
+/// The problem text of a file whose content names another user than its owner (a copy of
+/// someone's record or submission).
+fn impostor(said: u32, owner: u32) -> String {
+    format!("says uid {said} but the file is owned by uid {owner}: not trusted, not counted")
 }
 
 /// The metadata of `DIR/.frames`, or an error that says what is wrong: missing (not a frame

@@ -16,13 +16,18 @@ fn put(layout: &Layout, r: &TaskRecord) -> std::path::PathBuf {
         task_id: r.task_id,
     };
     let path = layout.record_path(&key);
-    crate::atomic::write_new(&path, &serde_json::to_vec(r).unwrap()).unwrap();
+    let mut r = r.clone();
+    // SAFETY: geteuid(2) has no preconditions.
+    r.uid = Some(unsafe { libc::geteuid() });
+    crate::atomic::write_new(&path, &serde_json::to_vec(&r).unwrap()).unwrap();
     path
 }
 
 fn submit(layout: &Layout, cmd: &str) -> std::path::PathBuf {
     let argv: Vec<String> = cmd.split(' ').map(str::to_owned).collect();
-    submission::write(layout, &Submission::from_argv(&argv, "/home/u/sweep", 1.0)).unwrap()
+    let mut s = Submission::from_argv(&argv, "/home/u/sweep", 1.0);
+    s.state = submission::SubmissionState::Accepted;
+    submission::write(layout, &mut s, "login1").unwrap()
 }
 
 /// A task of a non-array job.
@@ -247,4 +252,59 @@ fn a_dir_writable_by_others_is_warned_about() {
     );
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(collect(&l).unwrap().warnings.is_empty());
+}
+
+/// A copy of someone's record (it names their uid, the file is another's) is a problem; a
+/// rejected submission is neither expected work nor resubmitted; a record that names its
+/// submission is resubmitted from exactly that one, even among several (items 4, 13).
+#[test]
+fn impostor_records_rejected_submissions_and_named_submissions() {
+    let (_t, l) = dir("model-links");
+    // SAFETY: geteuid(2) has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let argv = |cmd: &str| -> Vec<String> { cmd.split(' ').map(str::to_owned).collect() };
+    let mut rejected = Submission::from_argv(&argv("sbatch -p typo --array=0-19 r.sh"), "/w", 1.0);
+    rejected.state = submission::SubmissionState::Rejected;
+    submission::write(&l, &mut rejected, "login1").unwrap();
+    let mut a = Submission::from_argv(&argv("sbatch --wrap=a"), "/w", 2.0);
+    a.state = submission::SubmissionState::Accepted;
+    submission::write(&l, &mut a, "login1").unwrap();
+    let mut b = Submission::from_argv(&argv("sbatch --wrap=b"), "/w", 3.0);
+    b.state = submission::SubmissionState::Accepted;
+    submission::write(&l, &mut b, "login1").unwrap();
+    let mut r = task(500, "batch", 0, 1, "c1", 1);
+    r.submission = Some(a.id.clone());
+    put(&l, &r);
+    // A copy of a record naming another uid: put() sets ours, so write it by hand.
+    let mut copy = task(501, "batch", 0, 1, "c2", 0);
+    copy.uid = Some(me + 1);
+    let name = l.record_path(&TaskKey {
+        index: 0,
+        attempt: 0,
+        job_id: 501,
+        step: StepId::Batch,
+        task_id: 0,
+    });
+    std::fs::write(&name, serde_json::to_vec(&copy).unwrap()).unwrap();
+    let s = summarize(&collect(&l).unwrap());
+    assert_eq!((s.expected, s.failed), (1, 1), "{:?}", s.problems);
+    assert_eq!(
+        s.expected_from, "records",
+        "the rejected array is not expected"
+    );
+    assert!(
+        format!("{:?}", s.problems).contains(&format!(
+            "says uid {} but the file is owned by uid {me}",
+            me + 1
+        )),
+        "{:?}",
+        s.problems
+    );
+    assert_eq!(s.resubmit.len(), 1);
+    assert_eq!(s.resubmit[0].argv.join(" "), "sbatch --wrap=a");
+    let c = collect(&l).unwrap();
+    assert_eq!(
+        Submissions::new(&c).output_file(&c.records[0]).as_deref(),
+        Some("/w/slurm-500.out")
+    );
 }

@@ -1,6 +1,6 @@
 //! The merge's files: DIR/manifest.jsonl (one line per standing task record), DIR/summary.csv
 //! (the same rows, flat) and DIR/summary.json, each written atomically.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write as _};
 
 use super::{Collection, Summary, UnitKey};
@@ -77,9 +77,11 @@ pub fn manifest_bytes(c: &Collection, s: &Summary) -> Vec<u8> {
 /// latest array submission listing it, for a non-array job its submission. Built once per
 /// collection (an array spec is expanded once, not per record).
 pub struct Submissions<'a> {
+    c: &'a Collection,
     /// Array submissions, newest first, with the indices they list.
     specs: Vec<(Known<'a>, BTreeSet<u64>)>,
-    non_array: Option<Known<'a>>,
+    /// Every submission by id (the id a record names).
+    by_id: HashMap<&'a str, Known<'a>>,
 }
 
 /// A submission and its parsed output file template.
@@ -109,31 +111,45 @@ impl<'a> Submissions<'a> {
                 Some((Known::new(&s.submission), set.into_iter().collect()))
             })
             .collect();
-        Submissions {
-            specs,
-            non_array: super::select::job_submission(c).map(|s| Known::new(&s.submission)),
-        }
+        let by_id = c
+            .submissions
+            .iter()
+            .filter(|s| !s.submission.id.is_empty())
+            .map(|s| (s.submission.id.as_str(), Known::new(&s.submission)))
+            .collect();
+        Submissions { c, specs, by_id }
     }
 
-    fn known(&self, r: &TaskRecord) -> Option<&Known<'a>> {
-        if r.array_task_id.is_none() {
-            return self.non_array.as_ref();
+    /// The output template and submission of a record's job: the submission its record
+    /// names, else (array) the newest array submission listing its index, else (non-array)
+    /// the one the merge attributes the job to.
+    fn with<T>(&self, r: &TaskRecord, f: impl FnOnce(&Known<'a>) -> T) -> Option<T> {
+        if let Some(k) = r.submission.as_deref().and_then(|id| self.by_id.get(id)) {
+            return Some(f(k));
         }
-        self.specs
-            .iter()
-            .find(|(_, set)| set.contains(&r.index))
-            .map(|(k, _)| k)
+        if r.array_task_id.is_some() {
+            return self
+                .specs
+                .iter()
+                .find(|(_, set)| set.contains(&r.index))
+                .map(|(k, _)| f(k));
+        }
+        super::select::job_submission(self.c, r).map(|s| f(&Known::new(&s.submission)))
     }
 
     /// The job output file of a record's job, when its submission is known.
     pub fn output_file(&self, r: &TaskRecord) -> Option<String> {
-        let template = self.known(r)?.output.as_ref()?;
-        Some(template.file(r.job_id, r.array_job_id.zip(r.array_task_id), &r.node))
+        self.with(r, |k| {
+            k.output
+                .as_ref()
+                .map(|t| t.file(r.job_id, r.array_job_id.zip(r.array_task_id), &r.node))
+        })
+        .flatten()
     }
 
     /// The submission a record's job came from, when known.
     pub fn of(&self, r: &TaskRecord) -> Option<&'a Submission> {
-        self.known(r).map(|k| k.submission)
+        self.with(r, |k| k.submission)
     }
 }
 

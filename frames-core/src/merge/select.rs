@@ -8,7 +8,7 @@ use super::{
 };
 use crate::layout::StepId;
 use crate::record::{Status, TaskRecord};
-use crate::submission::{self, Submission};
+use crate::submission::{self, Submission, SubmissionState};
 use crate::{Problem, ranges};
 
 /// The indices the submissions' array specs list, and problems with unparsable specs.
@@ -155,8 +155,12 @@ fn group_units(c: &Collection) -> BTreeMap<UnitKey, (Vec<usize>, Vec<u32>)> {
 
 /// Computes the summary (and each unit's standing records) of a collection.
 pub fn summarize(c: &Collection) -> Summary {
-    let (submitted, have_spec, mut problems) =
-        submitted_indices(c.submissions.iter().map(|s| &s.submission));
+    let (submitted, have_spec, mut problems) = submitted_indices(
+        c.submissions
+            .iter()
+            .map(|s| &s.submission)
+            .filter(|s| s.state != SubmissionState::Rejected),
+    );
     problems.extend(c.problems.iter().cloned());
     problems.sort();
 
@@ -170,6 +174,16 @@ pub fn summarize(c: &Collection) -> Summary {
         })
         .collect();
     keys.extend(grouped.keys().copied());
+    // A non-array job Slurm accepted (srun and salloc know their job id; the queue links
+    // sbatch's) is expected before any of its tasks ended.
+    keys.extend(
+        c.submissions
+            .iter()
+            .map(|s| &s.submission)
+            .filter(|s| s.array.is_none() && s.state != SubmissionState::Rejected)
+            .filter_map(|s| s.job_id)
+            .map(UnitKey::Job),
+    );
 
     let mut units = Vec::with_capacity(keys.len());
     let (mut missing, mut failed, mut done) = (Vec::new(), Vec::new(), 0u64);
@@ -250,7 +264,7 @@ pub fn summarize(c: &Collection) -> Summary {
     let mut rerun: Vec<u64> = missing.iter().chain(&failed).copied().collect();
     rerun.sort_unstable();
     let (mut resubmit, uncovered) = resubmit_commands(&c.submissions, &rerun, &failing_nodes);
-    let (job_commands, jobs_uncovered) = job_resubmits(c, &rerun_jobs, &failing_nodes);
+    let (job_commands, jobs_uncovered) = job_resubmits(c, &units, &failing_nodes);
     resubmit.extend(job_commands);
 
     Summary {
@@ -331,8 +345,10 @@ fn resubmit_commands(
     let mut uncovered = Vec::new();
     for &index in rerun {
         let owner = (0..submissions.len()).rev().find(|&k| {
-            submissions[k].submission.is_sbatch()
-                && specs[k].as_ref().is_some_and(|s| s.contains(&index))
+            let s = &submissions[k].submission;
+            s.is_sbatch()
+                && s.state != SubmissionState::Rejected
+                && specs[k].as_ref().is_some_and(|set| set.contains(&index))
         });
         match owner {
             Some(k) => groups.entry(k).or_default().push(index),
@@ -346,13 +362,31 @@ fn resubmit_commands(
     (commands, uncovered)
 }
 
-/// The submission that made the directory's non-array jobs: the only non-array sbatch
-/// submission of the directory (with several, which one made a job is not known, and
-/// guessing would rerun another job's command).
-pub(super) fn job_submission(c: &Collection) -> Option<&OwnedSubmission> {
+/// The submission that made a non-array job: the one its records name (`submission`, the
+/// id the plugin passed into the job), else the one that recorded its job id, else the only
+/// non-array sbatch submission of the directory (with several, which one made the job is
+/// not known, and guessing would rerun another job's command).
+pub(super) fn job_submission<'a>(c: &'a Collection, r: &TaskRecord) -> Option<&'a OwnedSubmission> {
+    let live = |s: &&OwnedSubmission| s.submission.state != SubmissionState::Rejected;
+    if let Some(id) = r.submission.as_deref().filter(|id| !id.is_empty()) {
+        return c
+            .submissions
+            .iter()
+            .filter(live)
+            .find(|s| s.submission.id == id);
+    }
+    if let Some(s) = c
+        .submissions
+        .iter()
+        .filter(live)
+        .find(|s| s.submission.job_id == Some(r.job_id))
+    {
+        return Some(s);
+    }
     let non_array: Vec<&OwnedSubmission> = c
         .submissions
         .iter()
+        .filter(live)
         .filter(|s| s.submission.is_sbatch() && s.submission.array.is_none())
         .collect();
     match non_array.as_slice() {
@@ -365,13 +399,25 @@ pub(super) fn job_submission(c: &Collection) -> Option<&OwnedSubmission> {
 /// submission is not known.
 fn job_resubmits(
     c: &Collection,
-    rerun_jobs: &[u32],
+    units: &[Unit],
     exclude: &[String],
 ) -> (Vec<ResubmitCommand>, Vec<u32>) {
     let mut commands = Vec::new();
     let mut uncovered = Vec::new();
-    for &job in rerun_jobs {
-        match job_submission(c) {
+    for u in units {
+        let UnitKey::Job(job) = u.key else { continue };
+        if u.state == UnitState::Done {
+            continue;
+        }
+        let made_by = match u.chosen.and_then(|i| c.records.get(i)) {
+            Some(r) => job_submission(c, r),
+            // No record yet: the submission that recorded the job id.
+            None => c
+                .submissions
+                .iter()
+                .find(|s| s.submission.job_id == Some(job)),
+        };
+        match made_by.filter(|s| s.submission.is_sbatch()) {
             Some(s) => commands.push(command(s, &[], Some(job), exclude)),
             None => uncovered.push(job),
         }

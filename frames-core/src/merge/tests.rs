@@ -20,17 +20,23 @@ fn key(r: &TaskRecord) -> TaskKey {
     }
 }
 
+/// Writes a record as the current user's job (the uid it names is the file's owner).
 fn put(layout: &Layout, r: &TaskRecord) {
+    let mut r = r.clone();
+    // SAFETY: geteuid(2) has no preconditions.
+    r.uid = Some(unsafe { libc::geteuid() });
     atomic::write_new(
-        &layout.record_path(&key(r)),
-        &serde_json::to_vec(r).unwrap(),
+        &layout.record_path(&key(&r)),
+        &serde_json::to_vec(&r).unwrap(),
     )
     .unwrap();
 }
 
 fn submit(layout: &Layout, cmd: &str, time: f64) {
     let argv: Vec<String> = cmd.split(' ').map(str::to_owned).collect();
-    submission::write(layout, &Submission::from_argv(&argv, "/home/u/proj", time)).unwrap();
+    let mut s = Submission::from_argv(&argv, "/home/u/proj", time);
+    s.state = submission::SubmissionState::Accepted;
+    submission::write(layout, &mut s, "login1").unwrap();
 }
 
 fn failed(index: u64, attempt: u32, node: &str, end: f64) -> TaskRecord {
@@ -173,7 +179,9 @@ fn corrupt_and_strange_files_are_problems_not_fatal() {
     )
     .unwrap();
     // Name and content disagree.
-    let r = sample(7);
+    let mut r = sample(7);
+    // SAFETY: geteuid(2) has no preconditions.
+    r.uid = Some(unsafe { libc::geteuid() });
     std::fs::write(
         l.records_dir().join("00000002.a0.j9.sbatch.t0.json"),
         serde_json::to_vec(&r).unwrap(),
@@ -192,7 +200,15 @@ fn corrupt_and_strange_files_are_problems_not_fatal() {
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[1], "{\"index\":1,\"status\":\"missing\"}");
     let first: TaskRecord = serde_json::from_str(lines[0]).unwrap();
-    assert_eq!(first, sample(0));
+    // SAFETY: geteuid(2) has no preconditions.
+    assert_eq!(first.uid, Some(unsafe { libc::geteuid() }));
+    assert_eq!(
+        first,
+        TaskRecord {
+            uid: first.uid,
+            ..sample(0)
+        }
+    );
 }
 
 fn mkfifo(p: &Path) {
@@ -454,7 +470,9 @@ fn merge_benchmark() {
         submit(&l, &format!("sbatch --array=0-{} r.sh", n - 1), 1.0);
         for i in 0..n {
             let mut r = sample(i);
-            r.results.push(serde_json::json!({"loss": 0.5, "step": i}));
+            r.results.push(
+                crate::record::RawJson::parse(&format!(r#"{{"loss": 0.5, "step": {i}}}"#)).unwrap(),
+            );
             std::fs::write(l.record_path(&key(&r)), serde_json::to_vec(&r).unwrap()).unwrap();
         }
         // Let the writeback of the generated files finish: it would slow the reads down.

@@ -37,7 +37,7 @@ pub struct UnitView<'a> {
     pub exit_code: Option<i32>,
     pub reason: Option<&'a str>,
     /// The results of every standing task, in step and task order.
-    pub results: Vec<&'a serde_json::Value>,
+    pub results: Vec<&'a crate::record::RawJson>,
     /// Results that could not be used (line cap, entry cap, broken JSON).
     pub warnings: Vec<String>,
     /// The job's standard output file, when its submission is known.
@@ -47,15 +47,11 @@ pub struct UnitView<'a> {
     pub tasks: Vec<TaskView<'a>>,
 }
 
+/// The record's warnings (result data dropped or cut), each prefixed with where it ran.
 fn warnings_of(r: &TaskRecord) -> impl Iterator<Item = String> + '_ {
-    r.result_errors.iter().map(move |e| {
-        format!(
-            "{}: result not kept ({:?}): {}",
-            select::task_place(r),
-            e.source,
-            e.error
-        )
-    })
+    r.warnings
+        .iter()
+        .map(move |w| format!("{}: {w}", select::task_place(r)))
 }
 
 /// The unit views of a summary, in unit order.
