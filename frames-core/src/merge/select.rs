@@ -79,16 +79,18 @@ fn judge(c: &Collection, standing: &[usize]) -> (UnitState, Option<String>) {
             .iter()
             .take_while(|&&i| c.records[i].step == *step)
             .count();
-        let tasks: BTreeSet<u32> = standing[k..k + run]
-            .iter()
-            .map(|&i| c.records[i].task_id)
-            .collect();
+        // Sorted by task within the step: distinct tasks are the changes of task id.
+        let run_tasks = &standing[k..k + run];
+        let tasks = 1 + run_tasks
+            .windows(2)
+            .filter(|w| c.records[w[0]].task_id != c.records[w[1]].task_id)
+            .count();
         let want = standing[k..k + run]
             .iter()
             .map(|&i| c.records[i].task_count)
             .max()
             .unwrap_or(1);
-        if (tasks.len() as u64) < u64::from(want) {
+        if (tasks as u64) < u64::from(want) {
             let name = if step == "batch" {
                 "batch step".to_owned()
             } else {
@@ -96,7 +98,7 @@ fn judge(c: &Collection, standing: &[usize]) -> (UnitState, Option<String>) {
             };
             return (
                 UnitState::Missing,
-                Some(format!("{name}: {} of {want} tasks recorded", tasks.len())),
+                Some(format!("{name}: {tasks} of {want} tasks recorded")),
             );
         }
         k += run;
@@ -104,12 +106,15 @@ fn judge(c: &Collection, standing: &[usize]) -> (UnitState, Option<String>) {
     (UnitState::Done, None)
 }
 
+/// A unit's standing records and the earlier jobs they supersede.
+type Grouped = (Vec<usize>, Vec<u32>);
+
 /// A record's sort key in [`group_units`]: (unit, job, attempt, step, task, position).
 type OrderKey = (UnitKey, u32, u32, (u8, u32), u32, usize);
 
 /// Groups the records into units: for each unit key, its standing records and the earlier
 /// jobs they supersede.
-fn group_units(c: &Collection) -> BTreeMap<UnitKey, (Vec<usize>, Vec<u32>)> {
+fn group_units(c: &Collection) -> Vec<(UnitKey, Vec<usize>, Vec<u32>)> {
     // Sort positions by (unit, job, attempt, step, task); each unit's standing records are
     // then the tail run of its greatest (job, attempt).
     let mut order: Vec<OrderKey> = c
@@ -128,7 +133,7 @@ fn group_units(c: &Collection) -> BTreeMap<UnitKey, (Vec<usize>, Vec<u32>)> {
         })
         .collect();
     order.sort_unstable();
-    let mut units = BTreeMap::new();
+    let mut units = Vec::new();
     let mut k = 0;
     while k < order.len() {
         let key = order[k].0;
@@ -147,7 +152,7 @@ fn group_units(c: &Collection) -> BTreeMap<UnitKey, (Vec<usize>, Vec<u32>)> {
             .filter(|&j| j != job)
             .collect();
         replaced.dedup();
-        units.insert(key, (standing, replaced));
+        units.push((key, standing, replaced));
         k = end;
     }
     units
@@ -164,35 +169,49 @@ pub fn summarize(c: &Collection) -> Summary {
     problems.extend(c.problems.iter().cloned());
     problems.sort();
 
-    let mut grouped = group_units(c);
-    let mut keys: BTreeSet<UnitKey> = submitted.iter().map(|&i| UnitKey::Index(i)).collect();
+    // Every unit: those with records (sorted by key), the submitted indices without any,
+    // and the accepted non-array jobs without any.
+    let grouped = group_units(c);
+    let has = |key: &UnitKey| grouped.binary_search_by(|g| g.0.cmp(key)).is_ok();
     let unexpected: Vec<u64> = grouped
-        .keys()
-        .filter_map(|k| match k {
-            UnitKey::Index(i) if !submitted.contains(i) => Some(*i),
+        .iter()
+        .filter_map(|g| match g.0 {
+            UnitKey::Index(i) if !submitted.contains(&i) => Some(i),
             _ => None,
         })
         .collect();
-    keys.extend(grouped.keys().copied());
-    // A non-array job Slurm accepted (srun and salloc know their job id; the queue links
-    // sbatch's) is expected before any of its tasks ended.
-    keys.extend(
-        c.submissions
-            .iter()
-            .map(|s| &s.submission)
-            .filter(|s| s.array.is_none() && s.state != SubmissionState::Rejected)
-            .filter_map(|s| s.job_id)
-            .map(UnitKey::Job),
-    );
+    let mut without: Vec<UnitKey> = submitted
+        .iter()
+        .map(|&i| UnitKey::Index(i))
+        .chain(
+            // A non-array job Slurm accepted (srun and salloc know their job id; the queue
+            // links sbatch's) is expected before any of its tasks ended.
+            c.submissions
+                .iter()
+                .map(|s| &s.submission)
+                .filter(|s| s.array.is_none() && s.state != SubmissionState::Rejected)
+                .filter_map(|s| s.job_id)
+                .map(UnitKey::Job),
+        )
+        .filter(|k| !has(k))
+        .collect();
+    without.sort_unstable();
+    without.dedup();
+    let mut keys: Vec<(UnitKey, Option<Grouped>)> = grouped
+        .into_iter()
+        .map(|(k, standing, replaced)| (k, Some((standing, replaced))))
+        .chain(without.into_iter().map(|k| (k, None)))
+        .collect();
+    keys.sort_unstable_by_key(|k| k.0);
 
     let mut units = Vec::with_capacity(keys.len());
     let (mut missing, mut failed, mut done) = (Vec::new(), Vec::new(), 0u64);
     let (mut jobs_failed, mut jobs_missing) = (0u64, 0u64);
     let mut jobs = BTreeMap::new();
     let mut rerun_jobs = Vec::new();
-    let mut nodes: BTreeMap<String, NodeCounts> = BTreeMap::new();
-    for key in keys {
-        let (standing, replaced_jobs) = grouped.remove(&key).unwrap_or_default();
+    let mut nodes: BTreeMap<&str, NodeCounts> = BTreeMap::new();
+    for (key, found) in keys {
+        let (standing, replaced_jobs) = found.unwrap_or_default();
         let (state, reason) = if standing.is_empty() {
             (UnitState::Missing, None)
         } else {
@@ -200,7 +219,7 @@ pub fn summarize(c: &Collection) -> Summary {
         };
         for &i in &standing {
             let r = &c.records[i];
-            let n = nodes.entry(r.node.clone()).or_default();
+            let n = nodes.entry(r.node.as_str()).or_default();
             match r.status {
                 Status::Done => n.done += 1,
                 Status::Failed => n.failed += 1,
@@ -286,7 +305,7 @@ pub fn summarize(c: &Collection) -> Summary {
         jobs,
         rerun_jobs,
         attempts: c.records.len() as u64,
-        nodes,
+        nodes: nodes.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
         unique_hosts: hosts.len() as u64,
         hosts,
         failing_nodes,
