@@ -110,6 +110,18 @@ fn a_sweep_of_four_sbatch_jobs_is_four_units() {
             .contains(&format!("job {} failed: batch step on", jobs[2])),
         "{run:?}"
     );
+    // Resubmit reruns the failed job as it was (its own command, no --array), only it.
+    let run = frames(
+        &cluster,
+        cluster.user(),
+        &["resubmit", "--dry-run", dir.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.lines().len(), 1, "{run:?}");
+    assert!(
+        run.stdout.contains("exit 7") && !run.stdout.contains("--array"),
+        "{run:?}"
+    );
     // The finisher's merge and the CLI's agree.
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["expected"], 4, "{summary:#}");
@@ -155,6 +167,14 @@ fn a_two_node_job_with_an_srun_step_counts_every_task_and_both_hosts() {
         .filter(|t| t["step"] == "0")
         .count();
     assert_eq!(step_tasks, 4, "{unit:#}");
+    // Done: nothing to resubmit (it used to propose --array=1-3 of the whole job).
+    let run = frames(
+        &cluster,
+        cluster.user(),
+        &["resubmit", "--dry-run", dir.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(run.stderr.contains("nothing to resubmit"), "{run:?}");
     let run = frames(
         &cluster,
         cluster.user(),
@@ -221,12 +241,20 @@ fn a_failing_step_in_salloc_fails_the_job_and_is_named() {
 
 /// An array with one failing index, owned by the test user, for the error and trust tests.
 fn array_with_a_failure(cluster: &Cluster, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    // A previous run's files of user 2 would stop the test user's cleanup.
+    let _ = cluster.as_root(
+        "rm",
+        &["-rf", cluster.shared_dir().join(name).to_str().unwrap()],
+    );
     let work = cluster.user_dir(name);
     let dir = work.join("frames");
-    sbatch(
-        cluster,
+    // --wait exits 1 when a task failed: that is the point here.
+    let run = cluster.as_user(
+        "sbatch",
         &[
             "--wait",
+            "-o",
+            "/dev/null",
             "-p",
             "normal",
             "--array=0-3",
@@ -236,6 +264,7 @@ fn array_with_a_failure(cluster: &Cluster, name: &str) -> (std::path::PathBuf, s
             "[ \"$FRAME_INDEX\" != 2 ]",
         ],
     );
+    assert_eq!(run.code, Some(1), "one task fails: {run:?}");
     (work, dir)
 }
 
@@ -285,11 +314,23 @@ fn errors_say_what_happened_and_resubmit_only_reads() {
     assert!(run.stdout.contains("--array=2"), "{run:?}");
     assert_eq!(snapshot(&dir), before, "resubmit --dry-run wrote something");
 
-    // Read-only DIR (its .frames stays the user's): resubmit submits without merging there.
+    // Read-only DIR: resubmit reads only (it used to merge there first and fail with
+    // "Permission denied" before showing or running anything). --dry-run shows the command;
+    // a real resubmit gets to sbatch, where the plugin refuses a frame dir the user cannot
+    // write (the jobs could not write their frames there either).
     cluster.as_user("chmod", &["0555", d]).expect_ok("chmod");
-    let run = frames(&cluster, &user, &["resubmit", d]);
+    let dry = frames(&cluster, &user, &["resubmit", "--dry-run", d]);
+    let real = frames(&cluster, &user, &["resubmit", d]);
     cluster.as_user("chmod", &["0755", d]).expect_ok("chmod");
-    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    assert!(dry.stdout.contains("--array=2"), "{dry:?}");
+    assert!(real.stderr.contains("resubmitting indices 2"), "{real:?}");
+    assert!(
+        real.stderr.contains("sbatch failed") && real.stderr.contains("not writable by you"),
+        "{real:?}"
+    );
+    // Writable again: the resubmission runs and index 2 is rerun (and fails again, as written).
+    let run = frames(&cluster, &user, &["resubmit", d]);
     assert!(run.stderr.contains("resubmitting indices 2"), "{run:?}");
     cluster.wait_queue_empty(Duration::from_secs(60));
 
@@ -343,37 +384,60 @@ fn a_planted_submission_in_a_shared_dir_is_never_run() {
         format!("touch {}", pwned.display())
     ]);
     planted["array"] = serde_json::json!("0-3");
-    let staged = cluster.shared_dir().join("planted-submission.json");
-    std::fs::write(&staged, serde_json::to_vec(&planted).unwrap()).unwrap();
-    cluster
-        .as_root("chmod", &["0644", staged.to_str().unwrap()])
-        .expect_ok("chmod");
+    // Two plants: a copy that still names the victim's uid, and one in the attacker's name.
+    let copy = cluster.shared_dir().join("planted-copy.json");
+    std::fs::write(&copy, serde_json::to_vec(&planted).unwrap()).unwrap();
+    let uid2: u32 = cluster
+        .as_named_user(&user2, "id", &["-u"])
+        .stdout
+        .trim()
+        .parse()
+        .expect("uid of user 2");
+    planted["uid"] = serde_json::json!(uid2);
+    let own = cluster.shared_dir().join("planted-own.json");
+    std::fs::write(&own, serde_json::to_vec(&planted).unwrap()).unwrap();
+    for f in [&copy, &own] {
+        cluster
+            .as_root("chmod", &["0644", f.to_str().unwrap()])
+            .expect_ok("chmod");
+    }
     let attack = format!(
         "set -e; cd '{d}'; mv .frames .frames.old; mkdir -p .frames/records .frames/submissions; \
          cp .frames.old/records/* .frames/records/ 2>/dev/null || true; \
-         cp '{}' .frames/submissions/0.000001-evil-1.json",
-        staged.display()
+         cp '{}' .frames/submissions/0.000001-evil-1.json; \
+         cp '{}' .frames/submissions/0.000002-evil-2.json",
+        copy.display(),
+        own.display()
     );
     let run = cluster.as_named_user(&user2, "sh", &["-c", &attack]);
-    assert!(
-        run.ok(),
-        "the attacker could not rename .frames (the plugin may keep it private): {run:?}"
-    );
+    assert!(run.ok(), "the attack itself: {run:?}");
 
     let run = frames(&cluster, &user, &["status", d]);
     assert!(run.stdout.contains("is writable by other users"), "{run:?}");
     assert!(run.stdout.contains("not by you"), "{run:?}");
-
-    let run = frames(&cluster, &user, &["resubmit", "--dry-run", d]);
-    assert_ne!(run.code, Some(0), "{run:?}");
-    assert!(run.stderr.contains("skipped (submitted by uid"), "{run:?}");
-    assert!(!run.stdout.contains("touch"), "{run:?}");
-    let run = frames(&cluster, &user, &["resubmit", d]);
-    assert_eq!(run.code, Some(3), "{run:?}");
     assert!(
-        run.stderr.contains(&format!("touch {}", pwned.display())),
-        "shows the skipped command: {run:?}"
+        run.stdout.contains("says uid"),
+        "the copy is a problem: {run:?}"
     );
+
+    for dry in [true, false] {
+        let mut args = vec!["resubmit", d];
+        if dry {
+            args.insert(1, "--dry-run");
+        }
+        let run = frames(&cluster, &user, &args);
+        assert_eq!(run.code, Some(3), "{run:?}");
+        assert!(!run.stdout.contains("touch"), "{run:?}");
+        // The attacker's own submission: shown as skipped, with its command.
+        assert!(
+            run.stderr
+                .contains(&format!("skipped (submitted by uid {uid2}, not by you"))
+                && run.stderr.contains(&format!("touch {}", pwned.display())),
+            "{run:?}"
+        );
+        // The copy naming the victim: a problem, never run.
+        assert!(run.stderr.contains("its command is never run"), "{run:?}");
+    }
     std::thread::sleep(Duration::from_secs(2));
     cluster.wait_queue_empty(Duration::from_secs(30));
     assert!(!pwned.exists(), "the planted command ran");
