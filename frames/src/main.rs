@@ -395,6 +395,7 @@ pub fn print_status(out: &mut impl Write, c: &merge::Collection, s: &Summary, tt
         );
     }
     print_failures(out, c, s);
+    print_result_warnings(out, c, s);
     if !s.problems.is_empty() {
         let _ = writeln!(
             out,
@@ -449,6 +450,37 @@ fn print_failures(out: &mut impl Write, c: &merge::Collection, s: &Summary) {
             out,
             "  ... and {} more (frames status --json lists them all)",
             bad.len() - FAILURES_LISTED
+        );
+    }
+}
+
+/// Result data the plugin dropped or cut (line cap, entry cap, broken JSON), per unit: the
+/// records keep it, and the user should see it without reading them.
+fn print_result_warnings(out: &mut impl Write, c: &merge::Collection, s: &Summary) {
+    let mut lines = Vec::new();
+    for u in &s.units {
+        for r in u.records.iter().filter_map(|&i| c.records.get(i)) {
+            for w in &r.warnings {
+                let name = match u.key {
+                    UnitKey::Index(i) => format!("index {i}"),
+                    UnitKey::Job(j) => format!("job {j}"),
+                };
+                lines.push(format!("  {name}, {}: {w}", merge::task_place(r)));
+            }
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "result warnings:");
+    for l in lines.iter().take(FAILURES_LISTED) {
+        let _ = writeln!(out, "{l}");
+    }
+    if lines.len() > FAILURES_LISTED {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (frames status --json lists them all)",
+            lines.len() - FAILURES_LISTED
         );
     }
 }

@@ -495,7 +495,12 @@ fn status_exit_codes_gate_a_pipeline() {
 
 #[test]
 fn status_json_has_each_unit() {
-    let (_t, _l, dir) = fake_dir("cli-units");
+    let (_t, l, dir) = fake_dir("cli-units");
+    // Index 1 had result data dropped by the plugin's caps: a warning on that frame.
+    let mut r = record(1, "c1", None, 0);
+    r.attempt = 1;
+    r.warnings = vec!["2 result lines over the 1000-entry cap were dropped".into()];
+    put(&l, &r);
     let out = frames(&["status", &dir, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let units = v["units"].as_array().unwrap();
@@ -512,11 +517,21 @@ fn status_json_has_each_unit() {
     assert_eq!(u2["results"], serde_json::json!([{"loss": 2}]));
     assert_eq!(u2["output_file"], "/home/u/anim/slurm-500_2.out");
     assert_eq!(units[4]["state"], "missing");
+    assert_eq!(
+        units[1]["warnings"],
+        serde_json::json!([
+            "batch step on c1: 2 result lines over the 1000-entry cap were dropped"
+        ])
+    );
     assert_eq!(units[4]["job_id"], serde_json::Value::Null);
     // Text: each failure with its reason and output file.
     let s = text(&frames(&["status", &dir]).stdout);
     assert!(
         s.contains("index 2 (job 502) failed: batch step on c2: exit code 3; output: /home/u/anim/slurm-500_2.out"),
+        "{s}"
+    );
+    assert!(
+        s.contains("result warnings:\n  index 1, batch step on c1: 2 result lines over"),
         "{s}"
     );
 }
