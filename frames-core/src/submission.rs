@@ -1010,4 +1010,24 @@ mod tests {
         assert!(sub("/opt/slurm/bin/sbatch x").is_sbatch());
         assert!(!sub("srun x").is_sbatch());
     }
+
+    #[test]
+    fn output_file_follows_sbatchs_patterns() {
+        let s = sub("sbatch -D run -o logs/%x-%A_%4a.%N.%%.out --array=0-3 r.sh");
+        let t = s.output_template().expect("sbatch");
+        assert_eq!(
+            t.file(1005, Some((1000, 5)), "c2"),
+            "/home/u/run/logs/%x-1000_0005.c2.%.out"
+        );
+        let plain = sub("sbatch --wrap=true");
+        let t = plain.output_template().expect("sbatch");
+        assert_eq!(t.file(42, None, "c1"), "/home/u/slurm-42.out");
+        assert_eq!(t.file(43, Some((40, 3)), "c1"), "/home/u/slurm-40_3.out");
+        let abs = sub("sbatch --output=/abs/%j.log r.sh");
+        assert_eq!(
+            abs.output_template().unwrap().file(7, None, "c1"),
+            "/abs/7.log"
+        );
+        assert_eq!(sub("srun -n2 w").output_template(), None);
+    }
 }
