@@ -88,8 +88,16 @@ impl Serialize for RawJson {
 impl<'de> Deserialize<'de> for RawJson {
     /// Only from serde_json's own deserializers (`from_str`, `from_slice`, `from_reader`), not
     /// from a `serde_json::Value` or inside `#[serde(flatten)]`/untagged types.
+    /// A value spread over lines (a hand-edited or forged record) is joined into one line,
+    /// so every manifest line stays one record.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawJson, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(RawJson)
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if raw.get().contains(['\n', '\r']) {
+            return RawValue::from_string(join_lines(raw.get()))
+                .map(RawJson)
+                .map_err(serde::de::Error::custom);
+        }
+        Ok(RawJson(raw))
     }
 }
 
@@ -430,6 +438,9 @@ pub(crate) mod tests {
             assert_eq!(back.results[1].as_str(), "7");
             assert_eq!(back, r);
         }
+        // Read from a file spread over lines: one line again.
+        let spread: Vec<RawJson> = serde_json::from_str("[{\n \"a\": 1,\n \"a\": 2}]").unwrap();
+        assert_eq!(spread[0].as_str(), r#"{"a": 1,"a": 2}"#);
         assert!(RawJson::parse("{").is_err());
         assert!(RawJson::parse("1 2").is_err());
         // A multi-line document becomes one line; strings and numbers are untouched.

@@ -179,7 +179,10 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
     }
 }
 
-/// srun, after it got its allocation: the job exists, record it as accepted.
+/// srun, after it got its allocation: the job exists, record it as accepted. A submission
+/// that cannot be stored (a full file system) does not stop the job: srun's submission is
+/// not needed to run or resubmit it (its records carry the job id), and the tasks report
+/// their own record failures.
 pub fn local_user_init(pending: &mut Option<Pending>, sp: &Spank) -> Result<()> {
     if !matches!(pending, Some(Pending::Srun { .. })) {
         return Ok(());
@@ -193,7 +196,10 @@ pub fn local_user_init(pending: &mut Option<Pending>, sp: &Spank) -> Result<()> 
     };
     submission.job_id = Some(sp.job_id()?);
     submission.state = SubmissionState::Accepted;
-    store(&layout, &mut submission)
+    if let Err(e) = store(&layout, &mut submission) {
+        tracing::warn!("{e}; the job runs without it");
+    }
+    Ok(())
 }
 
 /// salloc at exit: accepted when it held an allocation (SLURM_JOB_ID set by salloc itself),

@@ -150,6 +150,67 @@ fn srun_inside_sbatch_records_every_task_on_its_node() {
 
 #[test]
 #[ignore = "needs the test cluster: tests/run-all.sh"]
+fn srun_inside_an_array_element_records_under_the_elements_index() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("shapes-array-srun");
+    let worker = cluster.user_script(
+        &work,
+        "worker.sh",
+        "#!/bin/sh\necho \"RESULT:{\\\"index\\\":$FRAME_INDEX,\\\"rank\\\":$SLURM_PROCID}\"\nprintf x > \"$FRAME_PATH\"\n",
+    );
+    let dir = work.join("frames");
+    cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--wait",
+                "-p",
+                "normal",
+                "--array=3-4",
+                "-n2",
+                "-o",
+                "/dev/null",
+                &format!("--frame-dir={}", dir.display()),
+                "--wrap",
+                &format!("srun {}", worker.display()),
+            ],
+        )
+        .expect_ok("sbatch --array=3-4 -n2 --wrap srun worker");
+    let records = record_files(&dir);
+    // Per element: the batch record and two task records, all under the element's index.
+    let mut keys: Vec<(u64, String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap_or(99),
+                r["step"].as_str().unwrap_or("?").to_string(),
+                r["task_id"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    keys.sort();
+    let want: Vec<(u64, String, u64)> = [3, 4]
+        .iter()
+        .flat_map(|&i| {
+            [
+                (i, "0".to_string(), 0),
+                (i, "0".to_string(), 1),
+                (i, "batch".to_string(), 0),
+            ]
+        })
+        .collect();
+    assert_eq!(keys, want, "{records:#?}");
+    for r in &records {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["array_task_id"], r["index"], "{r}");
+        if r["step"] == "0" {
+            assert_eq!(r["results"][0]["index"], r["index"], "FRAME_INDEX: {r}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
 fn salloc_steps_are_each_recorded_and_the_failing_one_says_so() {
     let cluster = Cluster::connect();
     let work = cluster.user_dir("shapes-salloc");
