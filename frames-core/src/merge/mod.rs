@@ -73,6 +73,15 @@ pub struct OwnedSubmission {
     pub submission: Submission,
 }
 
+/// Reads as the submission it holds (`s.job_id`, `s.is_sbatch()`).
+impl std::ops::Deref for OwnedSubmission {
+    type Target = Submission;
+
+    fn deref(&self) -> &Submission {
+        &self.submission
+    }
+}
+
 /// Counts of standing task records on one node.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeCounts {
