@@ -6,7 +6,7 @@
 //! ```text
 //! DIR/.frames/records/      one TaskRecord per task attempt (record.rs), written once (atomic::write_new)
 //! DIR/.frames/results/      FRAME_RESULT files and captured stdout results (capture.rs)
-//! DIR/.frames/submissions/  one Submission per sbatch call (submission.rs), for `frames resubmit`
+//! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission.rs)
 //! DIR/.frames/finish.N      finisher election tokens (merge::try_finish)
 //! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge.rs)
 //! ```

@@ -376,7 +376,15 @@ fn another_users_frame_state_is_refused_and_never_written() {
     let cluster = Cluster::connect();
     let user2 = cluster.var("SPANK_TEST_USER2").to_string();
     let uid2 = uid_of(&cluster, &user2);
-    // A team share both users may write.
+    // A team share both users may write (user 2's files from an earlier run are removed as
+    // root first: the test user cannot).
+    let _ = cluster.as_root(
+        "rm",
+        &[
+            "-rf",
+            cluster.shared_dir().join("shapes-team").to_str().unwrap(),
+        ],
+    );
     let team = cluster.user_dir("shapes-team");
     assert!(
         cluster
