@@ -344,8 +344,9 @@ fn command(
 
 /// Assigns each rerun index to the latest sbatch submission whose array lists it and builds
 /// one command per submission. An index no array submission lists is not resubmittable (a
-/// non-array submission reruns a job, not an index).
-fn resubmit_commands(
+/// non-array submission reruns a job, not an index). Public for readers that narrow the
+/// rerun set (the live queue: nothing pending or running is proposed).
+pub fn resubmit_commands(
     submissions: &[OwnedSubmission],
     rerun: &[u64],
     exclude: &[String],
