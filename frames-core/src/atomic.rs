@@ -142,7 +142,14 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
 /// a user planting one where a record or submission is expected gets a named error instead
 /// of hanging the merge.
 pub fn read_regular_nofollow(path: &Path, cap: usize) -> io::Result<Vec<u8>> {
+    read_regular_nofollow_owned(path, cap).map(|(bytes, _)| bytes)
+}
+
+/// [`read_regular_nofollow`], also returning the uid that owns the file (from the same open
+/// file, so a file swapped in between cannot lend another's owner).
+pub fn read_regular_nofollow_owned(path: &Path, cap: usize) -> io::Result<(Vec<u8>, u32)> {
     use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -171,7 +178,7 @@ pub fn read_regular_nofollow(path: &Path, cap: usize) -> io::Result<Vec<u8>> {
             format!("{} is larger than {cap} bytes", path.display()),
         ));
     }
-    Ok(bytes)
+    Ok((bytes, meta.uid()))
 }
 
 #[cfg(test)]

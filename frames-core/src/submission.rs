@@ -235,6 +235,9 @@ struct Parsed {
     frame_t0: Option<String>,
     frame_dt: Option<String>,
     frame_result_prefix: Option<String>,
+    /// Last `--output`/`-o` and `--chdir`/`-D`.
+    output: Option<String>,
+    chdir: Option<String>,
     /// Index of the batch script, when there is one.
     script: Option<usize>,
 }
@@ -308,6 +311,8 @@ fn parse_sbatch(args: &[String], first: usize) -> Parsed {
                         match c {
                             'a' => p.note("array", hit),
                             'x' => p.note("exclude", hit),
+                            'o' => p.note("output", hit),
+                            'D' => p.note("chdir", hit),
                             _ => {}
                         }
                     }
@@ -336,6 +341,8 @@ impl Parsed {
             "frame-t0" => self.frame_t0 = Some(hit.value),
             "frame-dt" => self.frame_dt = Some(hit.value),
             "frame-result-prefix" => self.frame_result_prefix = Some(hit.value),
+            "output" => self.output = Some(hit.value),
+            "chdir" => self.chdir = Some(hit.value),
             _ => {}
         }
     }
@@ -459,7 +466,8 @@ impl Submission {
 
     /// The command that reruns `indices`: the original command line with the array spec
     /// replaced by the compressed indices (added when absent; a `%N` throttle is kept), and
-    /// `exclude_nodes` merged into `--exclude`. Everything else is unchanged.
+    /// `exclude_nodes` merged into `--exclude`. Everything else is unchanged. `indices` empty
+    /// reruns a non-array job: its command as recorded, no `--array` added.
     pub fn resubmit_argv(&self, indices: &[u64], exclude_nodes: &[String]) -> Vec<String> {
         let mut argv = self.argv.clone();
         if argv.is_empty() {
@@ -475,6 +483,7 @@ impl Submission {
         let spec = format!("{}{throttle}", ranges::compress(indices));
         let mut inserts = Vec::new();
         match &p.array {
+            _ if indices.is_empty() => {}
             Some(hit) => replace_value(&mut argv, hit, &spec),
             None => inserts.push(format!("--array={spec}")),
         }
@@ -506,6 +515,24 @@ impl Submission {
         argv
     }
 
+    /// The job's standard output file, as sbatch names it: `--output` of the command line
+    /// (default `slurm-%j.out`, `slurm-%A_%a.out` for an array) relative to `--chdir` and the
+    /// submission's directory; `None` for srun and salloc (their output is the terminal). An
+    /// `#SBATCH --output` in the script is not seen (the script is not stored).
+    pub fn output_template(&self) -> Option<OutputTemplate> {
+        if !self.is_sbatch() {
+            return None;
+        }
+        let p = parse_sbatch(&self.argv, 1);
+        Some(OutputTemplate {
+            pattern: p.output,
+            base: match p.chdir {
+                Some(d) => Path::new(&self.cwd).join(d),
+                None => PathBuf::from(&self.cwd),
+            },
+        })
+    }
+
     /// `true` when argv[0] is sbatch (only sbatch submissions can be resubmitted).
     pub fn is_sbatch(&self) -> bool {
         self.command() == "sbatch"
@@ -519,6 +546,75 @@ impl Submission {
             .and_then(|n| n.to_str())
             .unwrap_or("")
     }
+}
+
+/// Where a submission's jobs write their standard output (see
+/// [`Submission::output_template`]); parsed once, filled per job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputTemplate {
+    /// `--output` as given; `None`: sbatch's default.
+    pattern: Option<String>,
+    base: PathBuf,
+}
+
+impl OutputTemplate {
+    /// The file of one job (`array`: the array job id and task id of an array element), with
+    /// sbatch's `%` patterns that a record can fill expanded.
+    pub fn file(&self, job_id: u32, array: Option<(u32, u32)>, node: &str) -> String {
+        let default = if array.is_some() {
+            "slurm-%A_%a.out"
+        } else {
+            "slurm-%j.out"
+        };
+        let pattern = self.pattern.as_deref().unwrap_or(default);
+        let name = expand_output_pattern(pattern, job_id, array, node);
+        self.base.join(name).display().to_string()
+    }
+}
+
+/// Expands sbatch's filename patterns (sbatch(1) "filename pattern"): `%%`, `%A`, `%a`, `%j`,
+/// `%J`, `%N`, `%n` (0), `%s` (batch), each with an optional zero-padding width (`%4a`);
+/// others (`%u`, `%x`, ...) are kept as written.
+fn expand_output_pattern(
+    pattern: &str,
+    job_id: u32,
+    array: Option<(u32, u32)>,
+    node: &str,
+) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut width = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            width.push(d);
+            chars.next();
+        }
+        let pad = width.parse::<usize>().unwrap_or(0).min(10);
+        let num = |n: u32| format!("{n:0pad$}");
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('A') => out.push_str(&num(array.map_or(job_id, |a| a.0))),
+            Some('a') => out.push_str(&array.map_or_else(|| "4294967294".to_owned(), |a| num(a.1))),
+            Some('j') | Some('J') => out.push_str(&num(job_id)),
+            Some('N') => out.push_str(node),
+            Some('n') => out.push_str(&num(0)),
+            Some('s') => out.push_str("batch"),
+            Some(other) => {
+                out.push('%');
+                out.push_str(&width);
+                out.push(other);
+            }
+            None => {
+                out.push('%');
+                out.push_str(&width);
+            }
+        }
+    }
+    out
 }
 
 fn replace_value(argv: &mut [String], hit: &Hit, value: &str) {
@@ -661,6 +757,16 @@ const MAX_SUBMISSION_BYTES: usize = 16 << 20;
 /// All stored submissions, oldest first, and the files that could not be read. A missing
 /// submissions directory means no submission.
 pub fn read_all(layout: &Layout) -> io::Result<(Vec<Submission>, Vec<Problem>)> {
+    let (found, problems) = read_all_owned(layout)?;
+    Ok((found.into_iter().map(|(_, _, s)| s).collect(), problems))
+}
+
+/// A submission file's name, its owner's uid, and its content.
+pub type OwnedFile = (String, u32, Submission);
+
+/// [`read_all`], with each submission's file name and owner uid (the reader decides whom to
+/// trust), oldest first.
+pub fn read_all_owned(layout: &Layout) -> io::Result<(Vec<OwnedFile>, Vec<Problem>)> {
     let dir = layout.submissions_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -682,17 +788,17 @@ pub fn read_all(layout: &Layout) -> io::Result<(Vec<Submission>, Vec<Problem>)> 
             continue;
         }
         let path = entry.path();
-        match crate::atomic::read_regular_nofollow(&path, MAX_SUBMISSION_BYTES) {
-            Ok(bytes) => match serde_json::from_slice::<Submission>(&bytes) {
-                Ok(s) => found.push((name.to_owned(), s)),
+        match crate::atomic::read_regular_nofollow_owned(&path, MAX_SUBMISSION_BYTES) {
+            Ok((bytes, uid)) => match serde_json::from_slice::<Submission>(&bytes) {
+                Ok(s) => found.push((name.to_owned(), uid, s)),
                 Err(e) => problems.push(Problem::new(&path, format!("not a submission: {e}"))),
             },
             Err(e) => problems.push(Problem::new(&path, format!("cannot read: {e}"))),
         }
     }
-    found.sort_by(|a, b| a.1.time.total_cmp(&b.1.time).then_with(|| a.0.cmp(&b.0)));
+    found.sort_by(|a, b| a.2.time.total_cmp(&b.2.time).then_with(|| a.0.cmp(&b.0)));
     problems.sort();
-    Ok((found.into_iter().map(|(_, s)| s).collect(), problems))
+    Ok((found, problems))
 }
 
 #[cfg(test)]
@@ -903,5 +1009,25 @@ mod tests {
     fn is_sbatch() {
         assert!(sub("/opt/slurm/bin/sbatch x").is_sbatch());
         assert!(!sub("srun x").is_sbatch());
+    }
+
+    #[test]
+    fn output_file_follows_sbatchs_patterns() {
+        let s = sub("sbatch -D run -o logs/%x-%A_%4a.%N.%%.out --array=0-3 r.sh");
+        let t = s.output_template().expect("sbatch");
+        assert_eq!(
+            t.file(1005, Some((1000, 5)), "c2"),
+            "/home/u/run/logs/%x-1000_0005.c2.%.out"
+        );
+        let plain = sub("sbatch --wrap=true");
+        let t = plain.output_template().expect("sbatch");
+        assert_eq!(t.file(42, None, "c1"), "/home/u/slurm-42.out");
+        assert_eq!(t.file(43, Some((40, 3)), "c1"), "/home/u/slurm-40_3.out");
+        let abs = sub("sbatch --output=/abs/%j.log r.sh");
+        assert_eq!(
+            abs.output_template().unwrap().file(7, None, "c1"),
+            "/abs/7.log"
+        );
+        assert_eq!(sub("srun -n2 w").output_template(), None);
     }
 }

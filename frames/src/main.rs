@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use frames_core::Layout;
-use frames_core::merge::{self, Summary};
+use frames_core::merge::{self, Summary, UnitKey, UnitState};
 
 /// Exit statuses, documented in `--help` and frames(1).
 pub mod exit {
@@ -21,6 +21,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Refused: nothing to resubmit, no submission recorded, gaps in the frames.
     pub const REFUSED: u8 = 3;
+    /// `status --check`: some units failed or are missing (the same meaning as `watch`'s 4).
+    pub const INCOMPLETE: u8 = 4;
+    /// `--require-hosts N` / `--expected N`: fewer hosts or units took part.
+    pub const TOO_FEW: u8 = 6;
     /// `watch` interrupted by Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -31,6 +35,8 @@ Exit status:
   1    error (directory unreadable or not a frame directory, sbatch or ffmpeg failed)
   2    bad usage
   3    refused: nothing to resubmit, no submission recorded, gaps in the frames (video)
+  4    status --check: some frames or jobs failed or are missing
+  6    status --require-hosts/--expected: fewer hosts or units took part
   130  watch interrupted by Ctrl-C
 
 Files: DIR/.frames/records/ (one record per task attempt), DIR/.frames/submissions/,
@@ -50,13 +56,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Counts, progress, missing and failed indices, per-node counts
+    /// Counts, progress, missing and failed units (indices and jobs), each failure's reason
     Status {
         /// The --frame-dir directory
         dir: PathBuf,
-        /// Print the summary as JSON (the content of summary.json)
+        /// Print the summary as JSON (summary.json's content plus `units`: each index or job)
         #[arg(long)]
         json: bool,
+        /// Exit 4 when some units (frames or jobs) failed or are missing
+        #[arg(long)]
+        check: bool,
+        /// Exit 6 when fewer than N distinct hosts ran tasks
+        #[arg(long, value_name = "N")]
+        require_hosts: Option<u64>,
+        /// Exit 6 when fewer than N units (frames or jobs) are done
+        #[arg(long, value_name = "N")]
+        expected: Option<u64>,
     },
     /// Live view, until every expected frame is done or failed
     Watch {
@@ -172,22 +187,35 @@ fn summary_of(dir: &Path) -> Result<(merge::Collection, Summary), Fail> {
 
 fn run(command: Command) -> Result<u8, Fail> {
     match command {
-        Command::Status { dir, json } => {
-            let (_, s) = summary_of(&dir)?;
+        Command::Status {
+            dir,
+            json,
+            check,
+            require_hosts,
+            expected,
+        } => {
+            let (c, s) = summary_of(&dir)?;
             let mut out = std::io::stdout().lock();
             if json {
-                let text =
-                    serde_json::to_string_pretty(&s).map_err(|e| Fail::error(e.to_string()))?;
+                let text = serde_json::to_string_pretty(&StatusJson {
+                    summary: &s,
+                    units: merge::unit_views(&c, &s),
+                })
+                .map_err(|e| Fail::error(e.to_string()))?;
                 let _ = writeln!(out, "{text}");
             } else {
-                print_status(&mut out, &s, std::io::stdout().is_terminal());
+                print_status(&mut out, &c, &s, std::io::stdout().is_terminal());
             }
-            Ok(exit::OK)
+            drop(out);
+            Ok(status_code(&s, check, require_hosts, expected))
         }
         Command::Watch { dir, interval } => watch::run(&dir, interval),
         Command::Missing { dir } => {
             let (_, s) = summary_of(&dir)?;
             println!("{}", s.rerun_ranges);
+            if !s.rerun_jobs.is_empty() {
+                println!("jobs: {}", join_ids(&s.rerun_jobs));
+            }
             warn_problems(&s);
             Ok(exit::OK)
         }
@@ -218,7 +246,59 @@ fn run(command: Command) -> Result<u8, Fail> {
     }
 }
 
+/// `frames status --json`: summary.json's fields and each unit.
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    units: Vec<merge::UnitView<'a>>,
+}
+
+/// The exit status of `frames status`: the host/unit requirements first, then `--check`.
+fn status_code(s: &Summary, check: bool, hosts: Option<u64>, units: Option<u64>) -> u8 {
+    let mut code = exit::OK;
+    if let Some(n) = hosts
+        && s.unique_hosts < n
+    {
+        eprintln!(
+            "frames: {} distinct host(s) ran tasks ({}), fewer than the {n} required",
+            s.unique_hosts,
+            s.hosts.join(",")
+        );
+        code = exit::TOO_FEW;
+    }
+    if let Some(n) = units
+        && s.done < n
+    {
+        eprintln!(
+            "frames: {} unit(s) done, fewer than the {n} expected",
+            s.done
+        );
+        code = exit::TOO_FEW;
+    }
+    if code == exit::OK && check {
+        code = check_code(s);
+    }
+    code
+}
+
+/// `--check`: 4 when units failed or are missing (or none is expected), else 0.
+pub fn check_code(s: &Summary) -> u8 {
+    if s.failed > 0 || s.missing > 0 || s.expected == 0 {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    }
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn warn_problems(s: &Summary) {
+    for w in &s.warnings {
+        eprintln!("frames: warning: {w}");
+    }
     if !s.problems.is_empty() {
         eprintln!(
             "frames: warning: {} file(s) could not be used (see `frames status`):",
@@ -238,8 +318,14 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// How many failures `frames status` lists one per line (the rest: `--json`).
+const FAILURES_LISTED: usize = 20;
+
 /// The status table. With a terminal, a progress bar is drawn (indicatif).
-pub fn print_status(out: &mut impl Write, s: &Summary, tty: bool) {
+pub fn print_status(out: &mut impl Write, c: &merge::Collection, s: &Summary, tty: bool) {
+    for w in &s.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     let _ = writeln!(
         out,
         "{}: {} expected, {} done, {} failed, {} missing ({:.1}% done)",
@@ -272,12 +358,33 @@ pub fn print_status(out: &mut impl Write, s: &Summary, tty: bool) {
     line(out, "missing:", &s.missing_ranges);
     line(out, "failed:", &s.failed_ranges);
     line(out, "extra:", &s.unexpected_ranges);
+    if !s.jobs.is_empty() {
+        let count = |st: UnitState| s.jobs.values().filter(|&&v| v == st).count();
+        let _ = writeln!(
+            out,
+            "{:<10}{} non-array job(s): {} done, {} failed, {} missing",
+            "jobs:",
+            s.jobs.len(),
+            count(UnitState::Done),
+            count(UnitState::Failed),
+            count(UnitState::Missing)
+        );
+    }
     if !s.nodes.is_empty() {
-        let _ = writeln!(out, "{:<10}{:>8} {:>8}", "node", "done", "failed");
+        let _ = writeln!(
+            out,
+            "{:<10}{:>8} {:>8}   (task records that stand)",
+            "node", "done", "failed"
+        );
         for (node, n) in &s.nodes {
             let _ = writeln!(out, "{node:<10}{:>8} {:>8}", n.done, n.failed);
         }
     }
+    line(
+        out,
+        "hosts:",
+        &format!("{} ({})", s.unique_hosts, s.hosts.join(",")),
+    );
     line(out, "failing:", &s.failing_nodes.join(","));
     if let (Some(a), Some(b)) = (s.first_start, s.last_end) {
         let _ = writeln!(
@@ -287,6 +394,8 @@ pub fn print_status(out: &mut impl Write, s: &Summary, tty: bool) {
             b - a
         );
     }
+    print_failures(out, c, s);
+    print_result_warnings(out, c, s);
     if !s.problems.is_empty() {
         let _ = writeln!(
             out,
@@ -299,31 +408,141 @@ pub fn print_status(out: &mut impl Write, s: &Summary, tty: bool) {
     }
 }
 
+/// Each failed (and incomplete) unit with its reason and the job's output file.
+fn print_failures(out: &mut impl Write, c: &merge::Collection, s: &Summary) {
+    let bad: Vec<&merge::Unit> = s
+        .units
+        .iter()
+        .filter(|u| u.state == UnitState::Failed || u.reason.is_some())
+        .collect();
+    if bad.is_empty() {
+        return;
+    }
+    let subs = merge::Submissions::new(c);
+    let _ = writeln!(out, "failures:");
+    for u in bad.iter().take(FAILURES_LISTED) {
+        let name = match u.key {
+            UnitKey::Index(i) => format!("index {i}"),
+            UnitKey::Job(j) => format!("job {j}"),
+        };
+        let record = u.chosen.and_then(|i| c.records.get(i));
+        let job = match (u.key, record) {
+            (UnitKey::Index(_), Some(r)) => format!(" (job {})", r.job_id),
+            _ => String::new(),
+        };
+        let state = if u.state == UnitState::Failed {
+            "failed"
+        } else {
+            "incomplete"
+        };
+        let _ = write!(
+            out,
+            "  {name}{job} {state}: {}",
+            u.reason.as_deref().unwrap_or("failed")
+        );
+        if let Some(file) = record.and_then(|r| subs.output_file(r)) {
+            let _ = write!(out, "; output: {file}");
+        }
+        let _ = writeln!(out);
+    }
+    if bad.len() > FAILURES_LISTED {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (frames status --json lists them all)",
+            bad.len() - FAILURES_LISTED
+        );
+    }
+}
+
+/// Result data the plugin dropped or cut (line cap, entry cap, broken JSON), per unit: the
+/// records keep it, and the user should see it without reading them.
+fn print_result_warnings(out: &mut impl Write, c: &merge::Collection, s: &Summary) {
+    let mut lines = Vec::new();
+    for u in &s.units {
+        for r in u.records.iter().filter_map(|&i| c.records.get(i)) {
+            for w in &r.warnings {
+                let name = match u.key {
+                    UnitKey::Index(i) => format!("index {i}"),
+                    UnitKey::Job(j) => format!("job {j}"),
+                };
+                lines.push(format!("  {name}, {}: {w}", merge::task_place(r)));
+            }
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "result warnings:");
+    for l in lines.iter().take(FAILURES_LISTED) {
+        let _ = writeln!(out, "{l}");
+    }
+    if lines.len() > FAILURES_LISTED {
+        let _ = writeln!(
+            out,
+            "  ... and {} more (frames status --json lists them all)",
+            lines.len() - FAILURES_LISTED
+        );
+    }
+}
+
+/// Where the recorded jobs of DIR wrote, when that is not DIR itself (a copied directory):
+/// resubmitting from a copy would write into the original.
+fn recorded_elsewhere(dir: &Path, c: &merge::Collection) -> Option<String> {
+    let here = std::fs::canonicalize(dir).ok()?;
+    c.submissions.iter().find_map(|s| {
+        let recorded = Path::new(&s.submission.cwd).join(&s.submission.frame_dir);
+        let same = std::fs::canonicalize(&recorded).map_or(recorded == here, |r| r == here);
+        (!same).then(|| recorded.display().to_string())
+    })
+}
+
+/// Reruns the missing and failed units. Reads only (never merges into DIR): works on a
+/// directory the user may read but not write, and `--dry-run` writes nothing. Runs only
+/// commands the invoking user submitted; shows the others, skipped.
 fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
-    let layout = layout(dir)?;
-    let s = merge::merge(&layout)?;
+    let (c, s) = summary_of(dir)?;
     warn_problems(&s);
-    if s.rerun_ranges.is_empty() {
+    if let Some(original) = recorded_elsewhere(dir, &c) {
+        let text = format!(
+            "{}: the recorded jobs wrote to {original}, not here (a copied directory?): \
+             resubmitting would write there; run `frames resubmit {original}`",
+            dir.display()
+        );
+        if !dry_run {
+            return Err(Fail::refused(text));
+        }
+        eprintln!("frames: warning: {text}");
+    }
+    if s.rerun_ranges.is_empty() && s.rerun_jobs.is_empty() {
         return Err(Fail::refused(format!(
-            "{}: nothing to resubmit: all {} expected frames are done",
+            "{}: nothing to resubmit: all {} expected units are done",
             dir.display(),
             s.expected
         )));
     }
     if s.resubmit.is_empty() {
+        let what = if s.rerun_ranges.is_empty() {
+            format!("jobs {}", join_ids(&s.rerun_jobs))
+        } else {
+            format!("indices {}", s.rerun_ranges)
+        };
         return Err(Fail::refused(format!(
-            "{}: no sbatch submission recorded in {}: cannot rebuild the command for indices {} \
-             (submit them again by hand with --array={})",
+            "{}: no sbatch submission recorded in {} that made {what}: cannot rebuild the \
+             command (submit them again by hand)",
             dir.display(),
-            layout.submissions_dir().display(),
-            s.rerun_ranges,
-            s.rerun_ranges
+            Layout::new(dir).submissions_dir().display(),
         )));
     }
     if !s.not_resubmittable_ranges.is_empty() {
         eprintln!(
-            "frames: warning: indices {} belong to no recorded sbatch submission: not resubmitted",
+            "frames: warning: indices {} belong to no recorded sbatch array submission: not resubmitted",
             s.not_resubmittable_ranges
+        );
+    }
+    if !s.not_resubmittable_jobs.is_empty() {
+        eprintln!(
+            "frames: warning: jobs {}: which recorded submission made them is not known: not resubmitted",
+            join_ids(&s.not_resubmittable_jobs)
         );
     }
     if !s.failing_nodes.is_empty() {
@@ -332,12 +551,31 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
             s.failing_nodes.join(",")
         );
     }
-    for cmd in &s.resubmit {
+    // SAFETY: getuid(2) has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    let (mine, others): (Vec<_>, Vec<_>) = s.resubmit.iter().partition(|cmd| cmd.uid == me);
+    for cmd in &others {
+        eprintln!(
+            "frames: skipped (submitted by uid {}, not by you, uid {me}): {}",
+            cmd.uid, cmd.command
+        );
+    }
+    if mine.is_empty() {
+        return Err(Fail::refused(format!(
+            "{}: none of the recorded submissions is yours: nothing run",
+            dir.display()
+        )));
+    }
+    for cmd in mine {
+        let what = match cmd.job {
+            Some(job) => format!("job {job}"),
+            None => format!("indices {}", cmd.indices),
+        };
         if dry_run {
             println!("{}", cmd.command);
             continue;
         }
-        eprintln!("frames: resubmitting {}: {}", cmd.indices, cmd.command);
+        eprintln!("frames: resubmitting {what}: {}", cmd.command);
         let Some((program, args)) = cmd.argv.split_first() else {
             return Err(Fail::error("recorded submission has an empty command line"));
         };
@@ -348,8 +586,7 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
             .map_err(|e| Fail::error(format!("cannot run {program} in {}: {e}", cmd.cwd)))?;
         if !status.success() {
             return Err(Fail::error(format!(
-                "{program} failed ({status}) resubmitting indices {}",
-                cmd.indices
+                "{program} failed ({status}) resubmitting {what}"
             )));
         }
     }

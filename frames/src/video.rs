@@ -4,25 +4,29 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use frames_core::merge::{Collection, Summary};
+use frames_core::merge::{Collection, Summary, UnitKey, UnitState};
 use frames_core::ranges;
-use frames_core::record::Status;
 
 use crate::{Fail, exit};
 
-/// The frame file of each index, or `None` for a gap (missing, failed, or its file is gone).
+/// The frame file of each array index, or `None` for a gap (missing, failed, or its file is
+/// gone). Non-array jobs are not frames of a sequence: left out.
 fn frame_files(dir: &Path, c: &Collection, s: &Summary) -> Vec<(u64, Option<PathBuf>)> {
-    s.frames
+    s.units
         .iter()
-        .map(|f| {
-            let file = f
+        .filter_map(|u| match u.key {
+            UnitKey::Index(index) => Some((index, u)),
+            UnitKey::Job(_) => None,
+        })
+        .map(|(index, u)| {
+            let file = u
                 .chosen
+                .filter(|_| u.state == UnitState::Done)
                 .and_then(|i| c.records.get(i))
-                .filter(|r| r.status == Status::Done)
                 .and_then(|r| r.frame_path.as_deref())
                 .map(|p| dir.join(p)) // join keeps an absolute path as is
                 .filter(|p| p.is_file());
-            (f.index, file)
+            (index, file)
         })
         .collect()
 }

@@ -61,7 +61,7 @@ fn put(layout: &Layout, r: &TaskRecord) {
         index: r.index,
         attempt: r.attempt,
         job_id: r.job_id,
-        step: StepId::Batch,
+        step: r.step.parse().unwrap_or(StepId::Batch),
         task_id: r.task_id,
     };
     write_new(&layout.record_path(&key), &serde_json::to_vec(r).unwrap()).unwrap();
@@ -160,7 +160,9 @@ fn collect_writes_outputs() {
     );
     let csv = std::fs::read_to_string(l.summary_csv_path()).unwrap();
     assert!(
-        csv.contains("\n2,failed,0,c2,3,,10,,,exit code 3\n"),
+        csv.contains(
+            "\n2,2,failed,0,502,500,2,batch,0,c2,3,,10,2,,,,/home/u/anim/slurm-500_2.out,exit code 3\n"
+        ),
         "{csv}"
     );
     let before = std::fs::read(l.summary_json_path()).unwrap();
@@ -418,4 +420,196 @@ fn watch_exits_when_settled_and_130_on_ctrl_c() {
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("3 done, 2 failed, 1 missing of 6"));
     assert!(text(&out.stderr).contains("interrupted"));
+}
+
+/// A task of a non-array job (`job`), step, rank of `count`, node, exit code.
+fn job_task(job: u32, step: &str, task: u32, count: u32, node: &str, code: i32) -> TaskRecord {
+    let mut r = record(u64::from(task), node, None, code);
+    r.job_id = job;
+    r.array_job_id = None;
+    r.array_task_id = None;
+    r.step = step.into();
+    r.task_id = task;
+    r.task_count = count;
+    r
+}
+
+/// Every file under `dir` with its content, to show a command wrote nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn status_exit_codes_gate_a_pipeline() {
+    let (_t, l, dir) = fake_dir("cli-codes");
+    // Failures: 4 with --check; 0 without.
+    assert_eq!(frames(&["status", &dir]).status.code(), Some(0));
+    assert_eq!(frames(&["status", &dir, "--check"]).status.code(), Some(4));
+    // Two hosts ran tasks: --require-hosts 2 passes, 3 does not (6, with the count on stderr).
+    assert_eq!(
+        frames(&["status", &dir, "--require-hosts", "2"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = frames(&["status", &dir, "--require-hosts", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stderr)
+            .contains("2 distinct host(s) ran tasks (c1,c2), fewer than the 3 required")
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unique_hosts"], 2);
+    let out = frames(&["status", &dir, "--expected", "4"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(text(&out.stderr).contains("3 unit(s) done, fewer than the 4 expected"));
+    // Failed ones done on a retry: only 4 missing, still 4.
+    for i in [2, 5] {
+        let mut r = record(i, "c1", None, 0);
+        r.attempt = 1;
+        put(&l, &r);
+    }
+    assert_eq!(frames(&["status", &dir, "--check"]).status.code(), Some(4));
+    put(&l, &record(4, "c3", None, 0));
+    assert_eq!(
+        frames(&["status", &dir, "--check", "--expected", "6"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn status_json_has_each_unit() {
+    let (_t, l, dir) = fake_dir("cli-units");
+    // Index 1 had result data dropped by the plugin's caps: a warning on that frame.
+    let mut r = record(1, "c1", None, 0);
+    r.attempt = 1;
+    r.warnings = vec!["2 result lines over the 1000-entry cap were dropped".into()];
+    put(&l, &r);
+    let out = frames(&["status", &dir, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let units = v["units"].as_array().unwrap();
+    assert_eq!(units.len(), 6);
+    let u2 = &units[2];
+    assert_eq!(u2["index"], 2);
+    assert_eq!(u2["state"], "failed");
+    assert_eq!(u2["job_id"], 502);
+    assert_eq!(u2["array_job_id"], 500);
+    assert_eq!(u2["nodes"], serde_json::json!(["c2"]));
+    assert_eq!(u2["attempt"], 0);
+    assert_eq!(u2["exit_code"], 3);
+    assert_eq!(u2["reason"], "batch step on c2: exit code 3");
+    assert_eq!(u2["results"], serde_json::json!([{"loss": 2}]));
+    assert_eq!(u2["output_file"], "/home/u/anim/slurm-500_2.out");
+    assert_eq!(units[4]["state"], "missing");
+    assert_eq!(
+        units[1]["warnings"],
+        serde_json::json!([
+            "batch step on c1: 2 result lines over the 1000-entry cap were dropped"
+        ])
+    );
+    assert_eq!(units[4]["job_id"], serde_json::Value::Null);
+    // Text: each failure with its reason and output file.
+    let s = text(&frames(&["status", &dir]).stdout);
+    assert!(
+        s.contains("index 2 (job 502) failed: batch step on c2: exit code 3; output: /home/u/anim/slurm-500_2.out"),
+        "{s}"
+    );
+    assert!(
+        s.contains("result warnings:\n  index 1, batch step on c1: 2 result lines over"),
+        "{s}"
+    );
+}
+
+/// A sweep of 4 plain sbatch jobs in one dir, one failing: 4 units, the failed job named, the
+/// per-node table adding up, `missing` listing the job, resubmit rerunning that job's command.
+#[test]
+fn a_sweep_of_jobs_and_resubmit_of_a_non_array_job() {
+    let t = TempDir::new("cli-sweep");
+    let l = Layout::new(t.path());
+    l.create_dirs().unwrap();
+    let dir = t.path().display().to_string();
+    submit(
+        &l,
+        &[
+            "sbatch",
+            "-N2",
+            "-n4",
+            &format!("--frame-dir={dir}"),
+            "train.sh",
+            "--lr=0.1",
+        ],
+    );
+    for (job, code) in [(701, 0), (702, 0), (703, 2), (704, 0)] {
+        put(&l, &job_task(job, "batch", 0, 1, "c1", code));
+        for task in 0..4 {
+            let node = if task < 2 { "c1" } else { "c2" };
+            put(&l, &job_task(job, "0", task, 4, node, code));
+        }
+    }
+    let out = frames(&["status", &dir, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["expected"].as_u64(),
+            v["done"].as_u64(),
+            v["failed"].as_u64()
+        ),
+        (Some(4), Some(3), Some(1))
+    );
+    assert_eq!(v["jobs"]["703"], "failed");
+    assert_eq!(v["hosts"], serde_json::json!(["c1", "c2"]));
+    let job703 = v["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["job"] == 703)
+        .unwrap();
+    assert_eq!(job703["tasks"].as_array().unwrap().len(), 5);
+    assert_eq!(job703["reason"], "batch step on c1: exit code 2");
+    let s = text(&frames(&["status", &dir]).stdout);
+    assert!(s.contains("4 expected, 3 done, 1 failed, 0 missing"), "{s}");
+    assert!(
+        s.contains("4 non-array job(s): 3 done, 1 failed, 0 missing"),
+        "{s}"
+    );
+    assert!(s.contains("c2               6        2"), "{s}");
+    assert_eq!(text(&frames(&["missing", &dir]).stdout), "\njobs: 703\n");
+    let before = snapshot(t.path());
+    let out = frames(&["resubmit", &dir, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("cd /home/u/anim && sbatch -N2 -n4 --frame-dir={dir} train.sh --lr=0.1\n")
+    );
+    assert_eq!(snapshot(t.path()), before, "--dry-run wrote something");
+}
+
+/// A copied directory: resubmit says where the recorded jobs wrote and refuses to run.
+#[test]
+fn resubmit_of_a_copied_dir_names_the_original() {
+    let (_t, _l, dir) = fake_dir("cli-copied");
+    let out = frames(&["resubmit", &dir]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the recorded jobs wrote to /shared/bh, not here")
+            && err.contains("frames resubmit /shared/bh"),
+        "{err}"
+    );
 }

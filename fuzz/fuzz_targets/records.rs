@@ -4,7 +4,9 @@
 //! record and as a submission, the last part is also an sbatch command line and a script.
 #![no_main]
 use frames_core::TaskKey;
-use frames_core::merge::{Collection, Summary, csv_bytes, manifest_bytes, summarize};
+use frames_core::merge::{
+    Collection, OwnedSubmission, Submissions, Summary, csv_bytes, manifest_bytes, summarize,
+};
 use frames_core::record::TaskRecord;
 use frames_core::submission::Submission;
 use libfuzzer_sys::fuzz_target;
@@ -44,8 +46,17 @@ fuzz_target!(|data: &[u8]| {
     let c = Collection {
         root: "/scratch/u/run".to_owned(),
         records,
-        submissions,
-        problems: Vec::new(),
+        submissions: submissions
+            .into_iter()
+            .enumerate()
+            .map(|(k, submission)| OwnedSubmission {
+                name: format!("{k}.json"),
+                uid: 1000,
+                submission,
+            })
+            .collect(),
+        owner_uid: Some(1000),
+        ..Collection::default()
     };
     let summary: Summary = summarize(&c);
     assert_round_trip(&summary);
@@ -54,20 +65,28 @@ fuzz_target!(|data: &[u8]| {
         serde_json::from_slice::<serde_json::Value>(line).expect("manifest line is JSON");
     }
     let csv = csv_bytes(&c, &summary);
+    let rows: usize = summary.units.iter().map(|u| u.records.len().max(1)).sum();
     assert_eq!(
         csv.iter().filter(|&&b| b == b'\n').count(),
-        summary.frames.len() + 1 + csv_newlines_in_fields(&c, &summary),
-        "one CSV row per frame"
+        rows + 1 + csv_newlines_in_fields(&c, &summary),
+        "one CSV row per standing task record, one per missing unit"
     );
+    let _ = frames_core::merge::unit_views(&c, &summary);
 });
 
-/// Newlines inside quoted fields of the chosen records (rows are otherwise one line each).
+/// Newlines inside quoted fields of the standing records (rows are otherwise one line each).
 fn csv_newlines_in_fields(c: &Collection, s: &Summary) -> usize {
-    s.frames
+    let subs = Submissions::new(c);
+    let lines = |t: &str| t.matches('\n').count();
+    s.units
         .iter()
-        .filter_map(|f| f.chosen.and_then(|i| c.records.get(i)))
+        .flat_map(|u| u.records.iter().filter_map(|&i| c.records.get(i)))
         .map(|r| {
-            r.node.matches('\n').count() + r.reason.as_deref().unwrap_or("").matches('\n').count()
+            lines(&r.node)
+                + lines(&r.step)
+                + lines(r.reason.as_deref().unwrap_or(""))
+                + lines(r.frame_path.as_deref().unwrap_or(""))
+                + lines(&subs.output_file(r).unwrap_or_default())
         })
         .sum()
 }

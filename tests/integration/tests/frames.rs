@@ -230,8 +230,19 @@ fn srun_job_tasks_get_their_own_frames() {
         4,
         "{run:?}"
     );
+    // The job is the unit of work (issue 20): one done unit of 4 task records, one per task.
     let summary = read_json(&dir.join("summary.json"));
-    assert_eq!(summary["done"], 4, "{summary}");
+    assert_eq!(
+        (&summary["expected"], &summary["done"]),
+        (&1.into(), &1.into()),
+        "{summary}"
+    );
+    let manifest = std::fs::read_to_string(dir.join("manifest.jsonl")).expect("manifest");
+    let tasks: std::collections::BTreeSet<String> = manifest
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"].to_string())
+        .collect();
+    assert_eq!(tasks.len(), 4, "{manifest}");
 }
 
 #[test]
