@@ -485,7 +485,8 @@ pub fn summarize(c: &Collection) -> Summary {
 
 /// Assigns each rerun index to the latest sbatch submission whose array lists it (else the
 /// latest sbatch submission without an array) and builds one command per submission.
-fn resubmit_commands(
+/// Public for queue::exclude_active, which rebuilds them without what Slurm still runs.
+pub fn resubmit_commands(
     submissions: &[Submission],
     rerun: &[u64],
     exclude: &[String],
