@@ -22,6 +22,16 @@ use crate::record::Status;
 pub const SQUEUE_FORMAT: &str = "%A|%F|%K|%T|%N|%r";
 /// sacct's fields (`--parsable2` separates them with `|`).
 pub const SACCT_FORMAT: &str = "JobIDRaw,JobID,State,NodeList,ExitCode";
+/// The programs, overridable (FRAMES_SQUEUE, FRAMES_SACCT, FRAMES_SINFO) so tests can stand
+/// in recorded answers and sites can point at a wrapper.
+pub fn program(name: &str) -> String {
+    let var = format!("FRAMES_{}", name.to_ascii_uppercase());
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| name.to_owned())
+}
+
 /// How long one squeue or sacct call may take before it is abandoned (killed).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -450,7 +460,7 @@ pub fn ask(ids: &BTreeSet<u32>, limit: Duration) -> QueueView {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let squeue = match run_bounded("squeue", &squeue_args, limit) {
+    let squeue = match run_bounded(&program("squeue"), &squeue_args, limit) {
         Ok(text) => match parse_squeue(&text) {
             Ok(mut e) => {
                 entries.append(&mut e);
@@ -474,7 +484,7 @@ pub fn ask(ids: &BTreeSet<u32>, limit: Duration) -> QueueView {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let sacct = match run_bounded("sacct", &sacct_args, limit) {
+    let sacct = match run_bounded(&program("sacct"), &sacct_args, limit) {
         Ok(text) => match parse_sacct(&text) {
             Ok(mut e) => {
                 entries.append(&mut e);
@@ -535,12 +545,19 @@ pub struct Live {
     pub stuck: Vec<Entry>,
     /// Jobs of the dir neither squeue nor sacct knows.
     pub unknown: Vec<u32>,
+    /// How many tasks/jobs are active (stuck ones included).
+    pub active_entries: usize,
 }
 
 impl Live {
     /// Slurm has nothing of the dir pending or running.
     pub fn is_idle(&self) -> bool {
         self.active.is_empty() && self.active_jobs.is_empty()
+    }
+
+    /// Something is active, and all of it waits for a person.
+    pub fn all_stuck(&self) -> bool {
+        !self.stuck.is_empty() && self.stuck.len() == self.active_entries
     }
 
     /// "3 running (12_[0-2]), 5 pending" — one clause per state, in a fixed order.
@@ -608,6 +625,7 @@ pub fn live(c: &Collection, view: &QueueView) -> Live {
             let Some(index) = e.array_task else { continue };
             note(&mut live, e);
             if e.state.is_active() {
+                live.active_entries += 1;
                 live.active.insert(index);
             } else if e.state == State::Lost && !done.contains(&index) {
                 live.lost.push(e.clone());
@@ -621,6 +639,7 @@ pub fn live(c: &Collection, view: &QueueView) -> Live {
         };
         note(&mut live, e);
         if e.state.is_active() {
+            live.active_entries += 1;
             live.active_jobs.push(e.clone());
         } else if e.state == State::Lost {
             live.lost.push(e.clone());
@@ -896,6 +915,7 @@ mod tests {
         );
         let live = super::live(&c, &held);
         assert_eq!(live.stuck.len(), 5);
+        assert!(live.all_stuck());
         assert_eq!(live.stuck[0].reason, "JobHeldUser");
     }
 

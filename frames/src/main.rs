@@ -21,6 +21,11 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Refused: nothing to resubmit, no submission recorded, gaps in the frames.
     pub const REFUSED: u8 = 3;
+    /// `watch` ended with frames missing or failed and nothing of the dir left in Slurm
+    /// (or only jobs that will not start by themselves).
+    pub const INCOMPLETE: u8 = 4;
+    /// `watch --timeout` reached.
+    pub const TIMEOUT: u8 = 5;
     /// `watch` interrupted by Ctrl-C.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -31,6 +36,8 @@ Exit status:
   1    error (directory unreadable or not a frame directory, sbatch or ffmpeg failed)
   2    bad usage
   3    refused: nothing to resubmit, no submission recorded, gaps in the frames (video)
+  4    watch ended: Slurm runs nothing of the dir (or only held jobs) and frames are missing or failed
+  5    watch --timeout reached
   130  watch interrupted by Ctrl-C
 
 Files: DIR/.frames/records/ (one record per task attempt), DIR/.frames/submissions/,
@@ -58,12 +65,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Live view, until every expected frame is done or failed
+    /// Live view of frames, the dir's jobs and the nodes, until Slurm runs nothing of the dir
     Watch {
         dir: PathBuf,
         /// Seconds between refreshes
-        #[arg(long, default_value_t = 2.0, value_parser = parse_interval)]
+        #[arg(long, default_value_t = 5.0, value_parser = parse_interval)]
         interval: f64,
+        /// Give up after this many seconds (exit 5), e.g. for a job that stays pending
+        #[arg(long, value_parser = parse_interval)]
+        timeout: Option<f64>,
     },
     /// Print the missing and failed indices as ranges on one line (empty line when none)
     Missing { dir: PathBuf },
@@ -173,7 +183,8 @@ fn summary_of(dir: &Path) -> Result<(merge::Collection, Summary), Fail> {
 fn run(command: Command) -> Result<u8, Fail> {
     match command {
         Command::Status { dir, json } => {
-            let (_, s) = summary_of(&dir)?;
+            let (c, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&c, &mut s);
             let mut out = std::io::stdout().lock();
             if json {
                 let text =
@@ -181,13 +192,24 @@ fn run(command: Command) -> Result<u8, Fail> {
                 let _ = writeln!(out, "{text}");
             } else {
                 print_status(&mut out, &s, std::io::stdout().is_terminal());
+                for line in q.lines() {
+                    let _ = writeln!(out, "{line}");
+                }
             }
             Ok(exit::OK)
         }
-        Command::Watch { dir, interval } => watch::run(&dir, interval),
+        Command::Watch {
+            dir,
+            interval,
+            timeout,
+        } => watch::run(&dir, interval, timeout),
         Command::Missing { dir } => {
-            let (_, s) = summary_of(&dir)?;
+            let (c, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&c, &mut s);
             println!("{}", s.rerun_ranges);
+            for line in q.lines() {
+                eprintln!("frames: {line}");
+            }
             warn_problems(&s);
             Ok(exit::OK)
         }
@@ -301,8 +323,18 @@ pub fn print_status(out: &mut impl Write, s: &Summary, tty: bool) {
 
 fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
     let layout = layout(dir)?;
-    let s = merge::merge(&layout)?;
+    let mut s = merge::merge(&layout)?;
     warn_problems(&s);
+    let q = watch::consult(&merge::collect(&layout)?, &mut s);
+    for line in q.lines() {
+        eprintln!("frames: {line}");
+    }
+    if s.rerun_ranges.is_empty() && !q.live.is_idle() {
+        return Err(Fail::refused(format!(
+            "{}: nothing to resubmit yet: what is not done is still pending or running in Slurm",
+            dir.display()
+        )));
+    }
     if s.rerun_ranges.is_empty() {
         return Err(Fail::refused(format!(
             "{}: nothing to resubmit: all {} expected frames are done",
