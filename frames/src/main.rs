@@ -183,8 +183,8 @@ fn summary_of(dir: &Path) -> Result<(merge::Collection, Summary), Fail> {
 fn run(command: Command) -> Result<u8, Fail> {
     match command {
         Command::Status { dir, json } => {
-            let (c, mut s) = summary_of(&dir)?;
-            let q = watch::consult(&c, &mut s);
+            let (mut c, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
             let mut out = std::io::stdout().lock();
             if json {
                 let text =
@@ -204,8 +204,8 @@ fn run(command: Command) -> Result<u8, Fail> {
             timeout,
         } => watch::run(&dir, interval, timeout),
         Command::Missing { dir } => {
-            let (c, mut s) = summary_of(&dir)?;
-            let q = watch::consult(&c, &mut s);
+            let (mut c, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
             println!("{}", s.rerun_ranges);
             for line in q.lines() {
                 eprintln!("frames: {line}");
@@ -325,7 +325,7 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
     let layout = layout(dir)?;
     let mut s = merge::merge(&layout)?;
     warn_problems(&s);
-    let q = watch::consult(&merge::collect(&layout)?, &mut s);
+    let q = watch::consult(&layout, &mut merge::collect(&layout)?, &mut s);
     for line in q.lines() {
         eprintln!("frames: {line}");
     }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use frames_core::Layout;
 use frames_core::merge::{self, Collection, Summary};
 use frames_core::queue::{self, Answer, Live, QueueView};
 
@@ -108,12 +109,23 @@ fn reason_suffix(reason: &str) -> String {
 }
 
 /// Asks squeue/sacct about the dir's jobs and takes what Slurm still runs out of the
-/// summary's rerun list and resubmit commands.
-pub fn consult(c: &Collection, s: &mut Summary) -> Consulted {
+/// summary's rerun list and resubmit commands. The records were read before Slurm was asked,
+/// so a task that ended in between (gone from the queue, its record just written) would look
+/// missing: when anything is left to propose, the records are read again and judged against
+/// the same answer.
+pub fn consult(layout: &Layout, c: &mut Collection, s: &mut Summary) -> Consulted {
     let ids = queue::dir_job_ids(c);
     let view = queue::ask(&ids, queue::DEFAULT_TIMEOUT);
-    let live = queue::live(c, &view);
+    let mut live = queue::live(c, &view);
     queue::exclude_active(s, c, &live);
+    if !s.rerun_ranges.is_empty()
+        && let Ok(fresh) = merge::collect(layout)
+    {
+        *c = fresh;
+        *s = merge::summarize(c);
+        live = queue::live(c, &view);
+        queue::exclude_active(s, c, &live);
+    }
     Consulted {
         view,
         live,
@@ -179,7 +191,7 @@ enum End {
 /// Why `watch DIR` cannot read DIR, said plainly (another user's 0700 dir is "permission
 /// denied", not "waiting").
 fn check_readable(dir: &Path) -> Result<(), Fail> {
-    let state = frames_core::Layout::new(dir).state_dir();
+    let state = Layout::new(dir).state_dir();
     match std::fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(Fail::error(format!(
@@ -213,7 +225,7 @@ pub fn run(dir: &Path, interval: f64, timeout: Option<f64>) -> Result<u8, Fail> 
     let started = Instant::now();
     let mut last_line = String::new();
     loop {
-        let c = merge::collect(&layout).map_err(|e| {
+        let mut c = merge::collect(&layout).map_err(|e| {
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 Fail::error(format!("{}: permission denied: {e}", dir.display()))
             } else {
@@ -221,7 +233,7 @@ pub fn run(dir: &Path, interval: f64, timeout: Option<f64>) -> Result<u8, Fail> 
             }
         })?;
         let mut s = merge::summarize(&c);
-        let q = consult(&c, &mut s);
+        let q = consult(&layout, &mut c, &mut s);
         let frames_line = format!(
             "{} done, {} failed, {} missing of {}",
             s.done, s.failed, s.missing, s.expected
