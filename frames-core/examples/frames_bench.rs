@@ -16,7 +16,7 @@ use std::time::Instant;
 use frames_core::Layout;
 use frames_core::layout::{StepId, TaskKey};
 use frames_core::merge;
-use frames_core::record::{RECORD_VERSION, Status, TaskRecord, frame_checksum};
+use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord, frame_checksum};
 use frames_core::submission::{self, Submission};
 
 /// A done record like the plugin writes for array task `index` of job 1000 (one RESULT line).
@@ -31,6 +31,9 @@ fn record(dir: &Path, index: u64) -> TaskRecord {
         step: "batch".into(),
         task_id: 0,
         task_count: 1,
+        job_task_count: None,
+        uid: Some(1000),
+        submission: None,
         node: format!("c{}", 1 + index % 4),
         exit_code: Some(0),
         signal: None,
@@ -43,8 +46,11 @@ fn record(dir: &Path, index: u64) -> TaskRecord {
             "{:064x}",
             index.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         )),
-        results: vec![serde_json::json!({"loss": 0.5, "step": index})],
+        results: vec![
+            RawJson::parse(&format!(r#"{{"loss": 0.5, "step": {index}}}"#)).expect("valid JSON"),
+        ],
         result_errors: vec![],
+        warnings: vec![],
         status: Status::Done,
         reason: None,
     }
@@ -60,8 +66,9 @@ fn gen_records(dir: &Path, n: u64) -> Result<(), String> {
         "render.sbatch".to_string(),
     ]
     .into();
-    submission::write(&layout, &Submission::from_argv(&argv, "/home/u", 1.0))
-        .map_err(|e| e.to_string())?;
+    let mut accepted = Submission::from_argv(&argv, "/home/u", 1.0);
+    accepted.state = submission::SubmissionState::Accepted;
+    submission::write(&layout, &mut accepted, "login").map_err(|e| e.to_string())?;
     let frame = [0x89u8; 64];
     for i in 0..n {
         let r = record(dir, i);

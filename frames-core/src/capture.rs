@@ -13,17 +13,19 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::RawJson;
+
 /// Longest result line kept, in bytes (the prefix included).
 pub const MAX_LINE: usize = 1 << 20;
 
 /// Most entries [`read_capture_file`] returns (plus one entry saying how many more there were).
 pub const MAX_ENTRIES: usize = 100_000;
 
-/// One result line: the JSON value after the prefix, or why it is not one.
+/// One result line: the JSON value after the prefix, exactly as printed, or why it is not one.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum CapturedLine {
-    Result(serde_json::Value),
+    Result(RawJson),
     Invalid { line: String, error: String },
 }
 
@@ -153,7 +155,7 @@ fn parse_line(line: &[u8], prefix_len: usize, overflow: u64) -> CapturedLine {
             error: "nothing after the prefix: expected a JSON value".to_owned(),
         };
     }
-    match serde_json::from_str::<serde_json::Value>(json) {
+    match RawJson::parse(json) {
         Ok(v) => CapturedLine::Result(v),
         Err(e) => CapturedLine::Invalid {
             line: lossy(),
@@ -246,7 +248,10 @@ pub fn read_capture_file(path: &Path) -> io::Result<Vec<CapturedLine>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn res(text: &str) -> CapturedLine {
+        CapturedLine::Result(RawJson::parse(text).unwrap())
+    }
 
     fn scan_all(prefix: &str, chunks: &[&[u8]]) -> Vec<CapturedLine> {
         let mut s = ResultScanner::new(prefix);
@@ -258,11 +263,11 @@ mod tests {
         out
     }
 
-    fn results(lines: &[CapturedLine]) -> Vec<serde_json::Value> {
+    fn results(lines: &[CapturedLine]) -> Vec<String> {
         lines
             .iter()
             .filter_map(|l| match l {
-                CapturedLine::Result(v) => Some(v.clone()),
+                CapturedLine::Result(v) => Some(v.as_str().to_owned()),
                 CapturedLine::Invalid { .. } => None,
             })
             .collect()
@@ -274,10 +279,7 @@ mod tests {
             "RESULT:",
             &[b"hello\nRESULT:{\"loss\":0.5}\nnoise RESULT:{}\nRESULT: 42 \nRESULT:\"s\"\n"],
         );
-        assert_eq!(
-            results(&out),
-            vec![json!({"loss":0.5}), json!(42), json!("s")]
-        );
+        assert_eq!(results(&out), vec![r#"{"loss":0.5}"#, "42", r#""s""#]);
         assert_eq!(out.len(), 3);
     }
 
@@ -286,18 +288,18 @@ mod tests {
         let text = b"x\r\nRESULT:{\"a\":[1,2,3]}\r\nRESU\nRESULT:{\"b\":true}";
         let chunks: Vec<&[u8]> = text.chunks(1).collect();
         let out = scan_all("RESULT:", &chunks);
-        assert_eq!(results(&out), vec![json!({"a":[1,2,3]}), json!({"b":true})]);
+        assert_eq!(results(&out), vec![r#"{"a":[1,2,3]}"#, r#"{"b":true}"#]);
         assert_eq!(out.len(), 2);
     }
 
     #[test]
     fn no_trailing_newline_and_empty_finish() {
-        assert_eq!(results(&scan_all("R:", &[b"R:1"])), vec![json!(1)]);
+        assert_eq!(results(&scan_all("R:", &[b"R:1"])), vec!["1"]);
         assert!(scan_all("R:", &[b""]).is_empty());
         assert!(scan_all("R:", &[b"R"]).is_empty());
         let mut s = ResultScanner::new("R:");
         assert!(s.finish().is_empty());
-        assert_eq!(s.feed(b"R:2\n"), vec![CapturedLine::Result(json!(2))]);
+        assert_eq!(s.feed(b"R:2\n"), vec![res("2")]);
     }
 
     #[test]
@@ -348,7 +350,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(out[1], CapturedLine::Result(json!(7)));
+        assert_eq!(out[1], res("7"));
         // A long line that is not a result line is skipped without being held.
         let mut s = ResultScanner::new("RESULT:");
         for _ in 0..10 {
@@ -356,12 +358,12 @@ mod tests {
         }
         assert!(s.line.is_empty());
         assert_eq!(s.feed(b"\nRESULT:1"), vec![]);
-        assert_eq!(s.finish(), vec![CapturedLine::Result(json!(1))]);
+        assert_eq!(s.finish(), vec![res("1")]);
     }
 
     #[test]
     fn serialized_form_is_one_json_line() {
-        let r = CapturedLine::Result(json!({"a":"x\ny"}));
+        let r = res(r#"{"a":"x\ny"}"#);
         assert_eq!(r.to_json_line(), "{\"result\":{\"a\":\"x\\ny\"}}\n");
         let i = CapturedLine::Invalid {
             line: "RESULT:{".into(),
@@ -378,27 +380,24 @@ mod tests {
         let tmp = crate::test_util::TempDir::new("capture");
         let p = tmp.path().join("c.jsonl");
         let mut text = String::new();
-        text += &CapturedLine::Result(json!(1)).to_json_line();
+        text += &res("1").to_json_line();
         text += "garbage\n";
-        text += &CapturedLine::Result(json!(2)).to_json_line();
+        text += &res("2").to_json_line();
         text += "{\"result\":{\"a\":";
         std::fs::write(&p, &text).unwrap();
         let out = read_capture_file(&p).unwrap();
         assert_eq!(out.len(), 4);
-        assert_eq!(out[0], CapturedLine::Result(json!(1)));
+        assert_eq!(out[0], res("1"));
         assert!(
             matches!(&out[1], CapturedLine::Invalid { error, .. } if error.contains("corrupt line"))
         );
-        assert_eq!(out[2], CapturedLine::Result(json!(2)));
+        assert_eq!(out[2], res("2"));
         assert!(
             matches!(&out[3], CapturedLine::Invalid { error, line } if error.contains("torn last line") && line.starts_with("{\"result\""))
         );
         // Whole JSON without the final newline is fine.
         std::fs::write(&p, "{\"result\":3}").unwrap();
-        assert_eq!(
-            read_capture_file(&p).unwrap(),
-            vec![CapturedLine::Result(json!(3))]
-        );
+        assert_eq!(read_capture_file(&p).unwrap(), vec![res("3")]);
         assert!(read_capture_file(&tmp.path().join("nope")).is_err());
     }
 
@@ -406,7 +405,7 @@ mod tests {
     fn capture_file_entry_cap() {
         let tmp = crate::test_util::TempDir::new("capture-cap");
         let p = tmp.path().join("c.jsonl");
-        let line = CapturedLine::Result(json!(0)).to_json_line();
+        let line = res("0").to_json_line();
         std::fs::write(&p, line.repeat(MAX_ENTRIES + 5)).unwrap();
         let out = read_capture_file(&p).unwrap();
         assert_eq!(out.len(), MAX_ENTRIES + 1);

@@ -184,6 +184,66 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// What the plugin runs as the job's user, at submission and in each task: [`create_dirs`]
+    /// and then `.frames` and its subdirectories made private to `uid`: created with mode
+    /// 0700, an existing one of `uid`'s narrowed to 0700, one that another uid owns refused
+    /// (someone else's state in a shared DIR must not be mixed with this user's, nor this
+    /// user's records written where another user can replace them).
+    ///
+    /// [`create_dirs`]: Layout::create_dirs
+    pub fn create_private_dirs(&self, uid: u32) -> io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        std::fs::create_dir_all(&self.root).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create {}: {e}", self.root.display()),
+            )
+        })?;
+        for dir in [
+            self.state_dir(),
+            self.records_dir(),
+            self.results_dir(),
+            self.submissions_dir(),
+        ] {
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot create {}: {e}", dir.display()),
+                    ));
+                }
+            }
+            make_real_dir(&dir)?;
+            let meta = std::fs::symlink_metadata(&dir)?;
+            if meta.uid() != uid {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} is owned by uid {}, not by you (uid {uid}): refusing frame state \
+                         another user controls; use a frame directory of your own",
+                        dir.display(),
+                        meta.uid()
+                    ),
+                ));
+            }
+            if meta.mode() & 0o077 != 0 {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                    |e| {
+                        io::Error::new(
+                            e.kind(),
+                            format!("cannot make {} private (mode 0700): {e}", dir.display()),
+                        )
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// mkdir that accepts an existing real directory and refuses a symlink or any other file type.
 fn make_real_dir(dir: &Path) -> io::Result<()> {
     match std::fs::create_dir(dir) {
@@ -336,6 +396,41 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, l2.root()).unwrap();
         l2.create_dirs().unwrap();
         assert!(elsewhere.join(".frames/records").is_dir());
+    }
+
+    #[test]
+    fn private_dirs_are_0700_and_only_the_owners() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = crate::test_util::TempDir::new("layout-private");
+        let l = Layout::new(tmp.path().join("shared"));
+        // SAFETY: trivial getter.
+        let me = unsafe { libc::geteuid() };
+        l.create_private_dirs(me).unwrap();
+        for d in [l.state_dir(), l.records_dir(), l.submissions_dir()] {
+            let m = std::fs::metadata(&d).unwrap();
+            assert_eq!(m.mode() & 0o777, 0o700, "{}", d.display());
+        }
+        // An existing open one (version 1 made them with the umask) is narrowed.
+        std::fs::set_permissions(l.state_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        l.create_private_dirs(me).unwrap();
+        let m = std::fs::metadata(l.state_dir()).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o700);
+        // Owned by someone else: refused, naming the dir and both uids.
+        let err = l.create_private_dirs(me + 1).unwrap_err().to_string();
+        assert!(
+            err.contains(".frames is owned by uid")
+                && err.contains(&format!("not by you (uid {})", me + 1)),
+            "{err}"
+        );
+        // A planted symlink is refused, never followed.
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let l2 = Layout::new(tmp.path().join("planted"));
+        std::fs::create_dir(l2.root()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, l2.state_dir()).unwrap();
+        let err = l2.create_private_dirs(me).unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+        assert!(!elsewhere.join("records").exists());
     }
 
     #[test]

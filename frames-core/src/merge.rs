@@ -734,7 +734,9 @@ mod tests {
 
     fn submit(layout: &Layout, cmd: &str, time: f64) {
         let argv: Vec<String> = cmd.split(' ').map(str::to_owned).collect();
-        submission::write(layout, &Submission::from_argv(&argv, "/home/u/proj", time)).unwrap();
+        let mut s = Submission::from_argv(&argv, "/home/u/proj", time);
+        s.state = submission::SubmissionState::Accepted;
+        submission::write(layout, &mut s, "login1").unwrap();
     }
 
     fn failed(index: u64, attempt: u32, node: &str, end: f64) -> TaskRecord {
@@ -1135,7 +1137,10 @@ mod tests {
             submit(&l, &format!("sbatch --array=0-{} r.sh", n - 1), 1.0);
             for i in 0..n {
                 let mut r = sample(i);
-                r.results.push(serde_json::json!({"loss": 0.5, "step": i}));
+                r.results.push(
+                    crate::record::RawJson::parse(&format!(r#"{{"loss": 0.5, "step": {i}}}"#))
+                        .unwrap(),
+                );
                 std::fs::write(l.record_path(&key(&r)), serde_json::to_vec(&r).unwrap()).unwrap();
             }
             // Let the writeback of the generated files finish: it would slow the reads down.

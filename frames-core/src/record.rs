@@ -1,13 +1,97 @@
-//! The record the plugin writes for each task attempt, how it is judged done or failed, and the
-//! frame file checksum.
+//! The record the plugin writes for each task attempt, how it is judged done or failed, the
+//! frame file checksum, and [`RawJson`], a result kept exactly as the task printed it.
+//!
+//! Record versions: 1 had no `uid`, `job_task_count`, `submission` or `warnings` (read with
+//! those empty); 2 adds them. `results` is JSON text in both, read back verbatim.
+use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// Version of the record format written by this crate.
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
+
+/// One JSON value kept as the text it was printed as: numbers keep every digit
+/// (`12345678901234567890123` stays), object keys keep their order and duplicates. Serialized
+/// verbatim, so records, the manifest and capture files carry the user's text. Always a single
+/// line: a multi-line document (a FRAME_RESULT file) has its line breaks and the indentation
+/// after them removed (valid JSON has line breaks only between tokens, never inside a string).
+#[derive(Clone)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// Parses one JSON value; surrounding whitespace is dropped, everything else is kept.
+    pub fn parse(text: &str) -> serde_json::Result<RawJson> {
+        let raw: Box<RawValue> = serde_json::from_str(text)?;
+        if raw.get().contains(['\n', '\r']) {
+            return serde_json::from_str(&join_lines(raw.get())).map(RawJson);
+        }
+        Ok(RawJson(raw))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value parsed as a `serde_json::Value` (numbers as f64 or integers, duplicate keys
+    /// collapsed): for computations, never for storing.
+    pub fn to_value(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::from_str(self.as_str())
+    }
+}
+
+/// Removes every line break of valid JSON text together with the spaces and tabs that follow it.
+fn join_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_break = false;
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => after_break = true,
+            ' ' | '\t' if after_break => {}
+            c => {
+                after_break = false;
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    /// Only from serde_json's own deserializers (`from_str`, `from_slice`, `from_reader`), not
+    /// from a `serde_json::Value` or inside `#[serde(flatten)]`/untagged types.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawJson, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(RawJson)
+    }
+}
 
 /// Outcome of one task attempt.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,9 +139,20 @@ pub struct TaskRecord {
     pub array_task_id: Option<u32>,
     /// "batch" or the step number.
     pub step: String,
+    /// The task's rank in its step (SLURM_PROCID).
     pub task_id: u32,
     /// Tasks in the step.
     pub task_count: u32,
+    /// Tasks of the job (SLURM_NTASKS of the batch step, when the job set it); `None` in the
+    /// records of srun steps and of version 1.
+    #[serde(default)]
+    pub job_task_count: Option<u32>,
+    /// The uid the job ran as (the owner every file of this job must have); `None` in version 1.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Id of the submission (`Submission::id`) that produced the job, when the job carried it.
+    #[serde(default)]
+    pub submission: Option<String>,
     pub node: String,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
@@ -71,8 +166,14 @@ pub struct TaskRecord {
     /// Size of the frame file at task end; `None` when it did not exist.
     pub frame_size: Option<u64>,
     pub frame_sha256: Option<String>,
-    pub results: Vec<serde_json::Value>,
+    /// The task's results as printed (stdout result lines, then the FRAME_RESULT document).
+    pub results: Vec<RawJson>,
     pub result_errors: Vec<ResultError>,
+    /// Result data that was dropped or cut (a line over the length cap, entries over the
+    /// count cap, JSON that did not parse, an oversized or unreadable FRAME_RESULT): one
+    /// sentence each, for `frames status` to show on the frame.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     pub status: Status,
     pub reason: Option<String>,
 }
@@ -213,6 +314,9 @@ pub(crate) mod tests {
             step: "batch".into(),
             task_id: 0,
             task_count: 1,
+            job_task_count: None,
+            uid: Some(1000),
+            submission: None,
             node: "c1".into(),
             exit_code: Some(0),
             signal: None,
@@ -224,6 +328,7 @@ pub(crate) mod tests {
             frame_sha256: Some("00".repeat(32)),
             results: vec![],
             result_errors: vec![],
+            warnings: vec![],
             status: Status::Done,
             reason: None,
         }
@@ -295,13 +400,62 @@ pub(crate) mod tests {
             error: "EOF".into(),
         });
         r.status = Status::Failed;
-        let v = serde_json::to_value(&r).unwrap();
+        let text = serde_json::to_string(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["status"], "failed");
         assert_eq!(v["result_errors"][0]["source"], "result_file");
         assert_eq!(v["array_job_id"], 1000);
-        let back: TaskRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(v["version"], RECORD_VERSION);
+        let back: TaskRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
         assert_eq!(sample(1).duration(), Some(10.5));
+    }
+
+    #[test]
+    fn results_are_kept_as_printed() {
+        let printed =
+            r#"{"id":12345678901234567890123,"z":1,"a":2,"a":3,"f":1.50,"e":1E+2, "s":"x\u0041"}"#;
+        let raw = RawJson::parse(printed).unwrap();
+        assert_eq!(raw.as_str(), printed);
+        let mut r = sample(4);
+        r.results = vec![raw, RawJson::parse(" 7 ").unwrap()];
+        // Compact (manifest) and pretty (record file) forms both carry the text verbatim.
+        for text in [
+            serde_json::to_string(&r).unwrap(),
+            serde_json::to_string_pretty(&r).unwrap(),
+        ] {
+            assert!(text.contains(printed), "{text}");
+            let back: TaskRecord = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.results[0].as_str(), printed);
+            assert_eq!(back.results[1].as_str(), "7");
+            assert_eq!(back, r);
+        }
+        assert!(RawJson::parse("{").is_err());
+        assert!(RawJson::parse("1 2").is_err());
+        // A multi-line document becomes one line; strings and numbers are untouched.
+        let doc = "{\n  \"a b\": 12345678901234567890123,\r\n\t\"k\": [1,\n 2]\n}\n";
+        assert_eq!(
+            RawJson::parse(doc).unwrap().as_str(),
+            r#"{"a b": 12345678901234567890123,"k": [1,2]}"#
+        );
+    }
+
+    #[test]
+    fn version_1_records_are_read() {
+        let v1 = r#"{"version":1,"index":3,"attempt":0,"job_id":7,"array_job_id":null,
+            "array_task_id":null,"step":"batch","task_id":0,"task_count":1,"node":"c1",
+            "exit_code":0,"signal":null,"core_dumped":false,"start_time":1.0,"end_time":2.0,
+            "frame_path":null,"frame_size":null,"frame_sha256":null,
+            "results":[{"b":1.2345678901234568e22,"a":1}],"result_errors":[],
+            "status":"done","reason":null}"#;
+        let r: TaskRecord = serde_json::from_str(v1).unwrap();
+        assert_eq!(r.version, 1);
+        assert_eq!((r.uid, r.job_task_count, r.submission), (None, None, None));
+        assert!(r.warnings.is_empty());
+        assert_eq!(
+            r.results[0].as_str(),
+            r#"{"b":1.2345678901234568e22,"a":1}"#
+        );
     }
 
     #[test]

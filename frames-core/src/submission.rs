@@ -17,8 +17,35 @@ use crate::options::DEFAULT_RESULT_PREFIX;
 use crate::pattern::DEFAULT_PATTERN;
 use crate::{Problem, atomic, ranges};
 
-/// Version of the submission format written by this crate.
-pub const SUBMISSION_VERSION: u32 = 1;
+/// Version of the submission format written by this crate. Version 1 had no `id`, `uid`,
+/// `job_id` or `state`: such files are read as `Accepted` with an empty id (the plugin that
+/// wrote them could not tell, and they counted before).
+pub const SUBMISSION_VERSION: u32 = 2;
+
+/// Environment variable that carries the submission id into the job. It is set with
+/// `spank_job_control_setenv`, which sbatch/salloc/srun pass to the job as `SLURM_SPANK_<name>`
+/// even with `--export=NONE`; the records of the job's tasks copy it into `submission`.
+pub const SUBMISSION_ENV: &str = "FRAMES_SUBMISSION";
+
+/// How far a submission got, as the submitting process knows it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionState {
+    /// Written before the job request was sent. sbatch does not tell plugins its job id, so
+    /// an sbatch submission stays provisional until the reader links it to a job: by a record
+    /// whose `submission` is this id, or by Slurm's queue/accounting. Past a short grace
+    /// period, a provisional submission that neither links is a rejected one.
+    Provisional,
+    /// Slurm accepted it: `job_id` is the job (srun and salloc know it when they end).
+    Accepted,
+    /// The submitting process ended without a job (slurmctld refused it, or the user
+    /// interrupted it): never expected work, never resubmitted.
+    Rejected,
+}
+
+fn legacy_state() -> SubmissionState {
+    SubmissionState::Accepted
+}
 
 /// sbatch short options that take a value (`-a 0-9` or `-a0-9`).
 const SHORT_WITH_VALUE: &str = "aAbBcCdDeFGiJLmMnNopqStwx";
@@ -318,6 +345,21 @@ impl Parsed {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Submission {
     pub version: u32,
+    /// Unique id, also the file's name without `.json` (`<time>-<host>-<pid>`); exported to the
+    /// job as [`SUBMISSION_ENV`] so its records name it. Empty in version 1.
+    #[serde(default)]
+    pub id: String,
+    /// The submitting user; `None` in version 1.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// The job Slurm created, when the submitting process learned it (srun, salloc).
+    #[serde(default)]
+    pub job_id: Option<u32>,
+    #[serde(default = "legacy_state")]
+    pub state: SubmissionState,
+    /// Why a rejected submission was judged so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Unix seconds.
     pub time: f64,
     /// Working directory of the submission (relative script paths are relative to it).
@@ -349,6 +391,11 @@ impl Submission {
         };
         Submission {
             version: SUBMISSION_VERSION,
+            id: String::new(),
+            uid: None,
+            job_id: None,
+            state: SubmissionState::Provisional,
+            reason: None,
             time,
             cwd: cwd.to_owned(),
             argv: argv.to_vec(),
@@ -461,10 +508,16 @@ impl Submission {
 
     /// `true` when argv[0] is sbatch (only sbatch submissions can be resubmitted).
     pub fn is_sbatch(&self) -> bool {
+        self.command() == "sbatch"
+    }
+
+    /// The program's name: "sbatch", "salloc", "srun" (argv[0]'s file name).
+    pub fn command(&self) -> &str {
         self.argv
             .first()
             .and_then(|a| Path::new(a).file_name())
-            .is_some_and(|n| n == "sbatch")
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
     }
 }
 
@@ -550,17 +603,33 @@ pub fn shell_join(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Stores a submission as `submissions/<time>-<pid>.json`, never replacing another one.
-pub fn write(layout: &Layout, submission: &Submission) -> io::Result<PathBuf> {
-    let bytes = serde_json::to_vec_pretty(submission).map_err(io::Error::other)?;
-    let base = format!("{:.6}-{}", submission.time, std::process::id());
+/// The file of the submission with this id.
+pub fn path_of(layout: &Layout, id: &str) -> PathBuf {
+    layout.submissions_dir().join(format!("{id}.json"))
+}
+
+/// Stores a new submission as `submissions/<id>.json`, never replacing another one. The id
+/// is `<time>-<host>-<pid>` (a suffix `-N` when taken), set in `submission.id`.
+pub fn write(layout: &Layout, submission: &mut Submission, host: &str) -> io::Result<PathBuf> {
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!("{:.6}-{host}-{}", submission.time, std::process::id());
     for n in 0..1000u32 {
-        let name = if n == 0 {
-            format!("{base}.json")
+        submission.id = if n == 0 {
+            base.clone()
         } else {
-            format!("{base}-{n}.json")
+            format!("{base}-{n}")
         };
-        let path = layout.submissions_dir().join(name);
+        let bytes = serde_json::to_vec_pretty(submission).map_err(io::Error::other)?;
+        let path = path_of(layout, &submission.id);
         match atomic::write_new(&path, &bytes) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -574,6 +643,16 @@ pub fn write(layout: &Layout, submission: &Submission) -> io::Result<PathBuf> {
             layout.submissions_dir().display()
         ),
     ))
+}
+
+/// Rewrites a submission written by [`write`] with its outcome (state, job id, reason),
+/// atomically (readers see the old or the new file, never a mix).
+pub fn update(layout: &Layout, submission: &Submission) -> io::Result<PathBuf> {
+    let mut bytes = serde_json::to_vec_pretty(submission).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    let path = path_of(layout, &submission.id);
+    atomic::write_atomic(&path, &bytes)?;
+    Ok(path)
 }
 
 /// Largest submission file read (a command line and environment summary); bigger is a problem.
@@ -776,19 +855,48 @@ mod tests {
         let layout = Layout::new(tmp.path());
         assert!(read_all(&layout).unwrap().0.is_empty());
         layout.create_dirs().unwrap();
-        let a = sub("sbatch --array=0-3 r.sh");
+        let mut a = sub("sbatch --array=0-3 r.sh");
         let mut b = a.clone();
         b.time = 0.5;
-        let pa = write(&layout, &a).unwrap();
-        let pa2 = write(&layout, &a).unwrap();
+        let pa = write(&layout, &mut a, "c1.local").unwrap();
+        let first_id = a.id.clone();
+        assert_eq!(
+            first_id,
+            format!("1.500000-c1_local-{}", std::process::id())
+        );
+        assert_eq!(pa, path_of(&layout, &first_id));
+        let mut a2 = a.clone();
+        let pa2 = write(&layout, &mut a2, "c1.local").unwrap();
         assert_ne!(pa, pa2);
-        write(&layout, &b).unwrap();
+        assert_eq!(a2.id, format!("{first_id}-1"));
+        write(&layout, &mut b, "c1.local").unwrap();
         std::fs::write(layout.submissions_dir().join("junk.json"), "{").unwrap();
+        // The outcome replaces the provisional file.
+        a.state = SubmissionState::Accepted;
+        a.job_id = Some(42);
+        update(&layout, &a).unwrap();
         let (subs, problems) = read_all(&layout).unwrap();
-        assert_eq!(subs, vec![b, a.clone(), a]);
+        assert_eq!(subs, vec![b, a2, a]);
         assert_eq!(problems.len(), 1);
         assert!(problems[0].path.ends_with("junk.json"));
         assert!(problems[0].error.contains("not a submission"));
+    }
+
+    #[test]
+    fn version_1_submissions_are_read_as_accepted() {
+        let v1 = r#"{"version":1,"time":1.5,"cwd":"/h","argv":["sbatch","--array=0-3","r.sh"],
+            "array":"0-3","frame_dir":"/f","frame_pattern":"frame_%04d.png","t0":0.0,"dt":1.0,
+            "result_prefix":"RESULT:"}"#;
+        let s: Submission = serde_json::from_str(v1).unwrap();
+        assert_eq!(s.state, SubmissionState::Accepted);
+        assert_eq!((s.id.as_str(), s.uid, s.job_id), ("", None, None));
+        // A new one starts provisional and says so in its file.
+        let n = sub("sbatch r.sh");
+        assert_eq!(n.state, SubmissionState::Provisional);
+        let text = serde_json::to_string(&n).unwrap();
+        assert!(text.contains(r#""state":"provisional""#), "{text}");
+        assert_eq!(n.command(), "sbatch");
+        assert_eq!(sub("/usr/bin/salloc -N2").command(), "salloc");
     }
 
     #[test]

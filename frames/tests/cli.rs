@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use frames_core::Layout;
 use frames_core::atomic::write_new;
 use frames_core::layout::{StepId, TaskKey};
-use frames_core::record::{RECORD_VERSION, Status, TaskRecord};
+use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord};
 use frames_core::submission::{self, Submission};
 use frames_core::test_util::TempDir;
 
@@ -38,6 +38,9 @@ fn record(index: u64, node: &str, frame: Option<&Path>, exit_code: i32) -> TaskR
         step: "batch".into(),
         task_id: 0,
         task_count: 1,
+        job_task_count: None,
+        uid: None,
+        submission: None,
         node: node.into(),
         exit_code: Some(exit_code),
         signal: None,
@@ -47,8 +50,9 @@ fn record(index: u64, node: &str, frame: Option<&Path>, exit_code: i32) -> TaskR
         frame_path: frame.map(|p| p.display().to_string()),
         frame_size,
         frame_sha256: None,
-        results: vec![serde_json::json!({"loss": index})],
+        results: vec![RawJson::parse(&format!(r#"{{"loss": {index}}}"#)).unwrap()],
         result_errors: vec![],
+        warnings: vec![],
         status: Status::Done,
         reason: None,
     };
@@ -69,8 +73,9 @@ fn put(layout: &Layout, r: &TaskRecord) {
 
 fn submit(layout: &Layout, cmd: &[&str]) {
     let argv: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-    let s = Submission::from_argv(&argv, "/home/u/anim", 1700000000.0);
-    submission::write(layout, &s).unwrap();
+    let mut s = Submission::from_argv(&argv, "/home/u/anim", 1700000000.0);
+    s.state = submission::SubmissionState::Accepted;
+    submission::write(layout, &mut s, "login").unwrap();
 }
 
 /// DIR with --array=0-5: 0,1,3 done; 2 and 5 failed on node c2; 4 missing.

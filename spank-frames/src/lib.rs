@@ -18,6 +18,8 @@ use remote::Remote;
 pub struct Frames {
     options: FrameOptions,
     remote: Remote,
+    /// srun/salloc: the submission to complete once its outcome is known.
+    pending: Option<submit::Pending>,
 }
 
 /// plugstack.conf arguments this plugin accepts.
@@ -40,16 +42,27 @@ impl Plugin for Frames {
     }
 
     fn init_post_opt(&mut self, sp: &Spank) -> Result<()> {
-        if !self.options.enabled() {
-            return Ok(());
-        }
         match sp.context() {
+            // Frame options without --frame-dir are refused here, in srun/sbatch/salloc,
+            // never in slurmstepd (a refusal there fails a job that was already accepted).
             context @ (Context::Local | Context::Allocator) => {
-                submit::check(&self.options, context)
+                self.pending = submit::check(&self.options, context, sp)?;
+                Ok(())
             }
-            Context::Remote => self.remote.init_post_opt(sp, &self.options),
+            Context::Remote if self.options.enabled() => {
+                self.remote.init_post_opt(sp, &self.options)
+            }
             _ => Ok(()),
         }
+    }
+
+    fn local_user_init(&mut self, sp: &Spank) -> Result<()> {
+        submit::local_user_init(&mut self.pending, sp)
+    }
+
+    fn exit(&mut self, _sp: &Spank) -> Result<()> {
+        submit::exit(&mut self.pending);
+        Ok(())
     }
 
     fn task_init(&mut self, sp: &Spank) -> Result<()> {
@@ -68,5 +81,11 @@ impl Plugin for Frames {
 spank::spank_plugin!(
     Frames,
     "spank_frames",
-    [init_post_opt, task_post_fork, task_exit]
+    [
+        init_post_opt,
+        local_user_init,
+        task_post_fork,
+        task_exit,
+        exit
+    ]
 );

@@ -40,6 +40,8 @@ pub struct FrameOptions {
     pub t0: f64,
     pub dt: f64,
     pub result_prefix: String,
+    /// The options other than --frame-dir that were given, in order (each name once).
+    pub given: Vec<&'static str>,
 }
 
 impl Default for FrameOptions {
@@ -51,6 +53,7 @@ impl Default for FrameOptions {
             t0: 0.0,
             dt: 1.0,
             result_prefix: DEFAULT_PREFIX.to_string(),
+            given: Vec::new(),
         }
     }
 }
@@ -60,10 +63,38 @@ impl FrameOptions {
         self.frame_dir.is_some()
     }
 
+    /// Refuses frame options given without --frame-dir: they would be silently ignored
+    /// (the job would run without frames while the user believes it routes them).
+    pub fn check_complete(&self) -> Result<()> {
+        if self.enabled() || self.given.is_empty() {
+            return Ok(());
+        }
+        let list = self
+            .given
+            .iter()
+            .map(|n| format!("--{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (verb, pronoun) = if self.given.len() == 1 {
+            ("has", "it")
+        } else {
+            ("have", "them")
+        };
+        Err(Error::new(format!(
+            "{list} {verb} no effect without --frame-dir=DIR: add --frame-dir (an absolute directory) or drop {pronoun}"
+        )))
+    }
+
     /// Records one option value, refusing bad ones with a message naming the value and what
     /// is expected (the layer prefixes the option name).
     pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<()> {
         let value = value.unwrap_or("");
+        if let Some(spec) = SPECS.iter().find(|s| s.name == name)
+            && name != "frame-dir"
+            && !self.given.contains(&spec.name)
+        {
+            self.given.push(spec.name);
+        }
         match name {
             "frame-dir" => self.frame_dir = Some(parse_frame_dir(value)?),
             "frame-pattern" => {
@@ -144,5 +175,28 @@ mod tests {
         assert_eq!(options.pattern_text, "f_%05d.exr");
         assert!(options.set("result-prefix", Some("")).is_err());
         assert!(options.set("nope", None).is_err());
+    }
+
+    #[test]
+    fn frame_options_without_frame_dir_are_refused() {
+        let mut options = FrameOptions::default();
+        assert!(options.check_complete().is_ok());
+        options.set("frame-t0", Some("1")).unwrap();
+        let e = options.check_complete().unwrap_err();
+        assert_eq!(
+            e.message(),
+            "--frame-t0 has no effect without --frame-dir=DIR: add --frame-dir (an absolute directory) or drop it"
+        );
+        options.set("frame-pattern", Some("f_%d.exr")).unwrap();
+        options.set("frame-t0", Some("2")).unwrap();
+        let e = options.check_complete().unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("--frame-t0, --frame-pattern have no effect without --frame-dir"),
+            "{}",
+            e.message()
+        );
+        options.set("frame-dir", Some("/f")).unwrap();
+        assert!(options.check_complete().is_ok());
     }
 }

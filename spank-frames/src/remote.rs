@@ -1,13 +1,18 @@
 //! slurmstepd side. Before the fork (root): decide whether this step routes frames and set
 //! what all tasks share. In each task (the user, before exec): per-task variables and the
 //! result capture. After each task (root): the record, written by a child running as the user.
+//!
+//! Every step of a job with --frame-dir records its tasks on the node where they ran: the
+//! batch script's step, and each srun step inside it or inside salloc (same FRAME_INDEX as
+//! the batch step for an array element). Records are keyed by (index, attempt, job, step,
+//! task), so no task's record replaces another's.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use frames_core::layout::{Layout, StepId, TaskKey};
 use frames_core::pattern::JobIds;
-use frames_core::record::{ResultError, ResultSource, Status, TaskRecord};
+use frames_core::record::{RECORD_VERSION, RawJson, ResultError, ResultSource, Status, TaskRecord};
 use spank::{Error, Result, Spank, TaskExit};
 
 use crate::as_user::{Identity, run_as_user};
@@ -15,6 +20,11 @@ use crate::options::FrameOptions;
 
 /// Slurm's step id of a batch script (SLURM_BATCH_SCRIPT).
 const BATCH_STEP: u32 = 0xffff_fffb;
+/// Step ids from here up are Slurm's special steps (extern, interactive, pending...) other
+/// than the batch step: they run no user work of their own to record.
+const SPECIAL_STEPS: u32 = 0xffff_fff0;
+/// Most warnings one record carries; the rest are counted in a last one.
+const MAX_WARNINGS: usize = 10;
 /// How long task_exit waits for the capture process to finish after the task ended.
 const CAPTURE_WAIT: Duration = Duration::from_secs(5);
 /// Upper bound for writing one record (and, for the last task, merging all of them).
@@ -32,6 +42,10 @@ struct Step {
     identity: Identity,
     groups: Vec<u32>,
     task_count: u32,
+    /// SLURM_NTASKS of the job, known in the batch step.
+    job_task_count: Option<u32>,
+    /// The submission id the job carries (SLURM_SPANK_FRAMES_SUBMISSION).
+    submission: Option<String>,
 }
 
 #[derive(Default)]
@@ -97,19 +111,40 @@ fn with_attempt(layout: &Layout, mut key: TaskKey) -> TaskKey {
 }
 
 impl Remote {
-    /// Before the fork, as root. Passive when an enclosing batch step already routes frames
-    /// (an srun inside the batch script inherits FRAME_INDEX and the options).
+    /// Before the fork, as root: what every task of this step shares. Environment values
+    /// are read once here, not per task.
     pub fn init_post_opt(&mut self, sp: &Spank, options: &FrameOptions) -> Result<()> {
         let Some(dir) = &options.frame_dir else {
             return Ok(());
         };
-        if sp.getenv("FRAME_INDEX")?.is_some() {
-            tracing::debug!("step inside a job that already routes frames: nothing to do");
-            return Ok(());
-        }
         let job_id = sp.job_id()?;
         let step_id = sp.step_id()?;
-        let array = sp.array()?;
+        if step_id != BATCH_STEP && step_id >= SPECIAL_STEPS {
+            tracing::debug!("special step {step_id:#x}: no tasks of its own to record");
+            return Ok(());
+        }
+        let env_u32 = |name: &str| -> Option<u32> {
+            sp.getenv(name)
+                .ok()
+                .flatten()
+                .and_then(|v| v.trim().parse().ok())
+        };
+        // An srun step of an array element: Slurm gives the array ids to the batch step; the
+        // step has them from the job's environment.
+        let array = sp.array()?.or_else(|| {
+            Some((
+                env_u32("SLURM_ARRAY_JOB_ID")?,
+                env_u32("SLURM_ARRAY_TASK_ID")?,
+            ))
+        });
+        let submission = sp
+            .getenv(&format!(
+                "SLURM_SPANK_{}",
+                frames_core::submission::SUBMISSION_ENV
+            ))
+            .ok()
+            .flatten()
+            .filter(|v| !v.is_empty() && v.len() <= 256);
         let step = Step {
             layout: Layout::new(dir.clone()),
             ids: JobIds {
@@ -129,6 +164,12 @@ impl Remote {
             },
             groups: sp.supplementary_gids().unwrap_or_default(),
             task_count: sp.total_task_count().unwrap_or(1).max(1),
+            job_task_count: if step_id == BATCH_STEP {
+                env_u32("SLURM_NTASKS")
+            } else {
+                None
+            },
+            submission,
         };
         sp.setenv("FRAME_DIR", &dir.display().to_string(), true)?;
         sp.setenv("FRAME_ATTEMPT", &step.attempt.to_string(), true)?;
@@ -136,13 +177,16 @@ impl Remote {
         Ok(())
     }
 
-    fn key(step: &Step, global_task: u32) -> TaskKey {
+    /// The task's key. The attempt is Slurm's restart count as the task sees it: a batch
+    /// step's SLURM_RESTART_COUNT is only in the environment Slurm builds for its task (after
+    /// init_post_opt), where task_init and task_exit both read it.
+    fn key(sp: &Spank, step: &Step, global_task: u32) -> TaskKey {
         TaskKey {
             index: step
                 .ids
                 .array_task_id
                 .map_or(u64::from(global_task), u64::from),
-            attempt: step.attempt,
+            attempt: step.attempt.max(restart_count(sp)),
             job_id: step.ids.job_id,
             step: step.step,
             task_id: global_task,
@@ -155,13 +199,15 @@ impl Remote {
             return Ok(());
         };
         let layout = &step.layout;
-        let key = with_attempt(layout, Self::key(step, sp.task_global_id()?));
-        layout.create_dirs().map_err(|e| {
+        // Private to the job's user before anything is read or written there (this process
+        // is already the user); a .frames another user owns fails the task with the reason.
+        layout.create_private_dirs(step.identity.uid).map_err(|e| {
             Error::new(format!(
-                "--frame-dir: cannot prepare '{}': {e}",
-                layout.state_dir().display()
+                "--frame-dir: cannot use '{}': {e}",
+                layout.root().display()
             ))
         })?;
+        let key = with_attempt(layout, Self::key(sp, step, sp.task_global_id()?));
         let time = frames_core::options::frame_time(options.t0, options.dt, key.index);
         sp.setenv("FRAME_INDEX", &key.index.to_string(), true)?;
         sp.setenv("FRAME_ATTEMPT", &key.attempt.to_string(), true)?;
@@ -212,7 +258,7 @@ impl Remote {
             .task_local_id()
             .ok()
             .and_then(|id| self.starts.remove(&id));
-        let key = Self::key(step, global);
+        let key = Self::key(sp, step, global);
         let exit = sp.task_exit_status()?;
         let (exit_code, signal, core_dumped) = match exit {
             TaskExit::Exited(code) => (Some(code), None, false),
@@ -227,7 +273,7 @@ impl Remote {
             .expand(key.index, &step.ids)
             .map(|relative| step.layout.root().join(relative));
         let record = TaskRecord {
-            version: 1,
+            version: RECORD_VERSION,
             index: key.index,
             attempt: key.attempt,
             job_id: step.ids.job_id,
@@ -236,6 +282,9 @@ impl Remote {
             step: key.step.to_string(),
             task_id: global,
             task_count: step.task_count,
+            job_task_count: step.job_task_count,
+            uid: Some(step.identity.uid),
+            submission: step.submission.clone(),
             node: node_name(),
             exit_code,
             signal,
@@ -247,6 +296,7 @@ impl Remote {
             frame_sha256: None,
             results: Vec::new(),
             result_errors: Vec::new(),
+            warnings: Vec::new(),
             status: Status::Failed,
             reason: None,
         };
@@ -264,6 +314,62 @@ impl Remote {
         }
         Ok(())
     }
+}
+
+/// The batch script's stdout carries the output of its srun steps, so its capture also saw
+/// the result lines those steps' tasks printed, which their own records already hold. Those
+/// are removed from the batch record (each once, by exact text), so a result is recorded by
+/// the task that printed it and counted once. Runs once per job (the batch step has one task),
+/// after its steps ended.
+fn drop_step_results(layout: &Layout, key: &TaskKey, results: &mut Vec<RawJson>) {
+    let Ok(entries) = std::fs::read_dir(layout.records_dir()) else {
+        return;
+    };
+    let mut printed_by_steps: HashMap<String, usize> = HashMap::new();
+    for entry in entries.flatten() {
+        let Some(k) = TaskKey::parse_record_name(&entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if k.job_id != key.job_id || k.attempt != key.attempt || k.step == StepId::Batch {
+            continue;
+        }
+        let Ok(bytes) = frames_core::atomic::read_regular_nofollow(&entry.path(), 64 << 20) else {
+            continue;
+        };
+        let Ok(step_record) = serde_json::from_slice::<TaskRecord>(&bytes) else {
+            continue;
+        };
+        for r in step_record.results {
+            *printed_by_steps.entry(r.as_str().to_owned()).or_default() += 1;
+        }
+    }
+    results.retain(|r| match printed_by_steps.get_mut(r.as_str()) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            false
+        }
+        _ => true,
+    });
+}
+
+/// The result data that did not make it into `results`, one sentence per problem (at most
+/// MAX_WARNINGS, then a count), for `frames status` to show on the frame.
+fn warnings(errors: &[ResultError]) -> Vec<String> {
+    let mut out: Vec<String> = errors
+        .iter()
+        .take(MAX_WARNINGS)
+        .map(|e| match e.source {
+            ResultSource::Stdout => format!("result line not kept: {}", e.error),
+            ResultSource::ResultFile => format!("FRAME_RESULT not kept: {}", e.error),
+        })
+        .collect();
+    if errors.len() > MAX_WARNINGS {
+        out.push(format!(
+            "{} more result problems (see result_errors)",
+            errors.len() - MAX_WARNINGS
+        ));
+    }
+    out
 }
 
 fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
@@ -330,7 +436,10 @@ fn write_record(
             ),
         }),
         Ok(_) => match read_regular(&result_file) {
-            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(bytes) => match std::str::from_utf8(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|text| RawJson::parse(text).map_err(|e| e.to_string()))
+            {
                 Ok(value) => record.results.push(value),
                 Err(e) => record.result_errors.push(ResultError {
                     source: ResultSource::ResultFile,
@@ -352,6 +461,10 @@ fn write_record(
         record.frame_size = Some(size);
         record.frame_sha256 = Some(sha);
     }
+    if key.step == StepId::Batch && !record.results.is_empty() {
+        drop_step_results(layout, key, &mut record.results);
+    }
+    record.warnings = warnings(&record.result_errors);
     record.decide(frame_path.is_some());
     let bytes = serde_json::to_vec_pretty(&record)
         .map_err(|e| format!("record not written: cannot serialize it: {e}"))?;

@@ -299,11 +299,9 @@ fn last_task_merges_manifest_and_summaries() {
         .collect();
     let layout = frames_core::layout::Layout::new(&dir);
     layout.create_dirs().unwrap();
-    frames_core::submission::write(
-        &layout,
-        &frames_core::submission::Submission::from_argv(&argv, "/", 1.0),
-    )
-    .unwrap();
+    let mut submission = frames_core::submission::Submission::from_argv(&argv, "/", 1.0);
+    submission.state = frames_core::submission::SubmissionState::Accepted;
+    frames_core::submission::write(&layout, &mut submission, "login").unwrap();
     for index in 0..2 {
         array_task(&dir, index, "printf x > \"$FRAME_PATH\"");
     }
