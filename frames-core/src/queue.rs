@@ -16,10 +16,13 @@ use std::time::{Duration, Instant};
 use crate::merge::{self, Collection, Summary};
 use crate::ranges;
 use crate::record::Status;
+use crate::submission::{Submission, SubmissionState};
 
 /// squeue's fields, `|`-separated: job id, array job id, array task id (or range while the
-/// array's rest is pending, "N/A" for non-array jobs), state, nodes, reason.
-pub const SQUEUE_FORMAT: &str = "%A|%F|%K|%T|%N|%r";
+/// array's rest is pending, "N/A" for non-array jobs), state, nodes, reason, then (to link a
+/// submission to its job) uid, submit time (printed in UTC: the runner sets TZ=UTC) and the
+/// working directory, last because a path may hold a `|`.
+pub const SQUEUE_FORMAT: &str = "%A|%F|%K|%T|%N|%r|%U|%V|%Z";
 /// sacct's fields (`--parsable2` separates them with `|`).
 pub const SACCT_FORMAT: &str = "JobIDRaw,JobID,State,NodeList,ExitCode";
 /// The programs, overridable (FRAMES_SQUEUE, FRAMES_SACCT, FRAMES_SINFO) so tests can stand
@@ -118,7 +121,7 @@ impl Source {
 }
 
 /// One job, or one array task, as squeue or sacct reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// The job's own id (for an array task: its own id, e.g. 12 for task 12_3; for a
     /// still-pending rest of an array: the array job id).
@@ -135,6 +138,10 @@ pub struct Entry {
     /// squeue's reason ("BeginTime", "JobHeldUser"; "" from sacct).
     pub reason: String,
     pub source: Source,
+    /// The job's uid, submit time (Unix seconds) and working directory, when squeue said.
+    pub uid: Option<u32>,
+    pub submit_time: Option<f64>,
+    pub work_dir: String,
 }
 
 impl Entry {
@@ -185,9 +192,11 @@ pub fn parse_squeue(text: &str) -> Result<Vec<Entry>, String> {
     let src = Source::Squeue;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.splitn(6, '|').collect();
-        let [job, array_job, task, state, nodes, reason] = f[..] else {
-            return Err(bad_line(src, line, "expected 6 '|'-separated fields"));
+        let f: Vec<&str> = line.splitn(9, '|').collect();
+        let (job, array_job, task, state, nodes, reason, link) = match f[..] {
+            [j, a, t, st, n, r] => (j, a, t, st, n, r, None),
+            [j, a, t, st, n, r, u, v, z] => (j, a, t, st, n, r, Some((u, v, z))),
+            _ => return Err(bad_line(src, line, "expected 9 '|'-separated fields")),
         };
         let job_id = parse_id(src, line, job)?;
         let tasks = tasks_of(src, line, task)?;
@@ -204,10 +213,41 @@ pub fn parse_squeue(text: &str) -> Result<Vec<Entry>, String> {
             nodes: nodes.trim().to_owned(),
             reason: reason.trim().to_owned(),
             source: src,
+            uid: link.and_then(|(u, _, _)| u.trim().parse().ok()),
+            submit_time: link.and_then(|(_, v, _)| parse_utc(v)),
+            work_dir: link.map(|(_, _, z)| z.to_owned()).unwrap_or_default(),
         };
         push_rows(&mut out, template, tasks);
     }
     Ok(out)
+}
+
+/// "2026-12-02T06:40:01" (UTC) as Unix seconds; None for "N/A" or anything else.
+fn parse_utc(text: &str) -> Option<f64> {
+    let (date, time) = text.trim().split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (&[y, m, day], &[hh, mm, ss]) = (&d[..], &t[..]) else {
+        return None;
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64)
 }
 
 /// Parses `sacct --noheader --parsable2 --allocations --format=SACCT_FORMAT` output. Step
@@ -237,6 +277,9 @@ pub fn parse_sacct(text: &str) -> Result<Vec<Entry>, String> {
             nodes: nodes.trim().to_owned(),
             reason: String::new(),
             source: src,
+            uid: None,
+            submit_time: None,
+            work_dir: String::new(),
         };
         push_rows(&mut out, template, tasks);
     }
@@ -520,14 +563,130 @@ pub fn never_starts_by_itself(reason: &str) -> bool {
     REASONS.iter().any(|r| reason.starts_with(r))
 }
 
-/// The job ids to ask Slurm about for a frame dir: each array job and non-array job its
-/// records name. (Jobs that wrote no record yet are known once the submission side links
-/// them to their job id: see frames-model.md.)
-pub fn dir_job_ids(c: &Collection) -> BTreeSet<u32> {
-    c.records
+/// The jobs of a frame dir: array jobs (by array job id) and non-array jobs, from its records,
+/// from the submissions that know their job (srun, salloc) and from links squeue made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DirJobs {
+    pub arrays: BTreeSet<u32>,
+    pub singles: BTreeSet<u32>,
+    /// (submission id, job id) linked by squeue: user, working directory and submit time.
+    pub linked: Vec<(String, u32)>,
+}
+
+impl DirJobs {
+    pub fn ids(&self) -> BTreeSet<u32> {
+        self.arrays.union(&self.singles).copied().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.arrays.is_empty() && self.singles.is_empty()
+    }
+}
+
+/// The dir's jobs its records and submissions name.
+pub fn dir_jobs(c: &Collection) -> DirJobs {
+    let mut jobs = DirJobs::default();
+    for r in &c.records {
+        match r.array_job_id {
+            Some(a) => jobs.arrays.insert(a),
+            None => jobs.singles.insert(r.job_id),
+        };
+    }
+    for sub in &c.submissions {
+        if let Some(j) = sub.job_id {
+            match sub.array {
+                Some(_) => jobs.arrays.insert(j),
+                None => jobs.singles.insert(j),
+            };
+        }
+    }
+    jobs
+}
+
+/// sbatch submissions no record and no job id links yet (sbatch does not tell the plugin its
+/// job id): what squeue may link.
+fn unlinked(c: &Collection) -> Vec<&Submission> {
+    let named: BTreeSet<&str> = c
+        .records
         .iter()
-        .map(|r| r.array_job_id.unwrap_or(r.job_id))
-        .collect()
+        .filter_map(|r| r.submission.as_deref())
+        .collect();
+    let mut subs: Vec<&Submission> = c
+        .submissions
+        .iter()
+        .filter(|s| {
+            s.state == SubmissionState::Provisional
+                && s.job_id.is_none()
+                && s.is_sbatch()
+                && !(s.id.is_empty() || named.contains(s.id.as_str()))
+        })
+        .collect();
+    subs.sort_by(|a, b| a.time.total_cmp(&b.time));
+    subs
+}
+
+/// How long after the submission was written its job may have been submitted (sbatch writes
+/// the submission, then sends the request; a slow controller answers within MessageTimeout).
+const LINK_WINDOW: f64 = 60.0;
+
+/// Links each unlinked sbatch submission to the earliest job squeue lists of the same user,
+/// working directory and array-ness submitted within LINK_WINDOW after it (never before it,
+/// by more than a clock second), that no other submission or record of the dir has.
+pub fn link(c: &Collection, jobs: &mut DirJobs, entries: &[Entry]) {
+    let mut taken = jobs.ids();
+    for sub in unlinked(c) {
+        let best = entries
+            .iter()
+            .filter(|e| sub.uid.is_none_or(|u| e.uid == Some(u)))
+            .filter(|e| e.work_dir == sub.cwd)
+            .filter(|e| e.array_job_id.is_some() == sub.array.is_some())
+            .filter_map(|e| Some((e.submit_time?, e.array_job_id.unwrap_or(e.job_id))))
+            .filter(|(t, id)| {
+                *t >= sub.time.floor() - 1.0 && *t <= sub.time + LINK_WINDOW && !taken.contains(id)
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if let Some((_, id)) = best {
+            taken.insert(id);
+            jobs.linked.push((sub.id.clone(), id));
+            if sub.array.is_some() {
+                jobs.arrays.insert(id);
+            } else {
+                jobs.singles.insert(id);
+            }
+        }
+    }
+}
+
+/// Links the dir's unlinked sbatch submissions through the submitting users' jobs in squeue
+/// (one call per user). Returns an error line when squeue could not be asked.
+pub fn link_by_squeue(c: &Collection, jobs: &mut DirJobs, limit: Duration) -> Option<String> {
+    let subs = unlinked(c);
+    if subs.is_empty() {
+        return None;
+    }
+    let users: BTreeSet<String> = subs
+        .iter()
+        .map(|s| s.uid.map_or_else(|| "".to_string(), |u| u.to_string()))
+        .collect();
+    let mut entries = Vec::new();
+    for user in users {
+        let mut args = vec![
+            "--noheader".to_string(),
+            "--array".to_string(),
+            "--states=all".to_string(),
+            format!("--format={SQUEUE_FORMAT}"),
+        ];
+        if !user.is_empty() {
+            args.push(format!("--user={user}"));
+        }
+        match run_bounded(&program("squeue"), &args, limit).map(|t| parse_squeue(&t)) {
+            Ok(Ok(mut e)) => entries.append(&mut e),
+            Ok(Err(e)) => return Some(e),
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+    link(c, jobs, &entries);
+    None
 }
 
 /// What Slurm still does with a frame dir's jobs, in the dir's terms.
@@ -591,7 +750,7 @@ impl Live {
 /// Reads the view in the dir's terms: which indices and jobs are still active, lost, stuck or
 /// unknown. An index counts as active when any array job of the dir (the render and its
 /// resubmit) still has that task pending, running or requeued.
-pub fn live(c: &Collection, view: &QueueView) -> Live {
+pub fn live(c: &Collection, jobs: &DirJobs, view: &QueueView) -> Live {
     let done: BTreeSet<u64> = c
         .records
         .iter()
@@ -599,14 +758,7 @@ pub fn live(c: &Collection, view: &QueueView) -> Live {
         .map(|r| r.index)
         .collect();
     let mut live = Live::default();
-    let mut arrays = BTreeSet::new();
-    let mut singles = BTreeSet::new();
-    for r in &c.records {
-        match r.array_job_id {
-            Some(a) => arrays.insert(a),
-            None => singles.insert(r.job_id),
-        };
-    }
+    let (arrays, singles) = (&jobs.arrays, &jobs.singles);
     let note = |live: &mut Live, e: &Entry| {
         live.by_state
             .entry(e.state.as_str().to_owned())
@@ -616,7 +768,7 @@ pub fn live(c: &Collection, view: &QueueView) -> Live {
             live.stuck.push(e.clone());
         }
     };
-    for &a in &arrays {
+    for &a in arrays {
         if !view.knows(a) {
             live.unknown.push(a);
             continue;
@@ -632,7 +784,7 @@ pub fn live(c: &Collection, view: &QueueView) -> Live {
             }
         }
     }
-    for &j in &singles {
+    for &j in singles {
         let Some(e) = view.job(j) else {
             live.unknown.push(j);
             continue;
@@ -677,40 +829,44 @@ pub fn exclude_active(s: &mut Summary, c: &Collection, live: &Live) {
 mod tests {
     use super::*;
 
-    // Recorded on the 22.05.8 test cluster: `squeue --noheader --array --states=all
-    // --format=%A|%F|%K|%T|%N|%r` with a throttled array 1 (0-19%6), a job held by
-    // --begin (8) and a finished job (9); then the same without --array (rest compressed).
+    // Recorded on the 22.05.8 test cluster with TZ=UTC: `squeue --noheader --array
+    // --states=all --format=SQUEUE_FORMAT` with a throttled array 94 (0-9%3) and a held job
+    // 95, then the same without --array (the pending rest compressed), cut to a few lines.
     const SQUEUE_2205: &str = "\
-9|9|N/A|COMPLETED|c2|None
-1|1|6|PENDING||JobArrayTaskLimit
-1|1|7|PENDING||JobArrayTaskLimit
-8|8|N/A|PENDING||BeginTime
-2|1|0|RUNNING|c1|None
-6|1|4|RUNNING|c2|None
+94|94|3|PENDING||JobArrayTaskLimit|6001|2026-12-02T06:45:03|/tmp/spank-cluster-3/shared
+94|94|4|PENDING||JobArrayTaskLimit|6001|2026-12-02T06:45:03|/tmp/spank-cluster-3/shared
+95|95|N/A|PENDING||JobHeldUser|6001|2026-12-02T06:45:03|/tmp/spank-cluster-3/shared
+96|94|0|RUNNING|c1|None|6001|2026-12-02T06:45:03|/tmp/spank-cluster-3/shared
+97|94|1|RUNNING|c1|None|6001|2026-12-02T06:45:03|/tmp/spank-cluster-3/shared
+9|9|N/A|COMPLETED|c2|None|6001|2026-12-02T06:30:01|/tmp/spank-cluster-3/shared
 ";
-    const SQUEUE_2205_COMPRESSED: &str = "1|1|6-19%6|PENDING||JobArrayTaskLimit\n";
+    const SQUEUE_2205_COMPRESSED: &str = "94|94|3-9%3|PENDING||JobArrayTaskLimit|6001|2026-12-02T06:45:03|/tmp/spank-cluster-3/shared\n";
 
     #[test]
     fn squeue_rows_become_jobs_and_array_tasks() {
         let e = parse_squeue(SQUEUE_2205).unwrap();
         assert_eq!(e.len(), 6);
-        assert_eq!(e[0].array_task, None);
-        assert_eq!(e[0].state, State::Completed);
-        assert_eq!(e[0].nodes, "c2");
-        assert_eq!(e[1].name(), "1_6");
-        assert_eq!(e[1].reason, "JobArrayTaskLimit");
-        assert_eq!(e[3].state, State::Pending);
-        assert_eq!(e[3].reason, "BeginTime");
-        assert_eq!((e[4].job_id, e[4].name()), (2, "1_0".to_string()));
-        assert_eq!(e[5].state, State::Running);
+        assert_eq!((e[0].name(), e[0].job_id), ("94_3".to_string(), 94));
+        assert_eq!(e[0].state, State::Pending);
+        assert_eq!(e[0].reason, "JobArrayTaskLimit");
+        assert_eq!(e[2].array_task, None);
+        assert_eq!(e[2].reason, "JobHeldUser");
+        assert!(never_starts_by_itself(&e[2].reason));
+        assert_eq!((e[3].job_id, e[3].name()), (96, "94_0".to_string()));
+        assert_eq!(e[3].state, State::Running);
+        assert_eq!(e[3].nodes, "c1");
+        assert_eq!(e[5].state, State::Completed);
+        assert_eq!(e[5].uid, Some(6001));
+        assert_eq!(e[5].submit_time, parse_utc("2026-12-02T06:30:01"));
+        assert_eq!(e[5].work_dir, "/tmp/spank-cluster-3/shared");
     }
 
     #[test]
     fn squeue_compressed_pending_rest_expands_to_each_task() {
         let e = parse_squeue(SQUEUE_2205_COMPRESSED).unwrap();
-        assert_eq!(e.len(), 14);
-        assert_eq!(e[0].array_task, Some(6));
-        assert_eq!(e[13].array_task, Some(19));
+        assert_eq!(e.len(), 7);
+        assert_eq!(e[0].array_task, Some(3));
+        assert_eq!(e[6].array_task, Some(9));
         assert!(e.iter().all(|x| x.state == State::Pending));
     }
 
@@ -718,7 +874,7 @@ mod tests {
     fn squeue_bad_lines_are_named() {
         let err = parse_squeue("12|12|N/A|RUNNING\n").unwrap_err();
         assert!(
-            err.contains("'12|12|N/A|RUNNING'") && err.contains("6"),
+            err.contains("'12|12|N/A|RUNNING'") && err.contains("expected 9"),
             "{err}"
         );
         let err = parse_squeue("x|1|2|RUNNING|c1|None\n").unwrap_err();
@@ -870,8 +1026,9 @@ mod tests {
             )
             .unwrap(),
         );
-        assert_eq!(dir_job_ids(&c), BTreeSet::from([1000]));
-        let live = live(&c, &view);
+        let jobs = dir_jobs(&c);
+        assert_eq!(jobs.ids(), BTreeSet::from([1000]));
+        let live = live(&c, &jobs, &view);
         assert_eq!(live.active, BTreeSet::from([5, 6, 8, 9]));
         assert_eq!(
             live.lost_lines(),
@@ -902,7 +1059,7 @@ mod tests {
             Answer::Unavailable("accounting storage is disabled".into()),
             Vec::new(),
         );
-        let live = live(&c, &view);
+        let live = live(&c, &dir_jobs(&c), &view);
         assert!(live.is_idle());
         assert_eq!(live.unknown, [1000]);
         let mut s = merge::summarize(&c);
@@ -913,10 +1070,75 @@ mod tests {
             Answer::NotAsked,
             parse_squeue("1000|1000|5-9|PENDING||JobHeldUser\n").unwrap(),
         );
-        let live = super::live(&c, &held);
+        let live = super::live(&c, &dir_jobs(&c), &held);
         assert_eq!(live.stuck.len(), 5);
         assert!(live.all_stuck());
         assert_eq!(live.stuck[0].reason, "JobHeldUser");
+    }
+
+    #[test]
+    fn squeue_times_are_utc_seconds() {
+        assert_eq!(parse_utc("1970-01-01T00:00:00"), Some(0.0));
+        assert_eq!(parse_utc("2026-12-02T06:40:01"), Some(1_796_193_601.0));
+        assert_eq!(parse_utc("2024-02-29T12:00:00"), Some(1_709_208_000.0));
+        assert_eq!(parse_utc("N/A"), None);
+        assert_eq!(parse_utc("2026-13-02T06:40:01"), None);
+    }
+
+    #[test]
+    fn unlinked_sbatch_submissions_link_to_the_users_job_of_that_dir_and_time() {
+        use crate::submission::Submission;
+        let sub = |id: &str, array: bool, time: f64| {
+            let argv: Vec<String> = if array {
+                vec!["sbatch".into(), "--array=0-3".into(), "r.sh".into()]
+            } else {
+                vec!["sbatch".into(), "r.sh".into()]
+            };
+            let mut s = Submission::from_argv(&argv, "/home/u/proj", time);
+            s.id = id.into();
+            s.uid = Some(6001);
+            s
+        };
+        let c = Collection {
+            root: "/f".into(),
+            records: vec![],
+            // A sweep of two jobs one second apart, and an array.
+            submissions: vec![
+                sub("s1", false, 1_796_193_600.2),
+                sub("s2", false, 1_796_193_601.5),
+                sub("s3", true, 1_796_193_601.7),
+            ],
+            problems: vec![],
+        };
+        // squeue --user: another user's job, a job of another dir, a job from before, then
+        // the three jobs.
+        let entries = parse_squeue(
+            "40|40|N/A|RUNNING|c1|None|6002|2026-12-02T06:40:00|/home/u/proj\n\
+             41|41|N/A|RUNNING|c1|None|6001|2026-12-02T06:40:00|/home/u/other\n\
+             39|39|N/A|COMPLETED|c1|None|6001|2026-12-02T06:30:00|/home/u/proj\n\
+             42|42|N/A|PENDING||BeginTime|6001|2026-12-02T06:40:00|/home/u/proj\n\
+             43|43|N/A|PENDING||Priority|6001|2026-12-02T06:40:02|/home/u/proj\n\
+             44|44|0-3|PENDING||Priority|6001|2026-12-02T06:40:02|/home/u/proj\n",
+        )
+        .unwrap();
+        assert_eq!(entries[0].work_dir, "/home/u/proj");
+        let mut jobs = dir_jobs(&c);
+        assert!(jobs.is_empty());
+        link(&c, &mut jobs, &entries);
+        assert_eq!(
+            jobs.linked,
+            [
+                ("s1".to_string(), 42),
+                ("s2".to_string(), 43),
+                ("s3".to_string(), 44)
+            ]
+        );
+        assert_eq!(jobs.singles, BTreeSet::from([42, 43]));
+        assert_eq!(jobs.arrays, BTreeSet::from([44]));
+        let view = QueueView::from_entries(Answer::Answered, Answer::NotAsked, entries);
+        let live = live(&c, &jobs, &view);
+        assert_eq!(live.active_jobs.len(), 2);
+        assert_eq!(live.active, BTreeSet::from([0, 1, 2, 3]));
     }
 
     #[test]

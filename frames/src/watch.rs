@@ -48,6 +48,9 @@ pub struct Consulted {
     pub view: QueueView,
     pub live: Live,
     pub asked: usize,
+    pub jobs: queue::DirJobs,
+    /// Why squeue could not link the submissions that no record names yet.
+    pub link_error: Option<String>,
 }
 
 impl Consulted {
@@ -55,6 +58,14 @@ impl Consulted {
     /// because Slurm still runs it, what was lost with a node, what neither source knows.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for (sub, job) in &self.jobs.linked {
+            out.push(format!(
+                "submission {sub}: job {job} (linked by squeue: same user, working directory and submit time)"
+            ));
+        }
+        if let Some(e) = &self.link_error {
+            out.push(format!("queue: cannot link submissions to jobs: {e}"));
+        }
         if self.asked == 0 {
             out.push("queue: no job of this dir is known yet (no record names a job id)".into());
             return out;
@@ -114,22 +125,25 @@ fn reason_suffix(reason: &str) -> String {
 /// missing: when anything is left to propose, the records are read again and judged against
 /// the same answer.
 pub fn consult(layout: &Layout, c: &mut Collection, s: &mut Summary) -> Consulted {
-    let ids = queue::dir_job_ids(c);
-    let view = queue::ask(&ids, queue::DEFAULT_TIMEOUT);
-    let mut live = queue::live(c, &view);
+    let mut jobs = queue::dir_jobs(c);
+    let link_error = queue::link_by_squeue(c, &mut jobs, queue::DEFAULT_TIMEOUT);
+    let view = queue::ask(&jobs.ids(), queue::DEFAULT_TIMEOUT);
+    let mut live = queue::live(c, &jobs, &view);
     queue::exclude_active(s, c, &live);
     if !s.rerun_ranges.is_empty()
         && let Ok(fresh) = merge::collect(layout)
     {
         *c = fresh;
         *s = merge::summarize(c);
-        live = queue::live(c, &view);
+        live = queue::live(c, &jobs, &view);
         queue::exclude_active(s, c, &live);
     }
     Consulted {
         view,
         live,
-        asked: ids.len(),
+        asked: jobs.ids().len(),
+        jobs,
+        link_error,
     }
 }
 
