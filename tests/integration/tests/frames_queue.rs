@@ -355,3 +355,54 @@ fn watch_on_another_users_private_dir_is_permission_denied_at_once() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("permission denied"), "{run:?}");
 }
+
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn queued_non_array_job_is_found_by_squeue_and_watch_reports_it_pending() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("queue-pending");
+    let dir = work.join("frames");
+    let d = dir.to_str().unwrap();
+    // No task ran, so no record names the job: squeue links the submission to it.
+    let job = sbatch(
+        &cluster,
+        &[
+            "-p",
+            "normal",
+            "--begin=now+3600",
+            &format!("--frame-dir={d}"),
+            "--wrap",
+            "echo x > \"$FRAME_PATH\"",
+        ],
+    );
+    let (code, out) = watch(&cluster, &dir, &["--timeout", "3"], Duration::from_secs(60));
+    assert_eq!(code, Some(5), "{out}");
+    assert!(
+        out.contains(&format!("job {job} (linked by squeue")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("job {job} pending (BeginTime)")),
+        "{out}"
+    );
+    let missing = frames(&cluster, &["missing", d]).expect_ok("frames missing");
+    assert_eq!(
+        missing.stdout.trim(),
+        "",
+        "a pending job's work is not missing: {missing:?}"
+    );
+    // Held by its user: watch ends at once, saying so.
+    cluster
+        .as_user("scontrol", &["hold", &job])
+        .expect_ok("scontrol hold");
+    let (code, out) = watch(&cluster, &dir, &[], Duration::from_secs(60));
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{job} pending (JobHeldUser): it will not start by itself"
+        )),
+        "{out}"
+    );
+    cluster.as_user("scancel", &[&job]).expect_ok("scancel");
+    cluster.wait_queue_empty(Duration::from_secs(60));
+}
