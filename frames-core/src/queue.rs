@@ -571,6 +571,8 @@ pub struct DirJobs {
     pub singles: BTreeSet<u32>,
     /// (submission id, job id) linked by squeue: user, working directory and submit time.
     pub linked: Vec<(String, u32)>,
+    /// (submission id, jobs) that several jobs in squeue could be: not linked.
+    pub ambiguous: Vec<(String, Vec<u32>)>,
 }
 
 impl DirJobs {
@@ -629,32 +631,91 @@ fn unlinked(c: &Collection) -> Vec<&Submission> {
 /// the submission, then sends the request; a slow controller answers within MessageTimeout).
 const LINK_WINDOW: f64 = 60.0;
 
-/// Links each unlinked sbatch submission to the earliest job squeue lists of the same user,
-/// working directory and array-ness submitted within LINK_WINDOW after it (never before it,
-/// by more than a clock second), that no other submission or record of the dir has.
+/// Links each unlinked sbatch submission to the job squeue lists of the same user, working
+/// directory and array-ness, submitted within LINK_WINDOW after it (a clock second of slack
+/// before), whose array tasks all lie in the submission's --array spec, and that no other
+/// submission or record of the dir has. Only an unambiguous match links: several jobs sent
+/// from one directory in the same second (squeue's submit time has whole seconds) stay
+/// unlinked until a record names them, and `ambiguous` says which.
 pub fn link(c: &Collection, jobs: &mut DirJobs, entries: &[Entry]) {
-    let mut taken = jobs.ids();
+    let taken = jobs.ids();
+    let mut array_tasks: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for e in entries {
+        if let (Some(a), Some(t)) = (e.array_job_id, e.array_task) {
+            array_tasks.entry(a).or_default().insert(t);
+        }
+    }
+    let mut per_sub: Vec<(&Submission, BTreeSet<u32>)> = Vec::new();
     for sub in unlinked(c) {
-        let best = entries
+        let spec: Option<BTreeSet<u64>> = sub
+            .array
+            .as_deref()
+            .and_then(|a| ranges::parse_array_spec(a).ok())
+            .map(|v| v.into_iter().collect());
+        let candidates: BTreeSet<u32> = entries
             .iter()
             .filter(|e| sub.uid.is_none_or(|u| e.uid == Some(u)))
             .filter(|e| e.work_dir == sub.cwd)
             .filter(|e| e.array_job_id.is_some() == sub.array.is_some())
-            .filter_map(|e| Some((e.submit_time?, e.array_job_id.unwrap_or(e.job_id))))
-            .filter(|(t, id)| {
-                *t >= sub.time.floor() - 1.0 && *t <= sub.time + LINK_WINDOW && !taken.contains(id)
+            .filter(|e| {
+                e.submit_time
+                    .is_some_and(|t| t >= sub.time.floor() - 1.0 && t <= sub.time + LINK_WINDOW)
             })
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        if let Some((_, id)) = best {
-            taken.insert(id);
-            jobs.linked.push((sub.id.clone(), id));
-            if sub.array.is_some() {
-                jobs.arrays.insert(id);
-            } else {
-                jobs.singles.insert(id);
-            }
+            .map(|e| e.array_job_id.unwrap_or(e.job_id))
+            .filter(|id| !taken.contains(id))
+            .filter(|id| match (&spec, array_tasks.get(id)) {
+                (Some(spec), Some(seen)) => seen.is_subset(spec),
+                (Some(_), None) => false,
+                (None, _) => true,
+            })
+            .collect();
+        per_sub.push((sub, candidates));
+    }
+    let add = |jobs: &mut DirJobs, sub: &Submission, id: u32| {
+        jobs.linked.push((sub.id.clone(), id));
+        if sub.array.is_some() {
+            jobs.arrays.insert(id);
+        } else {
+            jobs.singles.insert(id);
+        }
+    };
+    // One candidate: linked. Several submissions sharing exactly as many candidates (a sweep
+    // sent in one second): paired in order of time. Anything else is ambiguous.
+    let mut rest = Vec::new();
+    for (sub, candidates) in per_sub {
+        match candidates.len() {
+            0 => {}
+            1 => candidates.iter().for_each(|&id| add(jobs, sub, id)),
+            _ => rest.push((sub, candidates)),
         }
     }
+    let linked_now: BTreeSet<u32> = jobs.linked.iter().map(|(_, id)| *id).collect();
+    let union: BTreeSet<u32> = rest
+        .iter()
+        .flat_map(|(_, c)| c.iter().copied())
+        .filter(|id| !linked_now.contains(id))
+        .collect();
+    if !rest.is_empty() && union.len() == rest.len() {
+        let time_of = |id: u32| {
+            entries
+                .iter()
+                .filter(|e| e.array_job_id.unwrap_or(e.job_id) == id)
+                .filter_map(|e| e.submit_time)
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mut ordered: Vec<u32> = union.into_iter().collect();
+        ordered.sort_by(|a, b| time_of(*a).total_cmp(&time_of(*b)).then(a.cmp(b)));
+        for ((sub, _), id) in rest.into_iter().zip(ordered) {
+            add(jobs, sub, id);
+        }
+    } else {
+        for (sub, candidates) in rest {
+            jobs.ambiguous
+                .push((sub.id.clone(), candidates.into_iter().collect()));
+        }
+    }
+    // Submission ids begin with their time: in order of submission.
+    jobs.linked.sort();
 }
 
 /// Links the dir's unlinked sbatch submissions through the submitting users' jobs in squeue
@@ -1134,6 +1195,18 @@ mod tests {
             ]
         );
         assert_eq!(jobs.singles, BTreeSet::from([42, 43]));
+        assert!(jobs.ambiguous.is_empty());
+        // A job of another dir sent from the same directory in the same second: the sweep
+        // can no longer be told apart, so nothing of it is linked (records will link it).
+        let mut crowded = entries.clone();
+        crowded.extend(
+            parse_squeue("45|45|N/A|PENDING||Priority|6001|2026-12-02T06:40:01|/home/u/proj\n")
+                .unwrap(),
+        );
+        let mut guess = dir_jobs(&c);
+        link(&c, &mut guess, &crowded);
+        assert_eq!(guess.linked, [("s3".to_string(), 44)]);
+        assert_eq!(guess.ambiguous.len(), 2, "{guess:?}");
         assert_eq!(jobs.arrays, BTreeSet::from([44]));
         let view = QueueView::from_entries(Answer::Answered, Answer::NotAsked, entries);
         let live = live(&c, &jobs, &view);

@@ -63,6 +63,13 @@ impl Consulted {
                 "submission {sub}: job {job} (linked by squeue: same user, working directory and submit time)"
             ));
         }
+        for (sub, jobs) in &self.jobs.ambiguous {
+            let list: Vec<String> = jobs.iter().map(u32::to_string).collect();
+            out.push(format!(
+                "submission {sub}: not linked: jobs {} all match it (same user, directory and second); its records will tell",
+                list.join(",")
+            ));
+        }
         if let Some(e) = &self.link_error {
             out.push(format!("queue: cannot link submissions to jobs: {e}"));
         }

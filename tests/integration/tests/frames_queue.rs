@@ -185,35 +185,40 @@ fn node_crash_lost_frames_are_named_with_the_node_and_requeued_ones_are_not_prop
             &format!("sleep 300; {frame}"),
         ],
     );
-    // Another dir: 0-1 on c2 with --requeue; index 2 runs first so the dir names the job.
+    // Another dir: 0-1 on c2 with --requeue. None of its tasks ends before the crash, so no
+    // record names the job: squeue links its submission.
     let b = sbatch(
         &cluster,
         &[
             "-p",
             "normal",
-            "--array=0-2",
+            "-w",
+            "c2",
+            "--array=0-1",
             "--requeue",
             &format!("--frame-dir={rd}"),
             "--wrap",
-            &format!("if [ \"$FRAME_INDEX\" = 2 ]; then {frame}; exit 0; fi; sleep 300; {frame}"),
+            &format!("sleep 300; {frame}"),
         ],
     );
-    let _ = b.clone();
-    wait_until("b's index 2 recorded", Duration::from_secs(60), || {
-        records(&requeued_dir) > 0
-    });
-    wait_until("a2 running on c2", Duration::from_secs(60), || {
-        tasks(&cluster, &a2)
+    wait_until("a2 and b running on c2", Duration::from_secs(60), || {
+        tasks(&cluster, &b)
             .iter()
             .filter(|(_, s, _)| s == "RUNNING")
             .count()
             == 2
+            && tasks(&cluster, &a2)
+                .iter()
+                .filter(|(_, s, _)| s == "RUNNING")
+                .count()
+                == 2
     });
-    let b_on_c2: Vec<u64> = tasks(&cluster, &b)
+    let mut b_on_c2: Vec<u64> = tasks(&cluster, &b)
         .into_iter()
         .filter(|(_, s, n)| s == "RUNNING" && n == "c2")
         .map(|(t, _, _)| t)
         .collect();
+    b_on_c2.sort_unstable();
     cluster_script(&["kill-node", "c2"]).expect_ok("kill-node c2");
     wait_until("a2 NODE_FAIL", Duration::from_secs(120), || {
         tasks(&cluster, &a2)
@@ -233,8 +238,13 @@ fn node_crash_lost_frames_are_named_with_the_node_and_requeued_ones_are_not_prop
             None => vec![r.parse().unwrap_or(u64::MAX)],
         })
         .collect();
+    assert_eq!(b_on_c2, [0, 1], "b's tasks on c2 before the crash");
     for t in &b_on_c2 {
         let state = b_now.iter().find(|(i, _, _)| i == t);
+        assert!(
+            state.is_some_and(|(_, s, _)| s == "PENDING" || s.starts_with("REQUEUE")),
+            "Slurm did not requeue {t}: {state:?}"
+        );
         assert!(
             !proposed.contains(t),
             "requeued index {t} ({state:?}) proposed: {missing:?}"
