@@ -13,13 +13,15 @@
 //!
 //! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (option values),
 //! `ranges` (index ranges), `capture` (RESULT: lines), `record`, `atomic` (crash-safe writes),
-//! `submission` (sbatch command lines), `merge` (collect, summarize, finisher election).
+//! `submission` (sbatch command lines), `merge` (collect, summarize, finisher election), `queue`
+//! (what squeue/sacct say about the dir's jobs).
 pub mod atomic;
 pub mod capture;
 pub mod layout;
 pub mod merge;
 pub mod options;
 pub mod pattern;
+pub mod queue;
 pub mod ranges;
 pub mod record;
 pub mod submission;

@@ -21,8 +21,11 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Refused: nothing to resubmit, no submission recorded, gaps in the frames.
     pub const REFUSED: u8 = 3;
-    /// `status --check`: some units failed or are missing (the same meaning as `watch`'s 4).
+    /// `status --check`: some units failed or are missing; `watch` ended with units missing or
+    /// failed and nothing of the dir left in Slurm (or only jobs that will not start by themselves).
     pub const INCOMPLETE: u8 = 4;
+    /// `watch --timeout` reached.
+    pub const TIMEOUT: u8 = 5;
     /// `--require-hosts N` / `--expected N`: fewer hosts or units took part.
     pub const TOO_FEW: u8 = 6;
     /// `watch` interrupted by Ctrl-C.
@@ -35,7 +38,9 @@ Exit status:
   1    error (directory unreadable or not a frame directory, sbatch or ffmpeg failed)
   2    bad usage
   3    refused: nothing to resubmit, no submission recorded, gaps in the frames (video)
-  4    status --check: some frames or jobs failed or are missing
+  4    status --check: some frames or jobs failed or are missing; watch ended: Slurm runs nothing
+       of the dir (or only held jobs) and frames or jobs are missing or failed
+  5    watch --timeout reached
   6    status --require-hosts/--expected: fewer hosts or units took part
   130  watch interrupted by Ctrl-C
 
@@ -73,12 +78,15 @@ enum Command {
         #[arg(long, value_name = "N")]
         expected: Option<u64>,
     },
-    /// Live view, until every expected frame is done or failed
+    /// Live view of frames, the dir's jobs and the nodes, until Slurm runs nothing of the dir
     Watch {
         dir: PathBuf,
         /// Seconds between refreshes
-        #[arg(long, default_value_t = 2.0, value_parser = parse_interval)]
+        #[arg(long, default_value_t = 5.0, value_parser = parse_interval)]
         interval: f64,
+        /// Give up after this many seconds (exit 5), e.g. for a job that stays pending
+        #[arg(long, value_parser = parse_interval)]
+        timeout: Option<f64>,
     },
     /// Print the missing and failed indices as ranges on one line (empty line when none)
     Missing { dir: PathBuf },
@@ -194,7 +202,8 @@ fn run(command: Command) -> Result<u8, Fail> {
             require_hosts,
             expected,
         } => {
-            let (c, s) = summary_of(&dir)?;
+            let (mut c, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
             let mut out = std::io::stdout().lock();
             if json {
                 let text = serde_json::to_string_pretty(&StatusJson {
@@ -205,16 +214,27 @@ fn run(command: Command) -> Result<u8, Fail> {
                 let _ = writeln!(out, "{text}");
             } else {
                 print_status(&mut out, &c, &s, std::io::stdout().is_terminal());
+                for line in q.lines() {
+                    let _ = writeln!(out, "{line}");
+                }
             }
             drop(out);
             Ok(status_code(&s, check, require_hosts, expected))
         }
-        Command::Watch { dir, interval } => watch::run(&dir, interval),
+        Command::Watch {
+            dir,
+            interval,
+            timeout,
+        } => watch::run(&dir, interval, timeout),
         Command::Missing { dir } => {
-            let (_, s) = summary_of(&dir)?;
+            let (mut c, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
             println!("{}", s.rerun_ranges);
             if !s.rerun_jobs.is_empty() {
                 println!("jobs: {}", join_ids(&s.rerun_jobs));
+            }
+            for line in q.lines() {
+                eprintln!("frames: {line}");
             }
             warn_problems(&s);
             Ok(exit::OK)
@@ -500,7 +520,7 @@ fn recorded_elsewhere(dir: &Path, c: &merge::Collection) -> Option<String> {
 /// directory the user may read but not write, and `--dry-run` writes nothing. Runs only
 /// commands the invoking user submitted; shows the others, skipped.
 fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
-    let (c, s) = summary_of(dir)?;
+    let (mut c, mut s) = summary_of(dir)?;
     warn_problems(&s);
     if let Some(original) = recorded_elsewhere(dir, &c) {
         let text = format!(
@@ -513,7 +533,18 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
         }
         eprintln!("frames: warning: {text}");
     }
-    if s.rerun_ranges.is_empty() && s.rerun_jobs.is_empty() {
+    let q = watch::consult(&Layout::new(dir), &mut c, &mut s);
+    for line in q.lines() {
+        eprintln!("frames: {line}");
+    }
+    let nothing_to_rerun = s.rerun_ranges.is_empty() && s.rerun_jobs.is_empty();
+    if nothing_to_rerun && !q.live.is_idle() {
+        return Err(Fail::refused(format!(
+            "{}: nothing to resubmit yet: what is not done is still pending or running in Slurm",
+            dir.display()
+        )));
+    }
+    if nothing_to_rerun {
         return Err(Fail::refused(format!(
             "{}: nothing to resubmit: all {} expected units are done",
             dir.display(),

@@ -9,9 +9,13 @@ use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord};
 use frames_core::submission::{self, Submission};
 use frames_core::test_util::TempDir;
 
+/// Runs frames with no Slurm to ask (the queue tests stand in recorded answers).
 fn frames(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_frames"))
         .args(args)
+        .env("FRAMES_SQUEUE", "frames-test-no-squeue")
+        .env("FRAMES_SACCT", "frames-test-no-sacct")
+        .env("FRAMES_SINFO", "frames-test-no-sinfo")
         .output()
         .expect("run frames")
 }
@@ -409,6 +413,7 @@ fn watch_exits_when_settled_and_130_on_ctrl_c() {
     let (_t2, _l2, dir2) = fake_dir("cli-watch-int");
     let child = Command::new(env!("CARGO_BIN_EXE_frames"))
         .args(["watch", &dir2, "--interval", "0.2"])
+        .env("FRAMES_SQUEUE", "frames-test-no-squeue")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -612,4 +617,110 @@ fn resubmit_of_a_copied_dir_names_the_original() {
             && err.contains("frames resubmit /shared/bh"),
         "{err}"
     );
+}
+
+/// frames with squeue answering `squeue_out` (as 22.05 prints `--format=%A|%F|%K|%T|%N|%r`)
+/// and sacct saying accounting is disabled, as on the test cluster.
+fn frames_with_queue(t: &TempDir, squeue_out: &str, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let write = |name: &str, body: &str| {
+        let p = t.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    };
+    let data = t.path().join("squeue.out");
+    std::fs::write(&data, squeue_out).unwrap();
+    let squeue = write("squeue", &format!("#!/bin/sh\ncat '{}'\n", data.display()));
+    let sacct = write(
+        "sacct",
+        "#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n",
+    );
+    let sinfo = write(
+        "sinfo",
+        "#!/bin/sh\nprintf 'c1|idle\\nc2|down*\\nc2|down*\\n'\n",
+    );
+    Command::new(env!("CARGO_BIN_EXE_frames"))
+        .args(args)
+        .env("FRAMES_SQUEUE", squeue)
+        .env("FRAMES_SACCT", sacct)
+        .env("FRAMES_SINFO", sinfo)
+        .output()
+        .expect("run frames")
+}
+
+#[test]
+fn missing_and_resubmit_leave_out_what_slurm_still_runs_and_say_who_answered() {
+    let (t, _l, dir) = fake_dir("cli-queue-missing");
+    // Index 4 (no record yet) is running; 5 (failed) was requeued and is pending again.
+    let queue = "504|500|4|RUNNING|c1|None\n505|500|5|PENDING||BeginTime\n";
+    let out = frames_with_queue(&t, queue, &["missing", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "2\n");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("squeue answered; sacct: accounting storage is disabled"),
+        "{err}"
+    );
+    assert!(err.contains("not proposed): 4-5"), "{err}");
+    let out = frames_with_queue(&t, queue, &["resubmit", "--dry-run", &dir]);
+    let cmd = text(&out.stdout);
+    assert!(cmd.contains("--array=2 ") && !cmd.contains("4"), "{cmd}");
+    // Slurm forgot the job (MinJobAge passed, no accounting): judged by the records.
+    let out = frames_with_queue(&t, "", &["missing", &dir]);
+    assert_eq!(text(&out.stdout), "2,4-5\n");
+    assert!(
+        text(&out.stderr).contains(
+            "job 500: unknown to Slurm (ended more than MinJobAge ago, no accounting): judged by its records"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn watch_ends_on_a_lost_node_a_hold_and_a_timeout() {
+    let (t, _l, dir) = fake_dir("cli-queue-watch");
+    let out = frames_with_queue(
+        &t,
+        "504|500|4|NODE_FAIL|c2|NodeDown\n",
+        &["watch", &dir, "--interval", "0.1"],
+    );
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{s}");
+    assert!(
+        s.contains("lost with node c2: 500_4 (NODE_FAIL, not requeued)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("nothing of") && s.contains("missing and failed: 2,4-5"),
+        "{s}"
+    );
+    assert!(s.contains("nodes: down* c2; idle c1"), "{s}");
+
+    let out = frames_with_queue(
+        &t,
+        "500|500|4|PENDING||JobHeldUser\n",
+        &["watch", &dir, "--interval", "0.1"],
+    );
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{s}");
+    assert!(
+        s.contains("500_4 pending (JobHeldUser): it will not start by itself"),
+        "{s}"
+    );
+
+    let out = frames_with_queue(
+        &t,
+        "500|500|4|PENDING||BeginTime\n",
+        &["watch", &dir, "--interval", "0.1", "--timeout", "0.5"],
+    );
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{s}");
+    assert!(
+        s.contains("--timeout 0.5 s reached, slurm: 1 pending"),
+        "{s}"
+    );
+    // One line per change without a terminal: the unchanged state is printed once.
+    assert_eq!(s.matches("1 missing of 6").count(), 1, "{s}");
 }
