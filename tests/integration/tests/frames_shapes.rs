@@ -341,6 +341,45 @@ fn rejected_submissions_are_not_accepted_work() {
     assert_eq!(subs.len(), 1, "{subs:?}");
     assert_eq!(subs[0]["state"], "accepted");
     assert_eq!(subs[0]["job_id"], record_files(&ok_dir)[0]["job_id"]);
+    // The reading side, in the dir of the refused sbatch: a good array beside it is all the
+    // expected work once squeue has had its chance to link the refused one (the CLI waits
+    // 60 s after a submission before it calls it refused), and nothing replays the typo.
+    let started = Instant::now();
+    cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--wait",
+                "-p",
+                "normal",
+                "--array=0-1",
+                &frame_dir,
+                "--frame-pattern=none",
+                "--wrap",
+                "true",
+            ],
+        )
+        .expect_ok("sbatch --wait");
+    std::thread::sleep(Duration::from_secs(62).saturating_sub(started.elapsed()));
+    let frames = cluster.tool("frames");
+    let dir_arg = dir.display().to_string();
+    let status = cluster.as_user(&frames, &["status", "--json", &dir_arg]);
+    assert!(status.ok(), "{status:?}");
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).expect("status --json");
+    assert_eq!(
+        (&v["expected"], &v["done"], &v["missing"]),
+        (&2.into(), &2.into(), &0.into()),
+        "{v}"
+    );
+    let text = cluster.as_user(&frames, &["status", &dir_arg]);
+    assert!(
+        text.stdout.contains("no job came of it") && text.stdout.contains("-p typo"),
+        "the refused submission is named, not hidden: {text:?}"
+    );
+    let missing = cluster.as_user(&frames, &["missing", &dir_arg]);
+    assert_eq!(missing.stdout.trim(), "", "{missing:?}");
+    let resubmit = cluster.as_user(&frames, &["resubmit", "--dry-run", &dir_arg]);
+    assert!(!resubmit.stdout.contains("typo"), "{resubmit:?}");
 }
 
 #[test]
