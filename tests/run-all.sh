@@ -101,8 +101,9 @@ for rel in 24.11 26.05; do
     install -d -m 0755 "$tools"
     install -m 0755 "$rstage"/bin/* "$tools/"
     SPANK_OTHER_RELEASE_PLUGIN=$other_release_plugin \
-        cargo test -p integration-tests --test foundation --test frames --test qrmi \
-        --test backend_faults --test releases -- --ignored --test-threads=1
+        cargo test -p integration-tests --test foundation --test frames --test frames_model \
+        --test frames_queue --test qrmi --test qrmi_compat --test backend_faults --test releases \
+        -- --ignored --test-threads=1
     # shellcheck disable=SC1090
     . "$SPANK_CLUSTER_ENV"
     # The release's own sinfo (a 22.05 client cannot talk to a newer controller).
