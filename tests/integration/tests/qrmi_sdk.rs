@@ -207,3 +207,67 @@ fn the_real_sdk_runs_in_sbatch_srun_and_salloc_jobs() {
     check_job(&site, &run.stdout, &["ibm_fez"], before, 2);
     cluster.assert_no_unhealthy_nodes();
 }
+
+// A job scancelled while the SDK runs (between two tasks, in the session): the session the
+// SDK used is released all the same, and the SDK never ran its second task.
+#[test]
+#[ignore = "needs the test cluster and tests/install-qrmi-sdk.sh"]
+fn a_job_scancelled_while_the_sdk_runs_releases_its_session() {
+    let python = sdk_python();
+    let site = site();
+    write_config(&site);
+    let cluster = &site.cluster;
+    let dir = cluster.user_dir("qrmi-sdk-scancel");
+    let script = cluster.user_script(&dir, "job.py", JOB);
+    // The SDK's task, then a long wait in the same session (a job between tasks).
+    let out = dir.join("cancelled.out");
+    let before = site.server.state().job_sessions.len();
+    let run = cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--qpu=ibm_torino",
+                "-o",
+                out.to_str().unwrap(),
+                "--wrap",
+                &format!(
+                    "{python} {s} && sleep 300 && {python} {s}",
+                    s = script.to_str().unwrap()
+                ),
+            ],
+        )
+        .expect_ok("sbatch the SDK job");
+    let job = run
+        .stdout
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        wait_for(Duration::from_secs(60), || std::fs::read_to_string(&out)
+            .is_ok_and(|o| o.contains("SDK-OK ibm_torino"))),
+        "the SDK's first task did not finish: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let session = site.server.state().job_sessions[before..].to_vec();
+    assert_eq!(session.len(), 1, "{session:?}");
+    assert!(
+        site.server.state().open_sessions.contains(&session[0]),
+        "the session closed before the job ended: {session:?}"
+    );
+    cluster.as_user("scancel", &[&job]).expect_ok("scancel");
+    let output = std::fs::read_to_string(&out).unwrap_or_default();
+    check_job(&site, &output, &["ibm_torino"], before, 1);
+    assert!(
+        !site.server.state().open_sessions.contains(&session[0]),
+        "session {} still open after scancel",
+        session[0]
+    );
+    cluster.assert_no_unhealthy_nodes();
+}
