@@ -27,18 +27,26 @@ fn upstream_plugstack_line_is_accepted_and_others_refused() {
         .call("init")
         .run();
     assert_eq!(out.rc("init"), Some(0), "{}", out.transcript());
-    let out = host()
-        .context("allocator")
-        .arg("/etc/slurm/qrmi_config.json")
-        .arg("--verbose")
-        .call("init")
-        .run();
-    assert_eq!(out.rc("init"), Some(-1));
-    assert!(
-        out.logs("error").join("\n").contains("'--verbose'"),
-        "{}",
-        out.transcript()
-    );
+    // A word upstream ignores fails nothing (issue 15 item 1); slurmd says so once, naming it.
+    for context in ["allocator", "local", "remote", "slurmd"] {
+        let out = host()
+            .context(context)
+            .arg("/etc/slurm/qrmi_config.json")
+            .arg("--verbose")
+            .call("init")
+            .run();
+        assert_eq!(out.rc("init"), Some(0), "{context}: {}", out.transcript());
+        let named = out
+            .all_logs()
+            .join("\n")
+            .contains("'--verbose' is not known and is ignored");
+        assert_eq!(
+            named,
+            context == "slurmd",
+            "{context}: {}",
+            out.transcript()
+        );
+    }
 }
 
 #[test]
