@@ -15,13 +15,20 @@ use std::time::Duration;
 
 use qpu_site::{Site, is_release, site, wait_for, wait_for_earlier_releases};
 
-/// The venv's python (QRMI_SDK_PYTHON, else install-qrmi-sdk.sh's default place).
-fn sdk_python() -> String {
+/// The venv's python as the jobs see it (QRMI_SDK_PYTHON, else install-qrmi-sdk.sh's default
+/// place); on a rootfs release it must be inside the rootfs (`install-qrmi-sdk.sh --root`).
+fn sdk_python(cluster: &integration_tests::Cluster) -> String {
     let python = std::env::var("QRMI_SDK_PYTHON")
         .unwrap_or_else(|_| "/var/cache/spank-qrmi-sdk/qrmi-0.26.4/bin/python".to_string());
+    let seen = PathBuf::from(format!("{}{python}", cluster.root().unwrap_or("")));
     assert!(
-        PathBuf::from(&python).exists(),
-        "{python} missing: run tests/install-qrmi-sdk.sh (or set QRMI_SDK_PYTHON)"
+        seen.exists(),
+        "{} missing: run tests/install-qrmi-sdk.sh{} (or set QRMI_SDK_PYTHON)",
+        seen.display(),
+        cluster
+            .root()
+            .map(|r| format!(" --root {r}"))
+            .unwrap_or_default()
     );
     python
 }
@@ -125,8 +132,8 @@ fn check_job(site: &Site, output: &str, expected: &[&str], sessions_before: usiz
 #[test]
 #[ignore = "needs the test cluster and tests/install-qrmi-sdk.sh"]
 fn the_real_sdk_runs_in_sbatch_srun_and_salloc_jobs() {
-    let python = sdk_python();
     let site = site();
+    let python = sdk_python(&site.cluster);
     write_config(&site);
     let cluster = &site.cluster;
     let dir = cluster.user_dir("qrmi-sdk");
@@ -225,8 +232,8 @@ fn the_real_sdk_runs_in_sbatch_srun_and_salloc_jobs() {
 #[test]
 #[ignore = "needs the test cluster and tests/install-qrmi-sdk.sh"]
 fn a_job_scancelled_while_the_sdk_runs_releases_its_session() {
-    let python = sdk_python();
     let site = site();
+    let python = sdk_python(&site.cluster);
     write_config(&site);
     let cluster = &site.cluster;
     let dir = cluster.user_dir("qrmi-sdk-scancel");
@@ -289,8 +296,8 @@ fn a_job_scancelled_while_the_sdk_runs_releases_its_session() {
 #[test]
 #[ignore = "needs the test cluster and tests/install-qrmi-sdk.sh"]
 fn the_real_sdk_runs_on_iqm_server_in_sbatch_srun_and_salloc_jobs() {
-    let python = sdk_python();
     let site = site();
+    let python = sdk_python(&site.cluster);
     write_config(&site);
     let cluster = &site.cluster;
     let dir = cluster.user_dir("qrmi-sdk-iqm");
