@@ -100,10 +100,18 @@ for rel in 24.11 26.05; do
     SPANK_SLURM_DEBUG=debug "$cluster" up --release "$rel" --plugins "$rstage"
     install -d -m 0755 "$tools"
     install -m 0755 "$rstage"/bin/* "$tools/"
+    # The real QRMI SDK inside the rootfs the jobs run in (the host's venv is not visible there).
+    # shellcheck disable=SC1090
+    sdk_root=$(. "$SPANK_CLUSTER_ENV" && echo "$SPANK_ROOT")
+    sdk_started=$(date +%s)
+    QRMI_SDK_PYTHON=$(bash "$repo/tests/install-qrmi-sdk.sh" --root "$sdk_root")
+    export QRMI_SDK_PYTHON
+    echo "QRMI SDK in the $rel rootfs: $(( $(date +%s) - sdk_started )) s"
     SPANK_OTHER_RELEASE_PLUGIN=$other_release_plugin \
         cargo test -p integration-tests --test foundation --test frames --test frames_model \
-        --test frames_queue --test qrmi --test qrmi_compat --test backend_faults --test releases \
-        -- --ignored --test-threads=1
+        --test frames_queue --test qrmi --test qrmi_compat --test qrmi_sdk --test backend_faults \
+        --test releases -- --ignored --test-threads=1
+    unset QRMI_SDK_PYTHON
     # shellcheck disable=SC1090
     . "$SPANK_CLUSTER_ENV"
     # The release's own sinfo (a 22.05 client cannot talk to a newer controller).

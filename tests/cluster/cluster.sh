@@ -32,10 +32,14 @@ TEMPLATES=$HERE/templates
 
 ID=${SPANK_CLUSTER_ID:-0}
 [[ $ID =~ ^[0-9]$ ]] || { echo "cluster.sh: ERROR: SPANK_CLUSTER_ID must be 0-9 (got '$ID')" >&2; exit 2; }
+# Each instance its own ClusterName: spank_qrmi keys its default state directory by
+# ClusterName and host, and every instance has nodes q1, q2 on this one host.
 if ((ID == 0)); then
 	SCRATCH=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster}
 	NS_PREFIX=
+	CLUSTER_NAME=spanktest
 else
+	CLUSTER_NAME=spanktest$ID
 	SCRATCH=${SPANK_CLUSTER_DIR:-/tmp/spank-cluster-$ID}
 	NS_PREFIX=s$ID-
 fi
@@ -324,6 +328,10 @@ do_down() {
 		rm -f "$f"
 	fi
 
+	# spank_qrmi's default state directory (a test may run the upstream line, which has no
+	# state_dir=): this instance's part only, keyed by its ClusterName.
+	rm -rf "${ROOT}/var/spool/slurm/spank_qrmi/$CLUSTER_NAME" 2>/dev/null || true
+
 	# Network: namespaces (their veth ends go with them), host veths, bridge.
 	for n in "${NODES[@]}"; do
 		if [[ -e /run/netns/$NS_PREFIX$n ]]; then
@@ -456,6 +464,7 @@ render() { # render TEMPLATE OUT
 		-e "s|@PLUGIN_DIR@|$PLUGIN_DIR|g" \
 		-e "s|@CTL_ADDR@|$CTL_ADDR|g" \
 		-e "s|@NET@|$NET|g" \
+		-e "s|@CLUSTER_NAME@|$CLUSTER_NAME|g" \
 		-e "s|@CTL_PORT@|$CTL_PORT|g" \
 		-e "s|@SLURMD_PORT@|$SLURMD_PORT|g" \
 		-e "s|@NODE_CPUS@|$NODE_CPUS|g" \
@@ -609,6 +618,7 @@ export SPANK_TEST_USER=$TEST_USER
 export SPANK_TEST_USER2=$TEST_USER2
 export SPANK_BRIDGE_ADDR=$CTL_ADDR
 export SPANK_CLUSTER_ID=$ID
+export SPANK_CLUSTER_NAME=$CLUSTER_NAME
 export SPANK_NODES="${NODES[*]}"
 export SPANK_SLURM_RELEASE=$RELEASE
 export SPANK_ROOT=$ROOT

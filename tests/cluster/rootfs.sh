@@ -23,7 +23,7 @@
 
 ROOTFS_CACHE=${SPANK_ROOTFS_CACHE:-/var/cache/spank-rootfs}
 ROOTFS_MAX_AGE_DAYS=${SPANK_ROOTFS_MAX_AGE_DAYS:-14}
-ROOTFS_INCLUDE=slurmd,slurmctld,slurm-client,munge,passwd
+ROOTFS_INCLUDE=slurmd,slurmctld,slurm-client,munge,passwd,python3,python3-venv
 ROOT_BASE=/run/spank-rootfs-$ID
 RELEASE_FILE=$SCRATCH/release
 RELEASE=22.05

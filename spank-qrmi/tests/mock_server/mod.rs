@@ -23,6 +23,8 @@ use std::thread;
 use std::time::Duration;
 
 pub const IAM_TOKEN: &str = "IAM-ACCESS-TOKEN-5f2b9c";
+/// The bearer token the IQM stand-in accepts (a site's QRMI_IQM_ISA_TOKEN).
+pub const IQM_TOKEN: &str = "IQM-SITE-TOKEN-7c1d";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
@@ -78,6 +80,9 @@ pub struct State {
     pub job_sessions: Vec<String>,
     /// Every session id handed out, in order (open_sessions loses them when released).
     pub opened: Vec<String>,
+    /// The quantum computer of every IQM job accepted (IQM has no sessions: the site's
+    /// bearer token is what the job must carry).
+    pub iqm_jobs: Vec<String>,
 }
 
 pub struct MockServer {
@@ -106,6 +111,7 @@ impl MockServer {
             next_session: 1,
             job_sessions: Vec::new(),
             opened: Vec::new(),
+            iqm_jobs: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
@@ -181,6 +187,17 @@ fn read_request(conn: &TcpStream) -> Option<Recorded> {
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
+}
+
+/// IQM job ids are UUIDs.
+fn iqm_job_id(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+fn iqm_job(id: &str, status: &str, kind: &str) -> String {
+    format!(
+        r#"{{"artifacts":[],"id":"{id}","messages":[],"qc":{{"id":"7f6e2b9a-0000-4000-8000-000000000001"}},"status":"{status}","timeline":[],"type":"{kind}"}}"#
+    )
 }
 
 fn respond(conn: &mut TcpStream, status: u16, body: &str) {
@@ -383,6 +400,35 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
         ("GET", ["iqm", "api", "v1", "quantum-computers", _qc, "health"]) => {
             (200, format!(r#"{{"healthy":{}}}"#, s.accessible))
         }
+        // What QRMI 0.26.4's iqm-server client asks in a job (observed against this stand-in):
+        // the computer's details (read in the older `status.health` shape), the calibration
+        // set for target(), job submit / wait / artifacts, all with the site's bearer token.
+        ("GET", ["iqm", "api", "v1", ..]) | ("POST", ["iqm", "api", "v1", ..])
+            if req.header("authorization") != Some(&format!("Bearer {IQM_TOKEN}")) =>
+        {
+            (401, r#"{"detail":"bad token"}"#.into())
+        }
+        ("GET", ["iqm", "api", "v1", "quantum-computers", _qc]) => (
+            200,
+            format!(
+                r#"{{"status":{{"health":{{"healthy":{},"updated_at":"2026-12-02T06:00:00Z"}}}}}}"#,
+                s.accessible
+            ),
+        ),
+        ("GET", ["iqm", "api", "v1", "calibration-sets", _qc, _set])
+        | ("GET", ["iqm", "api", "v1", "calibration-sets", _qc, _set, _]) => {
+            (200, r#"{"calibration_set_id":"default"}"#.into())
+        }
+        ("POST", ["iqm", "api", "v1", "jobs", qc, kind]) => {
+            s.iqm_jobs.push(qc.to_string());
+            let id = iqm_job_id(s.iqm_jobs.len());
+            (200, iqm_job(&id, "waiting", kind))
+        }
+        ("GET", ["iqm", "api", "v1", "jobs", id]) => (200, iqm_job(id, "completed", "circuit")),
+        ("GET", ["iqm", "api", "v1", "jobs", id, "artifacts", kind]) => (
+            200,
+            format!(r#"{{"artifact":"{kind}","job":"{id}","counts":{{"0":16}}}}"#),
+        ),
         _ => (404, r#"{"errors":[{"message":"no such route"}]}"#.into()),
     };
     drop(s);
