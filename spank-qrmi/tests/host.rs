@@ -149,6 +149,10 @@ mod lifecycle {
             .arg(site.config.to_str().unwrap())
             .arg(&format!("state_dir={}", site.state.display()))
             .arg("http_timeout=2")
+            // The mock warden asks for no munge credential, and the build machine need not run
+            // munged; the default (a credential whenever munge is installed) is tested on the
+            // cluster (qrmi_compat: pasqal_local_gets_a_munge_credential_by_default).
+            .arg("warden_munge=no")
     }
 
     fn step(site: &Site, qpu: Option<&str>, job: &[(&str, &str)]) -> Outcome {
