@@ -137,27 +137,35 @@ impl Cluster {
     }
 
     pub fn as_named_user(&self, user: &str, program: &str, args: &[&str]) -> Run {
-        // chroot changes to its new root: the shell changes to the shared directory again.
-        let shared = self.shared_dir();
         let output = self
-            .command("runuser")
-            .args([
-                "-u",
-                user,
-                "--",
-                "env",
-                &format!("SLURM_CONF={}", self.var("SLURM_CONF")),
-                "sh",
-                "-c",
-                r#"cd "$0" && exec "$@""#,
-            ])
-            .arg(&shared)
-            .arg(program)
+            .user_command(user, program)
             .args(args)
-            .current_dir(&shared)
             .output()
             .expect("cannot run runuser");
         Run::from(output)
+    }
+
+    /// `program` as `user` with the cluster's Slurm (chrooted into the release's root
+    /// filesystem, if any), its SLURM_CONF, in the shared directory: add the arguments, then
+    /// run or spawn it (a test that must stop a long-running client spawns it).
+    pub fn user_command(&self, user: &str, program: &str) -> Command {
+        // chroot changes to its new root: the shell changes to the shared directory again.
+        let shared = self.shared_dir();
+        let mut cmd = self.command("runuser");
+        cmd.args([
+            "-u",
+            user,
+            "--",
+            "env",
+            &format!("SLURM_CONF={}", self.var("SLURM_CONF")),
+            "sh",
+            "-c",
+            r#"cd "$0" && exec "$@""#,
+        ])
+        .arg(&shared)
+        .arg(program)
+        .current_dir(&shared);
+        cmd
     }
 
     /// Runs an admin command as root: Slurm's own (scontrol, sinfo, squeue, scancel...) with
