@@ -307,10 +307,10 @@ fn held_and_waiting_jobs_end_watch_with_the_reason_or_at_the_timeout() {
     wait_until("task 0 recorded", Duration::from_secs(60), || {
         records(&dir) > 0
     });
-    // Exits 1 because task 0 has already finished ("38_0: Job has already finished"); the
-    // watch below shows whether the rest is held.
-    let hold = cluster.as_user("scontrol", &["hold", &job]);
-    assert!(hold.stderr.contains("No error"), "{hold:?}");
+    // Exits 1 because task 0 has already finished ("38_0: Job has already finished"), and
+    // what else it prints differs between releases: the watch below shows that the rest is
+    // held (JobHeldUser).
+    cluster.as_user("scontrol", &["hold", &job]);
     let t0 = Instant::now();
     let (code, out) = watch(&cluster, &dir, &[], Duration::from_secs(60));
     assert_eq!(code, Some(4), "{out}");
@@ -325,14 +325,13 @@ fn held_and_waiting_jobs_end_watch_with_the_reason_or_at_the_timeout() {
     );
     // Released but set to begin later: it waits for a reason that passes, so watch keeps
     // watching until --timeout.
-    // (Both exit 1 for the tasks that already finished, as hold did.)
-    let update = cluster.as_user(
+    // (Both exit 1 for the tasks that already finished, as hold did; a job still held would
+    // end the watch with 4, so its exit 5 shows the release took.)
+    cluster.as_user(
         "scontrol",
         &["update", &format!("JobId={job}"), "StartTime=now+3600"],
     );
-    assert!(update.stderr.contains("No error"), "{update:?}");
-    let release = cluster.as_user("scontrol", &["release", &job]);
-    assert!(release.stderr.contains("No error"), "{release:?}");
+    cluster.as_user("scontrol", &["release", &job]);
     let (code, out) = watch(&cluster, &dir, &["--timeout", "4"], Duration::from_secs(60));
     assert_eq!(code, Some(5), "{out}");
     assert!(out.contains("--timeout 4 s reached, slurm:"), "{out}");
