@@ -72,7 +72,7 @@ fn main() {
         .allowlist_type("job_info_msg_t|slurm_job_info_t")
         .allowlist_var("SLURM_VERSION_NUMBER|SPANK_OPTION_MAXLEN|ESPANK_.*|SLURM_SUCCESS")
         .allowlist_var("S_CTX_.*|S_JOB_.*|S_TASK_.*|S_SLURM_.*|S_STEP_.*")
-        .allowlist_var("NO_VAL|NO_VAL64|INFINITE|INFINITE64|SHOW_.*")
+        .allowlist_var("NO_VAL|NO_VAL64|INFINITE|INFINITE64|SHOW_.*|SLURM_BATCH_SCRIPT")
         // C enums stay plain integers: a newer Slurm may return a value we do not know,
         // and turning that into a Rust enum would be undefined behaviour.
         .default_enum_style(bindgen::EnumVariation::Consts)

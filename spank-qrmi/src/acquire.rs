@@ -1,6 +1,5 @@
 //! Acquisition and release of a job's QPUs, all or nothing, with leases and accounting.
 //! Generic over how a backend is made, so tests drive it with fakes or a loopback server.
-use std::path::Path;
 use std::time::Duration;
 
 use crate::accounting::{self, Event, Outcome, Record};
@@ -90,7 +89,7 @@ pub fn acquire_all(
     let lock = node.store.lock_job(job.job_id).map_err(|e| e.to_string())?;
     let result = acquire_locked(config, node, job, names, make, retry);
     if result.is_err() {
-        // Nothing is held: the epilog will find no lease, so it would never remove the lock.
+        // Nothing is held: no release will find a lease, so none would remove the lock.
         node.store.forget_job_if_empty(&lock);
     }
     result
@@ -155,7 +154,7 @@ fn acquire_locked(
             job.uid,
             brought_by_job(resource),
         ) {
-            // Without a lease the epilog could not release it: give it back now.
+            // Without a lease no later release could find it: give it back now.
             let _ = release_with_retry(resource, &token, make, retry);
             rollback(node, job, &fresh, make, retry);
             return Err(format!("QPU {name}: cannot record the lease: {e}"));
@@ -269,7 +268,7 @@ fn release_lease(
     matches!(result, ReleaseOutcome::Released)
 }
 
-/// Releases every lease the job holds on this node (the job epilog). Failed releases stay
+/// Releases every lease the job holds on this node (at the job's end). Failed releases stay
 /// recorded (state release_failed, accounting line) for the admin or a later retry; released
 /// ones are removed. Returns (released, failed) counts.
 pub fn release_job(
@@ -279,13 +278,15 @@ pub fn release_job(
     make: MakeBackend<'_>,
     retry: Retry,
 ) -> (usize, usize) {
+    if node.store.leases(job_id).is_ok_and(|l| l.is_empty()) {
+        return (0, 0);
+    }
+    // Read under the lock: a batch step's exit and the job's keeper may both get here, and
+    // the second must see what the first released.
+    let _lock = node.store.lock_job(job_id);
     let Ok(leases) = node.store.leases(job_id) else {
         return (0, 0);
     };
-    if leases.is_empty() {
-        return (0, 0);
-    }
-    let _lock = node.store.lock_job(job_id);
     let (mut released, mut failed) = (0, 0);
     for lease in leases.iter().filter(|l| l.state != LeaseState::Released) {
         match config.and_then(|c| c.get(&lease.qpu)) {
@@ -324,26 +325,13 @@ pub fn release_job(
     (released, failed)
 }
 
-/// True when the state directory holds a lease file of the job (cheap: no file is read).
-pub fn has_leases(dir: &Path, job_id: u32) -> bool {
-    let prefix = format!("lease-{job_id}-");
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries.flatten().any(|e| {
-                e.file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(&prefix))
-            })
-        })
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::{Operation, Result};
     use crate::config::ResourceType;
     use std::cell::Cell;
+    use std::path::Path;
     use std::rc::Rc;
 
     struct Flaky {

@@ -1,6 +1,7 @@
 //! The one controller call spank_qrmi makes: `slurm_load_job`, once per step and node, and only
 //! for steps that may use a QPU. Count-only GRES leaves nothing in a job's environment, so the
-//! job's GRES request, this node's GRES allocation and the time limit come from here.
+//! job's GRES request, this node's GRES allocation and the time limit come from here. The job's
+//! keeper asks the same where squeue is not installed ([`job_runs`]).
 use std::ffi::{CStr, CString, c_char};
 
 use slurm_sys as sys;
@@ -84,6 +85,48 @@ fn node_index(nodes: &str, node: &str) -> Option<usize> {
         let index = sys::slurm_hostlist_find(list, c_node.as_ptr());
         sys::slurm_hostlist_destroy(list);
         usize::try_from(index).ok()
+    }
+}
+
+/// slurm.h's job_states (stable since 15.08): the base state in the low byte, flags above.
+const JOB_STATE_BASE: u32 = 0xff;
+const JOB_RUNNING: u32 = 1;
+const JOB_SUSPENDED: u32 = 2;
+const JOB_COMPLETING: u32 = 0x8000;
+/// slurm_errno.h's ESLURM_INVALID_JOB_ID: the controller no longer knows the job.
+const ESLURM_INVALID_JOB_ID: i32 = 2017;
+
+/// Whether the job still runs (running or suspended, not completing), as the controller says.
+/// Ok(false) when it ended, went back to pending, or is no longer known; Err without an answer.
+pub fn job_runs(job_id: u32) -> Result<bool, String> {
+    let mut resp: *mut sys::job_info_msg_t = std::ptr::null_mut();
+    // SAFETY: resp receives a message we free below.
+    let rc = unsafe { load(&mut resp, job_id) };
+    if rc != 0 || resp.is_null() {
+        // SAFETY: reads this thread's errno.
+        if unsafe { *libc::__errno_location() } == ESLURM_INVALID_JOB_ID {
+            return Ok(false);
+        }
+        return Err(format!("cannot load job {job_id}: {}", slurm_error_text()));
+    }
+    // SAFETY: a valid message from slurm_load_job; read, then freed once.
+    unsafe {
+        let msg = &*resp;
+        let records: &[sys::slurm_job_info_t] = if msg.job_array.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(msg.job_array, msg.record_count as usize)
+        };
+        let runs = records
+            .iter()
+            .find(|job| job.job_id == job_id)
+            .is_some_and(|job| {
+                let base = job.job_state & JOB_STATE_BASE;
+                (base == JOB_RUNNING || base == JOB_SUSPENDED)
+                    && job.job_state & JOB_COMPLETING == 0
+            });
+        sys::slurm_free_job_info_msg(resp);
+        Ok(runs)
     }
 }
 

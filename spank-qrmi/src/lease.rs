@@ -13,6 +13,9 @@
 //! - QPU names are checked (`[A-Za-z_][A-Za-z0-9_]*`, like config names) so none can escape the
 //!   directory.
 //! - [`LeaseStore::lock_job`] serialises steps of one job on this node (flock).
+//! - Who uses a job's leases is recorded too ([`Role`]): each step's slurmstepd while it runs,
+//!   and the job's keeper process (see `keeper.rs`), as empty files
+//!   `<role>-<job>-<pid>-<start>`; a process that died, even by SIGKILL, no longer counts.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
+
+use spank::host::ProcessId;
 
 use crate::accounting::{Flock, now_unix};
 use crate::config::{MAX_NAME_LEN, Redacted, RedactedMap, is_env_name};
@@ -143,6 +148,24 @@ pub struct JobLock {
     _file: File,
     path: PathBuf,
     job_id: u32,
+}
+
+/// What a process registered with a job's leases does with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A step's slurmstepd using the leases while it runs.
+    Step,
+    /// The process that releases them once the job has ended.
+    Keeper,
+}
+
+impl Role {
+    fn prefix(self) -> &'static str {
+        match self {
+            Role::Step => "step",
+            Role::Keeper => "keeper",
+        }
+    }
 }
 
 fn check_qpu_name(name: &str) -> Result<()> {
@@ -375,6 +398,80 @@ impl LeaseStore {
         Ok(lease)
     }
 
+    fn role_file(&self, job_id: u32, role: Role, who: ProcessId) -> PathBuf {
+        self.dir.join(format!(
+            "{}-{job_id}-{}-{}",
+            role.prefix(),
+            who.pid,
+            who.start_ticks
+        ))
+    }
+
+    /// Records that `who` uses the job's leases in `role` (until [`Self::unregister`] or its
+    /// death). Not fsynced: after a crash of the node no registered process is alive anyway.
+    pub fn register(&self, job_id: u32, role: Role, who: ProcessId) -> Result<()> {
+        let path = self.role_file(job_id, role, who);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(LeaseError(format!(
+                "{}: cannot create: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    pub fn unregister(&self, job_id: u32, role: Role, who: ProcessId) {
+        let _ = fs::remove_file(self.role_file(job_id, role, who));
+    }
+
+    /// The registered processes of the job in `role` that still run; the files of those that
+    /// died are removed on the way.
+    pub fn live(&self, job_id: u32, role: Role) -> Vec<ProcessId> {
+        let prefix = format!("{}-{job_id}-", role.prefix());
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut alive = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let who = rest.split_once('-').and_then(|(pid, start)| {
+                Some(ProcessId {
+                    pid: pid.parse().ok()?,
+                    start_ticks: start.parse().ok()?,
+                })
+            });
+            match who {
+                Some(who) if who.is_alive() => alive.push(who),
+                _ => {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        alive
+    }
+
+    /// Jobs with a lease on this node that is not released yet (held or release_failed).
+    pub fn jobs_holding(&self) -> Result<Vec<u32>> {
+        let mut jobs: Vec<u32> = self
+            .all_leases()?
+            .into_iter()
+            .filter(|l| l.state != LeaseState::Released)
+            .map(|l| l.job_id)
+            .collect();
+        jobs.dedup();
+        Ok(jobs)
+    }
+
     /// Removes the job's lease files (after every one is released).
     pub fn remove_job(&self, job_id: u32) -> Result<()> {
         for lease in self.leases(job_id)? {
@@ -451,6 +548,57 @@ mod tests {
     use super::*;
     use crate::accounting::tests::temp_dir;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn registered_processes_count_while_they_live() {
+        let (store, base) = store();
+        let me = ProcessId::current().unwrap();
+        store.register(7, Role::Step, me).unwrap();
+        store.register(7, Role::Step, me).unwrap();
+        let gone = ProcessId {
+            pid: me.pid,
+            start_ticks: me.start_ticks + 1,
+        };
+        store.register(7, Role::Step, gone).unwrap();
+        store.register(8, Role::Keeper, gone).unwrap();
+        assert_eq!(store.live(7, Role::Step), vec![me]);
+        assert!(store.live(7, Role::Keeper).is_empty());
+        assert!(store.live(8, Role::Keeper).is_empty());
+        // The dead ones' files are gone, the living one's stays until it unregisters.
+        let names = || -> Vec<String> {
+            fs::read_dir(store.dir())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(),
+            vec![format!("step-7-{}-{}", me.pid, me.start_ticks)]
+        );
+        store.unregister(7, Role::Step, me);
+        assert!(names().is_empty());
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn jobs_holding_lists_unreleased_leases_once_per_job() {
+        let (store, base) = store();
+        store
+            .record_acquired(5, "a", "direct-access", "t", 1)
+            .unwrap();
+        store
+            .record_acquired(5, "b", "direct-access", "t", 1)
+            .unwrap();
+        store
+            .record_acquired(6, "a", "direct-access", "t", 1)
+            .unwrap();
+        store
+            .mark_released(6, "a", &ReleaseOutcome::Released)
+            .unwrap();
+        assert_eq!(store.jobs_holding().unwrap(), vec![5]);
+        fs::remove_dir_all(base).unwrap();
+    }
 
     fn store() -> (LeaseStore, PathBuf) {
         let base = temp_dir("lease");

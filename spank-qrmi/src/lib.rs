@@ -1,20 +1,24 @@
 //! spank_qrmi.so: hook → context → one call. plugstack.conf arguments are parsed in
 //! `plugstack`, the `--qpu` option in `request`; `submit` checks names in srun/sbatch/salloc,
-//! `remote` acquires in slurmstepd, `epilog` releases when the job ends (job epilog, so a
-//! killed slurmstepd still gets its QPUs released). Jobs that ask for no QPU are untouched:
-//! no controller call, no environment change; the epilog only looks for a lease file.
+//! `remote` acquires in slurmstepd and lets go at the step's end, `release` gives QPUs back
+//! (from the batch step's exit, or from the job's `keeper` once the job has ended, also after
+//! a killed slurmstepd; slurmd's start restarts keepers a reboot stopped). No job epilog: a
+//! SPANK epilog would make slurmd run one for every job. Jobs that ask for no QPU are
+//! untouched: no controller call, no environment change, no process.
 pub mod accounting;
 mod acquire;
 pub mod backend;
 pub mod config;
-mod epilog;
 pub mod gres;
 pub mod http;
 pub mod jobenv;
 mod joblookup;
+mod keeper;
 pub mod lease;
 mod munge;
+mod node;
 pub mod plugstack; // pub for fuzz/ only
+mod release;
 mod remote;
 pub mod request; // pub for fuzz/ only
 mod submit;
@@ -29,6 +33,8 @@ use request::QpuRequest;
 pub struct Qrmi {
     config: PlugstackConfig,
     request: QpuRequest,
+    /// Set in slurmstepd while this step uses the job's leases.
+    holding: Option<remote::Holding>,
 }
 
 impl Plugin for Qrmi {
@@ -64,6 +70,15 @@ impl Plugin for Qrmi {
                     }
                 }
             }
+            // Leases a reboot left behind get their keeper back (one directory listing).
+            let dir = node::state_dir(&self.config);
+            if let Some(store) = dir
+                .is_dir()
+                .then(|| lease::LeaseStore::open(&dir).ok())
+                .flatten()
+            {
+                keeper::reclaim_orphans(&self.config, &store);
+            }
         }
         Ok(())
     }
@@ -71,14 +86,20 @@ impl Plugin for Qrmi {
     fn init_post_opt(&mut self, sp: &Spank) -> Result<()> {
         match sp.context() {
             Context::Local | Context::Allocator => submit::check(&self.config, &self.request.names),
-            Context::Remote => remote::init_post_opt(sp, &self.config, &self.request.names),
+            Context::Remote => {
+                self.holding = remote::init_post_opt(sp, &self.config, &self.request.names)?;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 
-    fn job_epilog(&mut self, sp: &Spank) -> Result<()> {
-        epilog::release(sp, &self.config)
+    fn exit(&mut self, sp: &Spank) -> Result<()> {
+        match (sp.context(), self.holding.take()) {
+            (Context::Remote, Some(holding)) => remote::exit(sp, &self.config, holding),
+            _ => Ok(()),
+        }
     }
 }
 
-spank::spank_plugin!(Qrmi, "spank_qrmi", [init_post_opt, job_epilog]);
+spank::spank_plugin!(Qrmi, "spank_qrmi", [init_post_opt, exit]);

@@ -1,127 +1,41 @@
 //! slurmstepd side (root, before the tasks start): find which QPUs the job asked for, acquire
-//! them once per job (later steps reuse the lease) and give the tasks their environment.
-//! Errors here fail the tasks with the reason in the user's output (the layer defers them to
-//! task_init), never the node.
+//! them once per job (later steps reuse the lease) and give the tasks their environment; at
+//! the step's end, let go of them (see `release`). Errors before the tasks fail the tasks with
+//! the reason in the user's output (the layer defers them to task_init), never the node.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
+use spank::host::ProcessId;
 use spank::{Error, Result, Spank};
 
 use crate::acquire::{self, Node, Retry};
 use crate::backend::{self, AcquireContext};
 use crate::config::Config;
 use crate::gres;
-use crate::http::HttpConfig;
 use crate::jobenv::{self, JobEnvInput};
 use crate::joblookup;
-use crate::lease::{self, LeaseStore};
+use crate::keeper;
+use crate::lease::{LeaseStore, Role};
+use crate::node::{http_config, munge_fn, node_name, node_qpu_gres, state_dir};
 use crate::plugstack::PlugstackConfig;
+use crate::release;
 use crate::usersupplied;
 
-/// Where slurmstepd's own configuration is (its environment, not the job's).
-fn slurm_conf_path() -> PathBuf {
-    std::env::var_os("SLURM_CONF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"))
+/// A step that uses the job's leases on this node: it is registered with them until it ends.
+pub struct Holding {
+    job_id: u32,
+    step: ProcessId,
 }
 
-/// slurm.conf and the files it includes, scanned for QPU GRES and the cluster name.
-fn scan_slurm_conf_files() -> Vec<gres::SlurmConfQpus> {
-    let main = slurm_conf_path();
-    let mut scans = Vec::new();
-    let mut files = vec![main.clone()];
-    let mut seen = 0;
-    while let Some(path) = files.pop() {
-        seen += 1;
-        if seen > 16 {
-            break;
-        }
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let scan = gres::scan_slurm_conf(&text);
-        for include in &scan.includes {
-            let include = PathBuf::from(include);
-            files.push(match (include.is_absolute(), main.parent()) {
-                (false, Some(dir)) => dir.join(include),
-                _ => include,
-            });
-        }
-        scans.push(scan);
-    }
-    scans
-}
-
-/// This node's `qpu` GRES as slurm.conf declares them (empty when it has none). Count-only
-/// GRES leave no trace in a job's environment, so only on such nodes can a job without --qpu
-/// hold a QPU; elsewhere no controller call is made.
-fn node_qpu_gres(node: &str) -> Vec<gres::QpuGres> {
-    scan_slurm_conf_files()
-        .iter()
-        .flat_map(|scan| scan.nodes.iter())
-        .find(|(expr, _)| joblookup::hostlist_contains(expr, node))
-        .map(|(_, line_gres)| gres::parse_qpu_gres(line_gres))
-        .unwrap_or_default()
-}
-
-/// slurm.conf's ClusterName ("cluster" when it has none).
-fn cluster_name() -> String {
-    scan_slurm_conf_files()
-        .into_iter()
-        .find_map(|scan| scan.cluster_name)
-        .unwrap_or_else(|| "cluster".to_string())
-}
-
-/// The lease and accounting directory of this slurmd: see [`lease::state_dir_for`].
-pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
-    lease::state_dir_for(
-        plugstack.state_dir.as_deref(),
-        &cluster_name(),
-        &node_name(),
-    )
-}
-
-/// The munge credential maker for pasqal-local. `warden_munge` unset: send one whenever the
-/// node has munge, as upstream's munge build does (Pasqal's warden authorises by munge UID,
-/// and QRMI in the job sends one too).
-pub fn munge_fn(plugstack: &PlugstackConfig) -> Option<backend::MungeFn> {
-    plugstack
-        .warden_munge
-        .unwrap_or_else(crate::munge::available)
-        .then(|| Box::new(crate::munge::credential) as backend::MungeFn)
-}
-
-pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
-    let mut http = HttpConfig {
-        connect_timeout: Duration::from_secs_f64(
-            plugstack.http_connect_timeout_secs.unwrap_or(5.0),
-        ),
-        timeout: Duration::from_secs_f64(plugstack.http_timeout_secs.unwrap_or(30.0)),
-        ..HttpConfig::default()
-    };
-    http.https_proxy = plugstack.proxy_env("https_proxy").map(str::to_string);
-    http.http_proxy = plugstack.proxy_env("http_proxy").map(str::to_string);
-    http.no_proxy = plugstack
-        .proxy_env("no_proxy")
-        .map(|list| list.split(',').map(|h| h.trim().to_string()).collect())
-        .unwrap_or_default();
-    http
-}
-
-/// This host's name (not taken from the job's environment, which the user controls; slurmstepd
-/// has no other record of its node name). Several slurmd of one cluster on one host therefore
-/// share a state directory: job ids are unique within a cluster, so the leases there are the
-/// job's on that host, reused by its steps and released once by the first epilog.
-pub fn node_name() -> String {
-    spank::host::hostname()
-}
-
-pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[String]) -> Result<()> {
+/// Acquires (or reuses) what the step asked for. `Some` when the step now uses leases here.
+pub fn init_post_opt(
+    sp: &Spank,
+    plugstack: &PlugstackConfig,
+    qpu_option: &[String],
+) -> Result<Option<Holding>> {
     let node = node_name();
     let configured_here = node_qpu_gres(&node);
     if qpu_option.is_empty() && configured_here.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let job_id = sp.job_id()?;
     // The one controller call of this step on this node.
@@ -130,7 +44,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         Err(e) if qpu_option.is_empty() => {
             // A job that did not name a QPU is not failed for the controller's sake.
             tracing::error!("job {job_id}: cannot tell whether it holds a QPU GRES: {e}");
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => return Err(Error::new(e)),
     };
@@ -145,7 +59,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
     )
     .map_err(Error::new)?;
     if names.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     if let Some(why) = plugstack.qpu_unusable() {
         return Err(Error::new(why));
@@ -174,6 +88,13 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
             usersupplied::effective_resource(resource, &job_env, &shown).map_err(Error::new)?;
     }
     let store = LeaseStore::open(&state_dir(plugstack)).map_err(|e| Error::new(e.to_string()))?;
+    // Registered before acquiring, so the job's keeper never takes this step for gone.
+    let step = ProcessId::current()
+        .ok_or_else(|| Error::new("cannot read this slurmstepd's /proc/self/stat"))?;
+    store
+        .register(job_id, Role::Step, step)
+        .map_err(|e| Error::new(e.to_string()))?;
+    let holding = Holding { job_id, step };
     let time_limit_secs = facts.time_limit_minutes.map(|m| u64::from(m) * 60);
     let job = AcquireContext {
         job_id,
@@ -184,7 +105,7 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
     let make = |resource: &crate::config::Resource| {
         backend::backend_for(resource, &http, munge_fn(plugstack))
     };
-    let acquired = acquire::acquire_all(
+    let acquired = match acquire::acquire_all(
         &config,
         &Node {
             name: &node,
@@ -194,8 +115,15 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
         &names,
         &make,
         Retry::default(),
-    )
-    .map_err(Error::new)?;
+    ) {
+        Ok(acquired) => acquired,
+        Err(e) => {
+            store.unregister(job_id, Role::Step, step);
+            return Err(Error::new(e));
+        }
+    };
+    // Whatever ends the job from here on, its keeper releases what is left.
+    keeper::ensure(plugstack, &store, job_id);
     let user_env_names: Vec<String> = job_env.keys().cloned().collect();
     let env = jobenv::job_environment(&JobEnvInput {
         job_id,
@@ -223,5 +151,21 @@ pub fn init_post_opt(sp: &Spank, plugstack: &PlugstackConfig, qpu_option: &[Stri
             .collect::<Vec<_>>()
             .join(",")
     );
-    Ok(())
+    Ok(Some(holding))
+}
+
+/// At the end of a step that used the job's leases (slurm_spank_exit, root). The batch step
+/// lasts as long as the job, so its end is the job's: release at once, as upstream does.
+/// Other steps only let go; the keeper releases once Slurm says the job has ended.
+pub fn exit(sp: &Spank, plugstack: &PlugstackConfig, holding: Holding) -> Result<()> {
+    // Released before letting go, so the keeper never sees the job without a step mid-release.
+    let released = if sp.is_batch_step() {
+        release::release_job_here(plugstack, holding.job_id).map(|_| ())
+    } else {
+        Ok(())
+    };
+    if let Ok(store) = LeaseStore::open(&state_dir(plugstack)) {
+        store.unregister(holding.job_id, Role::Step, holding.step);
+    }
+    released.map_err(Error::new)
 }

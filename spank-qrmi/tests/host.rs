@@ -64,6 +64,18 @@ fn bad_qpu_list_is_refused_at_submission() {
     );
 }
 
+/// slurmd runs a SPANK prolog/epilog for every job once any plugin exports one.
+#[test]
+fn exports_no_job_prolog_or_epilog_but_an_exit_hook() {
+    let exported = host().describe().run();
+    let exported = exported.exported();
+    assert!(exported.contains(&"exit"), "{exported:?}");
+    assert!(
+        !exported.contains(&"job_prolog") && !exported.contains(&"job_epilog"),
+        "{exported:?}"
+    );
+}
+
 #[test]
 fn unused_plugin_changes_nothing_in_a_job() {
     let out = host()
@@ -86,8 +98,9 @@ fn unused_plugin_changes_nothing_in_a_job() {
 mod mock_server;
 
 mod lifecycle {
-    //! Acquire in slurmstepd, release in the job epilog, through the C host with a fake
-    //! controller answer and the loopback mock backends.
+    //! Acquire in slurmstepd, release at the batch step's exit or by the job's keeper once
+    //! "squeue" (a stand-in on the keeper's PATH, answering from a file) says the job ended,
+    //! through the C host with a fake controller answer and the loopback mock backends.
     use super::mock_server::{MockServer, Mode};
     use spank_test_host::{Host, Outcome, plugin_path};
     use std::os::unix::fs::PermissionsExt;
@@ -95,6 +108,8 @@ mod lifecycle {
 
     struct Site {
         dir: PathBuf,
+        /// Holds the stand-in `squeue`; `job_state` there is what it answers.
+        bin: PathBuf,
         /// A slurm.conf giving this host a QPU GRES (what slurmstepd finds in SLURM_CONF).
         slurm_conf: PathBuf,
         config: PathBuf,
@@ -127,13 +142,65 @@ mod lifecycle {
             format!("NodeName={} CPUs=4 Gres=qpu:ibm_torino:1\n", hostname()),
         )
         .unwrap();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let squeue = bin.join("squeue");
+        std::fs::write(
+            &squeue,
+            "#!/bin/sh\ncat \"$(dirname \"$0\")/job_state\" 2>/dev/null || echo RUNNING\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&squeue, std::fs::Permissions::from_mode(0o755)).unwrap();
         Site {
             dir,
+            bin,
             slurm_conf,
             config,
             state,
             server,
         }
+    }
+
+    impl Drop for Site {
+        /// A keeper still waiting for its job sees the state directory gone and exits.
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// What the stand-in squeue says of job 77 from now on.
+    fn set_job_state(site: &Site, state: &str) {
+        std::fs::write(site.bin.join("job_state"), format!("{state}\n")).unwrap();
+    }
+
+    /// The job ends: its keeper releases everything within a few seconds.
+    fn end_job(site: &Site) {
+        set_job_state(site, "COMPLETED");
+        let started = std::time::Instant::now();
+        while !leases(&site.state).is_empty() || !keepers(&site.state).is_empty() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the keeper released nothing 30 s after the job ended: {:?}",
+                leases(&site.state)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Registered keeper processes that still run.
+    fn keepers(state: &Path) -> Vec<String> {
+        std::fs::read_dir(state)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("keeper-"))
+                    .filter(|n| {
+                        let pid = n.split('-').nth(2).unwrap_or("0");
+                        Path::new(&format!("/proc/{pid}")).exists()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn hostname() -> String {
@@ -146,6 +213,7 @@ mod lifecycle {
 
     fn host(site: &Site) -> Host {
         Host::new(plugin_path("spank-qrmi"))
+            .process_env("PATH", &format!("{}:/usr/bin:/bin", site.bin.display()))
             .arg(site.config.to_str().unwrap())
             .arg(&format!("state_dir={}", site.state.display()))
             .arg("http_timeout=2")
@@ -173,12 +241,20 @@ mod lifecycle {
         h.call("init_post_opt").call("task_init").run()
     }
 
-    fn epilog(site: &Site) -> Outcome {
-        // As Slurm 22.05 runs it: no slurm_spank_init first.
+    /// The batch step of job 77 asking for `qpu`, from its start to its exit.
+    fn batch_step(site: &Site, qpu: &str) -> Outcome {
         host(site)
-            .context("job_script")
+            .context("remote")
             .item("job_id", 77)
-            .call("job_epilog")
+            .item("step_id", 0xfffffffbu32)
+            .item("uid", 6001)
+            .item("gid", 6001)
+            .job("nodes", "q2")
+            .call("init")
+            .option("qpu", Some(qpu))
+            .call("init_post_opt")
+            .call("task_init")
+            .call("exit")
             .run()
     }
 
@@ -194,7 +270,7 @@ mod lifecycle {
     }
 
     #[test]
-    fn qpu_option_acquires_once_and_the_epilog_releases() {
+    fn qpu_option_acquires_once_and_the_keeper_releases_when_the_job_ends() {
         let site = site("option");
         let out = step(
             &site,
@@ -238,17 +314,60 @@ mod lifecycle {
             .filter(|r| r.method == "POST" && r.target == "/warden/sessions")
             .count();
         assert_eq!(posts, 1);
-        // The epilog releases exactly once, and a second epilog finds nothing to do.
-        let out = epilog(&site);
-        assert_eq!(out.rc("job_epilog"), Some(0), "{}", out.transcript());
+        // Both steps have ended, the job runs on (salloc between steps): nothing is released,
+        // one keeper waits.
         let deletes = |s: &MockServer| s.requests().iter().filter(|r| r.method == "DELETE").count();
-        assert_eq!(deletes(&site.server), 1);
-        assert!(leases(&site.state).is_empty());
-        epilog(&site);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        assert_eq!(deletes(&site.server), 0);
+        assert_eq!(leases(&site.state).len(), 2);
+        assert_eq!(keepers(&site.state).len(), 1, "one keeper for the job");
+        // Once Slurm says the job ended, the keeper releases exactly once and leaves.
+        end_job(&site);
         assert_eq!(deletes(&site.server), 1);
         let accounting = std::fs::read_to_string(site.state.join("accounting.jsonl")).unwrap();
         assert_eq!(accounting.lines().count(), 4, "{accounting}");
         assert!(!accounting.contains(&token), "token in the accounting log");
+    }
+
+    #[test]
+    fn the_batch_steps_exit_releases_at_once_and_other_steps_exits_do_not() {
+        let site = site("batch");
+        // An srun step of the job starts first and ends: the job runs on, nothing released.
+        let out = step(&site, Some("fresnel"), &[("nodes", "q2")]);
+        assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+        let out = host(&site)
+            .context("remote")
+            .item("job_id", 77)
+            .item("step_id", 0)
+            .call("init")
+            .option("qpu", Some("fresnel"))
+            .job("nodes", "q2")
+            .call("init_post_opt")
+            .call("exit")
+            .run();
+        assert_eq!(out.rc("exit"), Some(0), "{}", out.transcript());
+        let deletes = |s: &MockServer| s.requests().iter().filter(|r| r.method == "DELETE").count();
+        assert_eq!(deletes(&site.server), 0);
+        assert_eq!(leases(&site.state).len(), 1);
+        // The batch script's step ends: the job ends with it, release now (as upstream).
+        let out = batch_step(&site, "fresnel");
+        assert_eq!(out.rc("exit"), Some(0), "{}", out.transcript());
+        assert_eq!(deletes(&site.server), 1);
+        assert!(leases(&site.state).is_empty());
+        assert!(
+            out.all_logs()
+                .iter()
+                .any(|l| l.contains("job 77: released 1 QPU(s)")),
+            "{}",
+            out.transcript()
+        );
+        // The keeper started by the first step finds nothing left and leaves.
+        let started = std::time::Instant::now();
+        while !keepers(&site.state).is_empty() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(deletes(&site.server), 1);
     }
 
     #[test]
@@ -288,7 +407,7 @@ mod lifecycle {
         for line in out.all_logs() {
             assert!(!line.contains("sekret-api-key-123"), "{line}");
         }
-        epilog(&site);
+        end_job(&site);
         assert!(leases(&site.state).is_empty());
     }
 
@@ -310,7 +429,7 @@ mod lifecycle {
             .run();
         assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
         assert_eq!(out.env("QRMI_JOB_QPU_RESOURCES"), Some("felis"));
-        epilog(&site);
+        end_job(&site);
     }
 
     #[test]
@@ -331,7 +450,7 @@ mod lifecycle {
             .run();
         assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
         assert_eq!(out.env("QRMI_JOB_QPU_RESOURCES"), Some("ibm_torino"));
-        epilog(&site);
+        end_job(&site);
     }
 
     #[test]
@@ -349,10 +468,8 @@ mod lifecycle {
         assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
         assert_eq!(out.rpcs(), 0);
         assert!(out.setenvs().is_empty());
-        // And the epilog of such a job only looks for a lease file.
-        let out = epilog(&site);
-        assert_eq!(out.rc("job_epilog"), Some(0));
-        assert!(out.all_logs().is_empty(), "{}", out.transcript());
+        // And such a job leaves nothing behind: no lease, no keeper.
+        assert!(leases(&site.state).is_empty() && keepers(&site.state).is_empty());
     }
 
     #[test]

@@ -127,6 +127,11 @@ impl Spank {
         self.get_u32(sys::S_JOB_STEPID, "step id")
     }
 
+    /// True in the batch script's step (the one step that lasts as long as a batch job).
+    pub fn is_batch_step(&self) -> bool {
+        self.step_id().is_ok_and(|id| id == sys::SLURM_BATCH_SCRIPT)
+    }
+
     pub fn uid(&self) -> Result<u32> {
         // uid_t and gid_t are 32-bit on every platform Slurm runs on.
         self.get_u32(sys::S_JOB_UID, "job uid")

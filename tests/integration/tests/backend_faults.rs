@@ -150,7 +150,7 @@ fn a_failing_release_is_retried_and_stays_recorded() {
             .filter(|r| r.method == "DELETE" && r.target.ends_with(&token))
             .count()
     };
-    // Three attempts with backoff in the epilog, then the lease stays as release_failed.
+    // Three attempts with backoff once the job ended, then the lease stays as release_failed.
     let state = state_dir(&site.cluster, "q2");
     let mut lease = String::new();
     let recorded = wait_for(Duration::from_secs(60), || {
@@ -174,7 +174,7 @@ fn a_failing_release_is_retried_and_stays_recorded() {
     let lease_json: serde_json::Value = serde_json::from_str(&lease).unwrap_or_default();
     report(
         "fault: QPU backend (release)",
-        "the backend answers HTTP 500 to every DELETE of the job's session (job epilog)",
+        "the backend answers HTTP 500 to every DELETE of the job's session (release at the job's end)",
         &format!(
             "srun rc {:?} (the job itself succeeded); release calls seen by the backend: {}",
             run.code,

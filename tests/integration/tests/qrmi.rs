@@ -8,7 +8,7 @@ mod mock_server;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use integration_tests::Cluster;
+use integration_tests::{Cluster, cluster_script};
 use mock_server::{MockServer, Mode, Recorded};
 
 const API_KEY: &str = "sekret-apikey-6f1e9c";
@@ -336,16 +336,28 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
                 .any(|r| r.method == "POST" && r.target == "/warden/sessions")
         });
         if kill_stepd {
+            // The batch step's slurmstepd only (the job's keeper, forked from it, shares its
+            // command line but not its name).
             let pids = site.cluster.as_root(
                 "pgrep",
                 &["-f", &format!("slurmstepd: \\[{job}\\.batch\\]")],
             );
-            assert!(pids.ok(), "no slurmstepd for job {job}: {pids:?}");
-            for pid in pids.stdout.split_whitespace() {
+            let pids: Vec<String> = pids
+                .stdout
+                .split_whitespace()
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|comm| comm.trim() == "slurmstepd")
+                })
+                .map(str::to_string)
+                .collect();
+            assert!(!pids.is_empty(), "no slurmstepd for job {job}");
+            for pid in &pids {
                 site.cluster.as_root("kill", &["-9", pid]);
             }
         }
         site.cluster.as_root("scancel", &[&job]);
+        let ended = Instant::now();
         wait_for(
             &format!("release of job {job} (killed stepd: {kill_stepd})"),
             Duration::from_secs(60),
@@ -355,10 +367,156 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
                     .any(|r| r.method == "DELETE" && r.target.starts_with("/warden/sessions/"))
             },
         );
+        println!(
+            "job {job}: released {:.1} s after scancel (batch slurmstepd killed with SIGKILL: {kill_stepd})",
+            ended.elapsed().as_secs_f64()
+        );
     }
     wait_for("q2 healthy", Duration::from_secs(60), || {
         site.cluster.unhealthy_nodes().is_empty()
     });
+}
+
+/// A node crash (every process of q2 killed, the keeper too, as a reboot would) while a batch
+/// job holds a QPU there: when q2's slurmd starts again it restarts the job's keeper from the
+/// lease left on disk, and the QPU is released once Slurm has ended the job.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn a_crashed_node_releases_its_leases_when_slurmd_starts_again() {
+    let site = site();
+    let run = site
+        .cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "--no-requeue",
+                "-p",
+                "quantum",
+                "-w",
+                "q2",
+                "--qpu=fresnel",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "sleep 300",
+            ],
+        )
+        .expect_ok("sbatch");
+    let job = run.stdout.trim().to_string();
+    wait_for("acquisition", Duration::from_secs(30), || {
+        site.server
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.target == "/warden/sessions")
+    });
+    let token = held_leases(&site.cluster, "q2")
+        .iter()
+        .find_map(|text| {
+            let lease: serde_json::Value = serde_json::from_str(text).ok()?;
+            (lease["job_id"].as_u64().map(|j| j.to_string()).as_deref() == Some(job.as_str()))
+                .then(|| lease["token"].as_str().map(str::to_string))?
+        })
+        .expect("the job's lease on q2");
+    cluster_script(&["kill-node", "q2"]).expect_ok("kill-node q2");
+    let crashed = Instant::now();
+    // Down long enough for Slurm to end the job (NODE_FAIL), as after a real crash.
+    site.cluster.wait_queue_empty(Duration::from_secs(120));
+    assert!(
+        !held_leases(&site.cluster, "q2").is_empty(),
+        "the lease stays on q2's disk"
+    );
+    let restarted = Instant::now();
+    cluster_script(&["start-node", "q2"]).expect_ok("start-node q2");
+    wait_for(
+        &format!("release of job {job}'s QPU after q2 came back"),
+        Duration::from_secs(60),
+        || {
+            site.server
+                .requests()
+                .iter()
+                .any(|r| r.method == "DELETE" && r.target.ends_with(&token))
+        },
+    );
+    println!(
+        "job {job}: released {:.1} s after q2's slurmd started again ({:.1} s after the crash)",
+        restarted.elapsed().as_secs_f64(),
+        crashed.elapsed().as_secs_f64()
+    );
+    wait_for("no lease held on q2", Duration::from_secs(10), || {
+        held_leases(&site.cluster, "q2").is_empty()
+    });
+    site.cluster.as_root("scancel", &[&job]);
+    wait_for("q2 healthy", Duration::from_secs(60), || {
+        site.cluster.unhealthy_nodes().is_empty()
+    });
+}
+
+/// slurmd runs a SPANK epilog for every job once any loaded plugin exports one; ours has none,
+/// so no job pays for it: not a job without a QPU, and not one with a QPU either.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn slurmd_runs_no_spank_epilog_for_any_job() {
+    let site = site();
+    let plain = site
+        .cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )
+        .expect_ok("sbatch");
+    let with_qpu = site
+        .cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--qpu=ibm_torino",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "srun true",
+            ],
+        )
+        .expect_ok("sbatch --qpu");
+    site.cluster
+        .as_user("srun", &["-p", "quantum", "-w", "q1", "true"])
+        .expect_ok("srun");
+    site.cluster.wait_queue_empty(Duration::from_secs(60));
+    let log = site.cluster.node_log("q1");
+    for job in [plain.stdout.trim(), with_qpu.stdout.trim()] {
+        assert!(
+            log.contains(&format!("job {job}"))
+                || log.contains(&format!("JobId={job}"))
+                || log.contains(&format!("[{job}")),
+            "job {job} left no trace in q1's log: is this the right log?"
+        );
+    }
+    let epilogs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("spank/epilog") || l.contains("spank epilog"))
+        .collect();
+    assert!(epilogs.is_empty(), "slurmd ran SPANK epilogs: {epilogs:?}");
+    // The QPU job's session was still released (by its batch step's exit).
+    wait_for(
+        "release of the batch job's session",
+        Duration::from_secs(30),
+        || site.server.requests().iter().any(is_release),
+    );
 }
 
 #[test]

@@ -24,7 +24,7 @@ struct PlugstackGuard<'a> {
 
 impl Drop for PlugstackGuard<'_> {
     fn drop(&mut self) {
-        // The epilog of the last job reads plugstack.conf: let it finish first.
+        // The last job's QPUs are released after it left the queue: let that finish first.
         if !std::thread::panicking() {
             wait_for_earlier_releases(self.cluster);
         }
@@ -306,7 +306,7 @@ fn a_failed_acquisition_leaves_no_lock_file() {
         &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
     );
     assert!(!run.ok(), "{run:?}");
-    // The epilog has run once the job is gone from squeue; give it that long.
+    // Anything left would be released shortly after the job is gone; give it that long.
     std::thread::sleep(Duration::from_secs(2));
     let left: Vec<String> = files()
         .into_iter()

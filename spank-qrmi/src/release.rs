@@ -1,22 +1,20 @@
-//! The job epilog (root, once per job on each node, also after scancel, a time limit or a
-//! killed slurmstepd): release every QPU the job holds on this node. slurmd runs it for every
-//! job, so a job without a lease costs one directory listing and nothing else.
-use spank::{Error, Result, Spank};
-
+//! Releasing every QPU a job holds on this node (root): from the batch step's exit, and from
+//! the job's keeper once Slurm says the job has ended. Failed releases stay recorded
+//! (release_failed) for a later attempt; released leases are removed.
 use crate::acquire::{self, Node, Retry};
 use crate::backend;
 use crate::config::Config;
 use crate::lease::LeaseStore;
+use crate::node::{http_config, munge_fn, node_name, state_dir};
 use crate::plugstack::PlugstackConfig;
-use crate::remote::{http_config, munge_fn, node_name, state_dir};
 
-pub fn release(sp: &Spank, plugstack: &PlugstackConfig) -> Result<()> {
-    let job_id = sp.job_id()?;
+/// Releases what the job holds here; Ok(released count), or why some release failed.
+pub fn release_job_here(plugstack: &PlugstackConfig, job_id: u32) -> Result<usize, String> {
     let dir = state_dir(plugstack);
-    if !acquire::has_leases(&dir, job_id) {
-        return Ok(());
+    let store = LeaseStore::open(&dir).map_err(|e| e.to_string())?;
+    if store.leases(job_id).map_err(|e| e.to_string())?.is_empty() {
+        return Ok(0);
     }
-    let store = LeaseStore::open(&dir).map_err(|e| Error::new(e.to_string()))?;
     let config = match &plugstack.config_path {
         Some(path) => match Config::load(path) {
             Ok(config) => Some(config),
@@ -43,11 +41,13 @@ pub fn release(sp: &Spank, plugstack: &PlugstackConfig) -> Result<()> {
         Retry::default(),
     );
     if failed > 0 {
-        return Err(Error::new(format!(
+        return Err(format!(
             "job {job_id}: {failed} QPU release(s) failed and stay recorded in {} ({released} released)",
             dir.display()
-        )));
+        ));
     }
-    tracing::info!("job {job_id}: released {released} QPU(s)");
-    Ok(())
+    if released > 0 {
+        tracing::info!("job {job_id}: released {released} QPU(s)");
+    }
+    Ok(released)
 }
