@@ -6,7 +6,8 @@
 //! ```text
 //! frames_bench gen DIR N              N records + N frame files + one sbatch submission
 //! frames_bench gen-frames DIR COUNT MIB   COUNT frame files of MIB MiB each (pseudo-random bytes)
-//! frames_bench checksum FILE...       frame_checksum of each file; prints "bytes seconds"
+//! frames_bench checksum [--sha256] FILE...   frame_checksum of each file (BLAKE3, and SHA-256
+//!                                     too with --sha256, as --frame-sha256 does); prints "bytes seconds"
 //! ```
 use std::io::Write as _;
 use std::path::Path;
@@ -45,7 +46,8 @@ fn record(dir: &Path, index: u64) -> TaskRecord {
         end_time: 1_700_000_010.5 + index as f64,
         frame_path: Some(format!("{}/frame_{index:04}.png", dir.display())),
         frame_size: Some(64),
-        frame_sha256: Some(format!(
+        frame_sha256: None,
+        frame_blake3: Some(format!(
             "{:064x}",
             index.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         )),
@@ -121,10 +123,14 @@ fn gen_frames(dir: &Path, count: u64, mib: u64) -> Result<(), String> {
 
 fn checksum(files: &[String]) -> Result<(), String> {
     let t = Instant::now();
+    let (sha256, files) = match files {
+        [first, rest @ ..] if first == "--sha256" => (true, rest),
+        _ => (false, files),
+    };
     let mut bytes = 0u64;
     for f in files {
-        let (size, _hex) = frame_checksum(Path::new(f)).map_err(|e| format!("{f}: {e}"))?;
-        bytes += size;
+        let digest = frame_checksum(Path::new(f), sha256).map_err(|e| format!("{f}: {e}"))?;
+        bytes += digest.size;
     }
     let secs = t.elapsed().as_secs_f64();
     let _ = writeln!(std::io::stdout(), "{bytes} {secs:.6}");
@@ -149,7 +155,7 @@ fn main() -> ExitCode {
             .and_then(|(c, m)| gen_frames(Path::new(dir), c, m)),
         ["checksum", ..] => checksum(&args[1..]),
         _ => Err(
-            "usage: frames_bench gen DIR N | gen-frames DIR COUNT MIB | checksum FILE...".into(),
+            "usage: frames_bench gen DIR N | gen-frames DIR COUNT MIB | checksum [--sha256] FILE...".into(),
         ),
     };
     match result {

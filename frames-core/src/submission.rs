@@ -55,6 +55,7 @@ const SHORT_OPTIONAL_VALUE: &str = "k";
 /// sbatch long options that take no value.
 const LONG_FLAGS: &[&str] = &[
     "contiguous",
+    "frame-sha256",
     "help",
     "hold",
     "ignore-pbs",

@@ -6,29 +6,46 @@ use std::process::Command;
 
 use frames_core::merge::{Collection, Summary, UnitKey, UnitState};
 use frames_core::ranges;
+use frames_core::record::verify_frame;
 
 use crate::{Fail, exit};
 
-/// The frame file of each array index, or `None` for a gap (missing, failed, or its file is
-/// gone). Non-array jobs are not frames of a sequence: left out.
-fn frame_files(dir: &Path, c: &Collection, s: &Summary) -> Vec<(u64, Option<PathBuf>)> {
-    s.units
+/// The frame file of each array index, or `None` for a gap (missing, failed, its file gone,
+/// or changed since its task recorded its checksum: those are also returned, with why).
+/// Non-array jobs are not frames of a sequence: left out.
+fn frame_files(
+    dir: &Path,
+    c: &Collection,
+    s: &Summary,
+) -> (Vec<(u64, Option<PathBuf>)>, Vec<String>) {
+    let mut changed = Vec::new();
+    let files = s
+        .units
         .iter()
         .filter_map(|u| match u.key {
             UnitKey::Index(index) => Some((index, u)),
             UnitKey::Job(_) => None,
         })
         .map(|(index, u)| {
-            let file = u
+            let record = u
                 .chosen
                 .filter(|_| u.state == UnitState::Done)
-                .and_then(|i| c.records.get(i))
-                .and_then(|r| r.frame_path.as_deref())
-                .map(|p| dir.join(p)) // join keeps an absolute path as is
-                .filter(|p| p.is_file());
+                .and_then(|i| c.records.get(i));
+            let file = record
+                .and_then(|r| Some((r, r.frame_path.as_deref()?)))
+                .map(|(r, p)| (r, dir.join(p))) // join keeps an absolute path as is
+                .filter(|(_, p)| p.is_file())
+                .and_then(|(r, p)| match verify_frame(&p, r) {
+                    Ok(()) => Some(p),
+                    Err(why) => {
+                        changed.push(format!("index {index}: {why}"));
+                        None
+                    }
+                });
             (index, file)
         })
-        .collect()
+        .collect();
+    (files, changed)
 }
 
 /// Quotes a path for an ffconcat `file` line.
@@ -77,7 +94,10 @@ pub fn run(
     fps: u32,
     fill_gaps: bool,
 ) -> Result<u8, Fail> {
-    let files = frame_files(dir, c, s);
+    let (files, changed) = frame_files(dir, c, s);
+    for why in &changed {
+        eprintln!("frames video: {why}");
+    }
     let gaps: Vec<u64> = files
         .iter()
         .filter(|(_, f)| f.is_none())
@@ -98,7 +118,7 @@ pub fn run(
     };
     if !gaps.is_empty() && !fill_gaps {
         return Err(Fail::refused(format!(
-            "{}: {} of {} frames are missing or failed: {} (use --fill-gaps to repeat the previous good frame)",
+            "{}: {} of {} frames are missing, failed or changed: {} (use --fill-gaps to repeat the previous good frame)",
             dir.display(),
             gaps.len(),
             files.len(),

@@ -50,6 +50,10 @@ fn record(index: u64, node: &str, frame: Option<&Path>, exit_code: i32) -> TaskR
         frame_path: frame.map(|p| p.display().to_string()),
         frame_size,
         frame_sha256: None,
+        // As the plugin records it at task end.
+        frame_blake3: frame
+            .and_then(|p| frames_core::record::frame_checksum(p, false).ok())
+            .map(|d| d.blake3),
         results: vec![RawJson::parse(&format!(r#"{{"loss": {index}}}"#)).unwrap()],
         result_errors: vec![],
         warnings: vec![],
@@ -165,7 +169,7 @@ fn collect_writes_outputs() {
     let csv = std::fs::read_to_string(l.summary_csv_path()).unwrap();
     assert!(
         csv.contains(
-            "\n2,2,failed,0,502,500,2,batch,0,c2,3,,10,2,,,,/home/u/anim/slurm-500_2.out,exit code 3\n"
+            "\n2,2,failed,0,502,500,2,batch,0,c2,3,,10,2,,,,,/home/u/anim/slurm-500_2.out,exit code 3\n"
         ),
         "{csv}"
     );
@@ -302,6 +306,31 @@ fn video_dir(tag: &str) -> (TempDir, Layout, String) {
 }
 
 #[test]
+fn video_refuses_a_frame_changed_after_its_task_ended() {
+    let (t, layout, dir) = video_dir("cli-video-changed");
+    // Index 2 rerun and done too, then index 1's file overwritten (same size, other bytes).
+    let pngs: Vec<PathBuf> = (1..=4)
+        .map(|i| layout.root().join(format!("frame_{i:04}.png")))
+        .collect();
+    let mut rerun = record(2, "c1", Some(&pngs[2]), 0);
+    rerun.attempt = 1;
+    put(&layout, &rerun);
+    let mut bytes = std::fs::read(&pngs[1]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&pngs[1], bytes).unwrap();
+    let out_str = t.path().join("out.mp4").display().to_string();
+    let out = frames(&["video", &dir, "-o", &out_str]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("index 1: ") && err.contains("BLAKE3 differs"),
+        "{err}"
+    );
+    assert!(err.contains("missing, failed or changed: 1"), "{err}");
+}
+
+#[test]
 fn video_refuses_gaps_then_fills_them() {
     if !have_ffmpeg() {
         // Needs ffmpeg on PATH (Debian: apt-get install ffmpeg). Fail when CI asks for it.
@@ -320,7 +349,8 @@ fn video_refuses_gaps_then_fills_them() {
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
     assert!(
-        err.contains("1 of 4 frames are missing or failed: 2") && err.contains("--fill-gaps"),
+        err.contains("1 of 4 frames are missing, failed or changed: 2")
+            && err.contains("--fill-gaps"),
         "{err}"
     );
     assert!(!out_path.exists());

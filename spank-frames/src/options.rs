@@ -30,6 +30,10 @@ pub const SPECS: &[OptionSpec] = &[
         "PREFIX",
         "Stdout lines starting with PREFIX are recorded as JSON results (default RESULT:)",
     ),
+    OptionSpec::flag(
+        "frame-sha256",
+        "Also record a SHA-256 of each frame (every record has its BLAKE3)",
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -40,6 +44,8 @@ pub struct FrameOptions {
     pub t0: f64,
     pub dt: f64,
     pub result_prefix: String,
+    /// --frame-sha256 was given.
+    pub sha256: bool,
     /// The options other than --frame-dir that were given, in order (each name once).
     pub given: Vec<&'static str>,
 }
@@ -53,6 +59,7 @@ impl Default for FrameOptions {
             t0: 0.0,
             dt: 1.0,
             result_prefix: DEFAULT_PREFIX.to_string(),
+            sha256: false,
             given: Vec::new(),
         }
     }
@@ -111,6 +118,7 @@ impl FrameOptions {
                 self.result_prefix =
                     frames_core::options::parse_result_prefix(value).map_err(Error::new)?
             }
+            "frame-sha256" => self.sha256 = true,
             other => return Err(Error::new(format!("unknown option --{other}"))),
         }
         Ok(())

@@ -46,6 +46,8 @@ struct Step {
     job_task_count: Option<u32>,
     /// The submission id the job carries (SLURM_SPANK_FRAMES_SUBMISSION).
     submission: Option<String>,
+    /// --frame-sha256: a SHA-256 of each frame besides its BLAKE3.
+    sha256: bool,
 }
 
 #[derive(Default)]
@@ -175,6 +177,7 @@ impl Remote {
                 None
             },
             submission,
+            sha256: options.sha256,
         };
         sp.setenv("FRAME_DIR", &dir.display().to_string(), true)?;
         sp.setenv("FRAME_ATTEMPT", &step.attempt.to_string(), true)?;
@@ -299,6 +302,7 @@ impl Remote {
             frame_path: frame_path.as_ref().map(|p| p.display().to_string()),
             frame_size: None,
             frame_sha256: None,
+            frame_blake3: None,
             results: Vec::new(),
             result_errors: Vec::new(),
             warnings: Vec::new(),
@@ -306,8 +310,9 @@ impl Remote {
             reason: None,
         };
         let layout = step.layout.clone();
+        let sha256 = step.sha256;
         let report = run_as_user(step.identity, &step.groups, RECORD_LIMIT, move || {
-            write_record(&layout, &key, record, frame_path)
+            write_record(&layout, &key, record, frame_path, sha256)
         });
         match report {
             Ok(Ok(text)) => tracing::debug!("task {global}: {text}"),
@@ -393,6 +398,7 @@ fn write_record(
     key: &TaskKey,
     mut record: TaskRecord,
     frame_path: Option<PathBuf>,
+    sha256: bool,
 ) -> std::result::Result<String, String> {
     // task_init refused a .frames that is not the user's (or a symlink): write nothing there.
     // Checked again here, as the user: it may have been swapped since.
@@ -468,10 +474,11 @@ fn write_record(
         Err(_) => {}
     }
     if let Some(path) = &frame_path
-        && let Ok((size, sha)) = frames_core::record::frame_checksum(path)
+        && let Ok(digest) = frames_core::record::frame_checksum(path, sha256)
     {
-        record.frame_size = Some(size);
-        record.frame_sha256 = Some(sha);
+        record.frame_size = Some(digest.size);
+        record.frame_blake3 = Some(digest.blake3);
+        record.frame_sha256 = digest.sha256;
     }
     if key.step == StepId::Batch && !record.results.is_empty() {
         drop_step_results(layout, key, &mut record.results);

@@ -22,8 +22,13 @@ fn ids() -> (u32, u32) {
 
 /// One array element (array job 500, task `index`) whose task runs `command`.
 fn array_task(dir: &Path, index: u32, command: &str) -> Outcome {
+    array_task_with(dir, index, command, &[])
+}
+
+/// [`array_task`] with more option flags (e.g. "frame-sha256").
+fn array_task_with(dir: &Path, index: u32, command: &str, flags: &[&str]) -> Outcome {
     let (uid, gid) = ids();
-    host()
+    let mut host = host()
         .context("remote")
         .item("job_id", 500 + index)
         .item("step_id", 0xffff_fffbu32)
@@ -39,11 +44,11 @@ fn array_task(dir: &Path, index: u32, command: &str) -> Outcome {
         .call("init")
         .option("frame-dir", Some(dir.to_str().unwrap()))
         .option("frame-t0", Some("10"))
-        .option("frame-dt", Some("0.5"))
-        .call("init_post_opt")
-        .task(command)
-        .call("exit")
-        .run()
+        .option("frame-dt", Some("0.5"));
+    for flag in flags {
+        host = host.option(flag, None);
+    }
+    host.call("init_post_opt").task(command).call("exit").run()
 }
 
 fn records(dir: &Path) -> Vec<serde_json::Value> {
@@ -73,7 +78,8 @@ fn registers_all_options_everywhere_options_are_parsed() {
                 "frame-pattern",
                 "frame-t0",
                 "frame-dt",
-                "result-prefix"
+                "result-prefix",
+                "frame-sha256"
             ],
             "{context}"
         );
@@ -155,6 +161,24 @@ fn unused_plugin_changes_nothing_in_a_job() {
 }
 
 #[test]
+fn frame_sha256_adds_a_sha256_beside_the_blake3() {
+    let dir = temp_dir("sha256");
+    let out = array_task_with(&dir, 3, "printf 'png' > \"$FRAME_PATH\"", &["frame-sha256"]);
+    assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
+    let records = records(&dir);
+    assert_eq!(records.len(), 1, "{records:?}");
+    // SHA-256 of "png", as sha256sum prints it.
+    assert_eq!(
+        records[0]["frame_sha256"],
+        "8f8cbb7dcf46e0bc7d53265749a6c17d116093a6ba95e442764060c76fd4a86c"
+    );
+    assert_eq!(
+        records[0]["frame_blake3"].as_str(),
+        Some(blake3::hash(b"png").to_hex().as_str())
+    );
+}
+
+#[test]
 fn task_gets_its_frame_variables_and_a_record_is_written() {
     let dir = temp_dir("vars");
     let out = array_task(
@@ -182,9 +206,10 @@ fn task_gets_its_frame_variables_and_a_record_is_written() {
     assert_eq!(record["exit_code"], 0);
     assert_eq!(record["frame_size"], 3);
     assert_eq!(
-        record["frame_sha256"],
-        "8f8cbb7dcf46e0bc7d53265749a6c17d116093a6ba95e442764060c76fd4a86c"
+        record["frame_blake3"].as_str(),
+        Some(blake3::hash(b"png").to_hex().as_str())
     );
+    assert!(record["frame_sha256"].is_null(), "only with --frame-sha256");
     assert_eq!(record["results"], serde_json::json!([{"loss": 0.25}]));
     assert_eq!(
         record["result_errors"].as_array().map(Vec::len),

@@ -159,7 +159,7 @@ pub fn csv_bytes(c: &Collection, s: &Summary) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.units.len() * 192);
     out.extend_from_slice(
         b"unit,index,status,attempt,job_id,array_job_id,array_task_id,step,task,node,exit_code,\
-signal,duration,frame_time,frame_size,frame_sha256,frame_path,output_file,reason\n",
+signal,duration,frame_time,frame_size,frame_sha256,frame_blake3,frame_path,output_file,reason\n",
     );
     for u in &s.units {
         if u.records.is_empty() {
@@ -168,7 +168,7 @@ signal,duration,frame_time,frame_size,frame_sha256,frame_path,output_file,reason
                 UnitKey::Index(i) => i.to_string(),
                 UnitKey::Job(_) => String::new(),
             };
-            let _ = writeln!(out, "{unit},{index},missing,,,,,,,,,,,,,,,,");
+            let _ = writeln!(out, "{unit},{index},missing,,,,,,,,,,,,,,,,,");
             continue;
         }
         let unit = unit_text(u.key);
@@ -191,13 +191,14 @@ signal,duration,frame_time,frame_size,frame_sha256,frame_path,output_file,reason
             csv_field(&mut out, &r.node);
             let _ = write!(
                 out,
-                ",{},{},{},{},{},{},",
+                ",{},{},{},{},{},{},{},",
                 opt(r.exit_code),
                 opt(r.signal),
                 opt(r.duration()),
                 opt(frame_time),
                 opt(r.frame_size),
-                r.frame_sha256.as_deref().unwrap_or("")
+                r.frame_sha256.as_deref().unwrap_or(""),
+                r.frame_blake3.as_deref().unwrap_or("")
             );
             csv_field(&mut out, r.frame_path.as_deref().unwrap_or(""));
             out.push(b',');

@@ -309,7 +309,7 @@ fn outputs_are_idempotent_and_complete() {
     assert_eq!(
         rows[3],
         format!(
-            "2,2,failed,0,1002,1000,2,batch,0,\"n,0\"\"q\",0,,10.5,2,0,{},/f/frame_0002.png,\
+            "2,2,failed,0,1002,1000,2,batch,0,\"n,0\"\"q\",0,,10.5,2,0,,{},/f/frame_0002.png,\
              /home/u/proj/slurm-1000_2.out,frame file empty: /f/frame_0002.png",
             "00".repeat(32)
         )

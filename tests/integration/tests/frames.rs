@@ -54,11 +54,14 @@ fn array_of_100_frames_on_two_nodes_is_recorded_and_merged_once() {
         assert_eq!(record["results"][0]["host"], record["node"], "{record}");
         assert_eq!(record["results"][0]["index"], record["index"], "{record}");
         assert_eq!(record["status"], "done");
-        assert!(
-            record["frame_sha256"]
-                .as_str()
-                .is_some_and(|s| s.len() == 64)
+        // The BLAKE3 of the frame as it is on disk; SHA-256 only with --frame-sha256.
+        let frame = std::fs::read(record["frame_path"].as_str().unwrap_or("")).unwrap_or_default();
+        assert_eq!(
+            record["frame_blake3"].as_str(),
+            Some(blake3::hash(&frame).to_hex().as_str()),
+            "{record}"
         );
+        assert!(record["frame_sha256"].is_null(), "{record}");
     }
     // Exactly one finisher merged.
     let finish_markers = std::fs::read_dir(dir.join(".frames"))
@@ -76,6 +79,53 @@ fn array_of_100_frames_on_two_nodes_is_recorded_and_merged_once() {
         manifest
     );
     cluster.assert_no_unhealthy_nodes();
+}
+
+/// `--frame-sha256` (a flag: sbatch's own parsing of the line must not take the script for
+/// its value) reaches every task: each record has the SHA-256 sha256sum prints, beside BLAKE3.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn frame_sha256_flag_adds_sha256_to_every_record() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("frames-sha256");
+    let script = cluster.user_script(&work, "render.sh", RENDER);
+    let dir = work.join("frames");
+    let frame_dir = format!("--frame-dir={}", dir.display());
+    cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--wait",
+                "-p",
+                "normal",
+                "--array=0-3",
+                "-o",
+                "/dev/null",
+                &frame_dir,
+                "--frame-sha256",
+                script.to_str().unwrap(),
+            ],
+        )
+        .expect_ok("sbatch --frame-sha256");
+    let records = record_files(&dir);
+    assert_eq!(records.len(), 4);
+    for record in &records {
+        let path = record["frame_path"].as_str().unwrap_or("");
+        let sum = cluster.as_root("sha256sum", &[path]).expect_ok("sha256sum");
+        assert_eq!(
+            record["frame_sha256"].as_str(),
+            sum.stdout.split_whitespace().next(),
+            "{record}"
+        );
+        assert!(
+            record["frame_blake3"]
+                .as_str()
+                .is_some_and(|h| h.len() == 64),
+            "{record}"
+        );
+    }
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["done"], 4, "{summary}");
 }
 
 #[test]
