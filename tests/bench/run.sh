@@ -300,7 +300,7 @@ item4() {
     log "item 4: a step's init_post_opt + exit without QPU through the C host"
     local d=$work/stepexit
     install -d -m 0700 "$d" "$d/state"
-    printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "t"}}]}' >"$d/qrmi_config.json"
+    printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "t"}, "status_check": false}]}' >"$d/qrmi_config.json"
     chmod 0600 "$d/qrmi_config.json"
     # Another job's lease in the state directory, as on a busy QPU node.
     printf '{}' >"$d/state/lease-5-garnet.json"
@@ -401,7 +401,7 @@ cluster_up() { # $1: empty | plugins | plugins-debug
         SPANK_SLURM_DEBUG=$level "$cl" up --plugins "$stage" >"$res/up-$1.log" 2>&1
         # A token-only QPU (iqm-server, no status check: no HTTP) for the "options used" case.
         install -d -m 0755 "$scratch/etc"
-        printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "bench-token"}}]}' \
+        printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "bench-token"}, "status_check": false}]}' \
             >"$scratch/etc/qrmi_config.json"
         chmod 0600 "$scratch/etc/qrmi_config.json"
     fi

@@ -91,7 +91,8 @@ fn slurmstepd_memory_flat_across_1000_steps_with_both_plugins() {
     }
     reliability::start(TEST);
     let cluster = Cluster::connect();
-    // A token-only QPU (iqm-server, no status check): acquiring it calls no backend.
+    // A token-only QPU (iqm-server) with its status check turned off: acquiring it calls no
+    // backend, so only the plugins' own memory is measured.
     let path = cluster.scratch().join("etc/qrmi_config.json");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let _guard = ConfigGuard {
@@ -101,7 +102,7 @@ fn slurmstepd_memory_flat_across_1000_steps_with_both_plugins() {
     let config = serde_json::json!({"resources": [
         {"name": "garnet_mem", "type": "iqm-server", "environment": {
             "QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/",
-            "QRMI_IQM_ISA_TOKEN": "memory-test-token"}}
+            "QRMI_IQM_ISA_TOKEN": "memory-test-token"}, "status_check": false}
     ]});
     std::fs::write(&path, config.to_string()).unwrap();
     assert!(
