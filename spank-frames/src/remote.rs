@@ -13,13 +13,12 @@ use std::time::Duration;
 use frames_core::layout::{Layout, StepId, TaskKey};
 use frames_core::pattern::JobIds;
 use frames_core::record::{RECORD_VERSION, RawJson, ResultError, ResultSource, Status, TaskRecord};
+use spank::handle::BATCH_STEP_ID as BATCH_STEP;
 use spank::{Error, Result, Spank, TaskExit};
 
 use crate::as_user::{Identity, run_as_user};
 use crate::options::FrameOptions;
 
-/// Slurm's step id of a batch script (SLURM_BATCH_SCRIPT).
-const BATCH_STEP: u32 = 0xffff_fffb;
 /// Step ids from here up are Slurm's special steps (extern, interactive, pending...) other
 /// than the batch step: they run no user work of their own to record.
 const SPECIAL_STEPS: u32 = 0xffff_fff0;

@@ -38,6 +38,9 @@ pub struct Spank {
     raw: sys::spank_t,
 }
 
+/// Slurm's step id of a batch script (SLURM_BATCH_SCRIPT, from the headers).
+pub const BATCH_STEP_ID: u32 = sys::SLURM_BATCH_SCRIPT;
+
 fn spank_error(what: &str, rc: sys::spank_err_t) -> Error {
     // SAFETY: spank_strerror returns a pointer to a static string (or NULL).
     let text = unsafe { sys::spank_strerror(rc) };
@@ -129,7 +132,7 @@ impl Spank {
 
     /// True in the batch script's step (the one step that lasts as long as a batch job).
     pub fn is_batch_step(&self) -> bool {
-        self.step_id().is_ok_and(|id| id == sys::SLURM_BATCH_SCRIPT)
+        self.step_id().is_ok_and(|id| id == BATCH_STEP_ID)
     }
 
     pub fn uid(&self) -> Result<u32> {
