@@ -157,7 +157,7 @@ fn unused_plugin_changes_nothing_in_a_job() {
     }
     assert!(out.setenvs().is_empty(), "{}", out.transcript());
     assert!(out.all_logs().is_empty(), "{}", out.transcript());
-    assert!(out.stdout.contains("plain output\n"));
+    assert!(out.task_output.contains("plain output\n"));
 }
 
 #[test]
@@ -190,10 +190,10 @@ fn task_gets_its_frame_variables_and_a_record_is_written() {
     assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
     assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
     let expected = format!("I=7 T=13.5 P={0}/frame_0007.png A=0 D={0}", dir.display());
-    assert!(out.stdout.contains(&expected), "{}", out.transcript());
+    assert!(out.task_output.contains(&expected), "{}", out.transcript());
     // Output passes through unchanged, result lines included.
     assert!(
-        out.stdout
+        out.task_output
             .contains("RESULT:{\"loss\":0.25}\nRESULT:{broken\n"),
         "{}",
         out.transcript()
@@ -290,7 +290,11 @@ fn a_second_attempt_never_overwrites_the_first() {
     // The same job running the task again (a requeue Slurm's counter did not show): a new
     // attempt with its own record; the first is kept.
     let out = array_task(&dir, 4, "echo attempt=$FRAME_ATTEMPT; exit 1");
-    assert!(out.stdout.contains("attempt=1"), "{}", out.transcript());
+    assert!(
+        out.task_output.contains("attempt=1"),
+        "{}",
+        out.transcript()
+    );
     let mut attempts: Vec<i64> = records(&dir)
         .iter()
         .map(|r| r["attempt"].as_i64().unwrap())
@@ -307,10 +311,11 @@ fn output_reaches_slurm_byte_for_byte() {
         0,
         "printf 'a\\000b\\r\\nno newline at end'; printf x > \"$FRAME_PATH\"",
     );
-    assert!(
-        out.stdout.contains("a\0b\r\nno newline at end"),
-        "{:?}",
-        out.stdout
+    assert_eq!(
+        out.task_output,
+        "a\0b\r\nno newline at end",
+        "{}",
+        out.transcript()
     );
 }
 
@@ -376,7 +381,11 @@ fn a_requeued_job_counts_its_attempt_from_slurms_environment() {
         .call("init_post_opt")
         .task("echo attempt=$FRAME_ATTEMPT")
         .run();
-    assert!(out.stdout.contains("attempt=2"), "{}", out.transcript());
+    assert!(
+        out.task_output.contains("attempt=2"),
+        "{}",
+        out.transcript()
+    );
     assert_eq!(records(&dir)[0]["attempt"], 2);
 }
 
@@ -501,6 +510,6 @@ fn a_frame_state_dir_someone_else_owns_fails_the_task_and_gets_no_record() {
         "{}",
         out.transcript()
     );
-    assert!(!out.stdout.contains("ran"), "{}", out.transcript());
+    assert!(!out.task_output.contains("ran"), "{}", out.transcript());
     assert!(!state.join("records").exists());
 }

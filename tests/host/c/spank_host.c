@@ -19,9 +19,12 @@
  *   --task runs one task the way slurmstepd does: fork; in the child task_init_privileged and
  *   task_init, then exec /bin/sh -c COMMAND with the job environment; in the parent
  *   task_post_fork, wait, set the task_exit_status item to the wait status, task_exit.
+ *   With SPANK_HOST_TASK_FD=N in the host's environment the task's stdout is descriptor N
+ *   (the host's own lines stay on stdout).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +36,9 @@
 
 #include <slurm/spank.h>
 #include <slurm/slurm.h>
+
+/* Where the host's event lines go: stdout, or in a task child its saved copy. */
+static FILE *events;
 
 #define MAX_ENTRIES 512
 
@@ -120,11 +126,11 @@ static void print_escaped(const char *text)
 {
 	for (const char *p = text ? text : "(null)"; *p; p++) {
 		if (*p == '\n')
-			fputs("\\n", stdout);
+			fputs("\\n", events);
 		else if (*p == '\\')
-			fputs("\\\\", stdout);
+			fputs("\\\\", events);
 		else
-			fputc(*p, stdout);
+			fputc(*p, events);
 	}
 }
 
@@ -220,10 +226,10 @@ spank_err_t spank_option_register(spank_t spank, struct spank_option *opt)
 			return ESPANK_ERROR; /* Slurm refuses duplicate names too */
 	options[option_count].opt = *opt;
 	option_count++;
-	printf("register %s has_arg=%d arginfo=%s usage=", opt->name, opt->has_arg,
+	fprintf(events, "register %s has_arg=%d arginfo=%s usage=", opt->name, opt->has_arg,
 	       opt->arginfo ? opt->arginfo : "(null)");
 	print_escaped(opt->usage);
-	putchar('\n');
+	fputc('\n', events);
 	return ESPANK_SUCCESS;
 }
 
@@ -322,11 +328,11 @@ spank_err_t spank_setenv(spank_t spank, const char *var, const char *val, int ov
 	if (env_index(var) >= 0 && !overwrite)
 		return ESPANK_ENV_EXISTS;
 	env_put(var, val);
-	fputs("setenv ", stdout);
+	fputs("setenv ", events);
 	print_escaped(var);
-	putchar('=');
+	fputc('=', events);
 	print_escaped(val);
-	putchar('\n');
+	fputc('\n', events);
 	return ESPANK_SUCCESS;
 }
 
@@ -342,7 +348,7 @@ spank_err_t spank_unsetenv(spank_t spank, const char *var)
 		job_env[i] = job_env[--job_env_count];
 		job_env[job_env_count] = NULL;
 	}
-	printf("unsetenv %s\n", var);
+	fprintf(events, "unsetenv %s\n", var);
 	return ESPANK_SUCCESS;
 }
 
@@ -354,11 +360,11 @@ spank_err_t spank_job_control_setenv(spank_t sp, const char *name, const char *v
 		return ESPANK_BAD_ARG;
 	if (context != S_CTX_LOCAL && context != S_CTX_ALLOCATOR)
 		return ESPANK_NOT_LOCAL;
-	fputs("control_setenv ", stdout);
+	fputs("control_setenv ", events);
 	print_escaped(name);
-	putchar('=');
+	fputc('=', events);
 	print_escaped(value);
-	putchar('\n');
+	fputc('\n', events);
 	return ESPANK_SUCCESS;
 }
 
@@ -379,9 +385,9 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	char *text = NULL;
 	if (vasprintf(&text, fmt, ap) < 0)
 		fail("out of memory");
-	printf("log %s ", level);
+	fprintf(events, "log %s ", level);
 	print_escaped(text);
-	putchar('\n');
+	fputc('\n', events);
 	free(text);
 }
 
@@ -422,7 +428,7 @@ static int fake_load_job(job_info_msg_t **resp, uint32_t job_id)
 {
 	job_info_msg_t *msg;
 	slurm_job_info_t *job;
-	printf("rpc slurm_load_job %u\n", job_id);
+	fprintf(events, "rpc slurm_load_job %u\n", job_id);
 	*resp = NULL;
 	if (!job_given || job_fail)
 		return -1;
@@ -527,6 +533,7 @@ int main(int argc, char **argv)
 	int plugin_argc = 0;
 	void *plugin;
 
+	events = stdout;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2)
 		fail("usage: spank_host PLUGIN.so [--context C] [--arg W] [--item N=V] "
@@ -597,13 +604,13 @@ int main(int argc, char **argv)
 			const char *name = dlsym(plugin, "plugin_name");
 			const char *type = dlsym(plugin, "plugin_type");
 			const unsigned int *version = dlsym(plugin, "plugin_version");
-			printf("describe name=%s type=%s version=0x%x\n", name ? name : "(none)",
+			fprintf(events, "describe name=%s type=%s version=0x%x\n", name ? name : "(none)",
 			       type ? type : "(none)", version ? *version : 0);
 			for (const char **h = hooks; *h; h++) {
 				char symbol[64];
 				snprintf(symbol, sizeof(symbol), "slurm_spank_%s", *h);
 				if (dlsym(plugin, symbol))
-					printf("exported %s\n", *h);
+					fprintf(events, "exported %s\n", *h);
 			}
 			continue;
 		}
@@ -613,11 +620,11 @@ int main(int argc, char **argv)
 			snprintf(symbol, sizeof(symbol), "slurm_spank_%s", hook);
 			spank_f *fn = (spank_f *) dlsym(plugin, symbol);
 			if (!fn) {
-				printf("missing %s\n", hook);
+				fprintf(events, "missing %s\n", hook);
 				continue;
 			}
 			int rc = fn(&the_handle, plugin_argc, plugin_args);
-			printf("rc %s %d\n", hook, rc);
+			fprintf(events, "rc %s %d\n", hook, rc);
 			continue;
 		}
 		if (!strcmp(argv[i], "--task")) {
@@ -635,19 +642,31 @@ int main(int argc, char **argv)
 			if (pid < 0)
 				fail("fork failed");
 			if (pid == 0) {
+				/* The task's stdout is its own stream (SPANK_HOST_TASK_FD), as slurmstepd
+				 * gives each task its own pipe: the host's lines never land inside it. */
+				const char *task_fd_text = getenv("SPANK_HOST_TASK_FD");
+				if (task_fd_text) {
+					int task_fd = atoi(task_fd_text);
+					int events_fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+					if (events_fd < 0 || !(events = fdopen(events_fd, "w")) ||
+					    dup2(task_fd, 1) < 0)
+						_exit(126);
+					setvbuf(events, NULL, _IOLBF, 0);
+					close(task_fd);
+				}
 				if (privileged) {
 					int rc = privileged(&the_handle, plugin_argc, plugin_args);
-					printf("rc task_init_privileged %d\n", rc);
+					fprintf(events, "rc task_init_privileged %d\n", rc);
 					if (rc)
 						_exit(1);
 				}
 				if (task_init) {
 					int rc = task_init(&the_handle, plugin_argc, plugin_args);
-					printf("rc task_init %d\n", rc);
+					fprintf(events, "rc task_init %d\n", rc);
 					if (rc)
 						_exit(1);
 				}
-				fflush(stdout);
+				fflush(events);
 				execle("/bin/sh", "sh", "-c", command, (char *) NULL, job_env);
 				_exit(127);
 			}
@@ -655,15 +674,15 @@ int main(int argc, char **argv)
 			find_item(S_TASK_PID)->set = 1;
 			find_item(S_TASK_PID)->text = pid_text;
 			if (post_fork)
-				printf("rc task_post_fork %d\n", post_fork(&the_handle, plugin_argc, plugin_args));
+				fprintf(events, "rc task_post_fork %d\n", post_fork(&the_handle, plugin_argc, plugin_args));
 			while (waitpid(pid, &status, 0) < 0)
 				;
-			printf("task_status %d\n", status);
+			fprintf(events, "task_status %d\n", status);
 			snprintf(status_text, sizeof(status_text), "%d", status);
 			find_item(S_TASK_EXIT_STATUS)->set = 1;
 			find_item(S_TASK_EXIT_STATUS)->text = status_text;
 			if (task_exit)
-				printf("rc task_exit %d\n", task_exit(&the_handle, plugin_argc, plugin_args));
+				fprintf(events, "rc task_exit %d\n", task_exit(&the_handle, plugin_argc, plugin_args));
 			continue;
 		}
 		if (!strcmp(argv[i], "--option")) {
@@ -675,22 +694,22 @@ int main(int argc, char **argv)
 				if (!strcmp(options[j].opt.name, copy))
 					found = &options[j];
 			if (!found) {
-				printf("rc option:%s unregistered\n", copy);
+				fprintf(events, "rc option:%s unregistered\n", copy);
 				continue;
 			}
 			found->given = 1;
 			found->value = eq ? eq + 1 : NULL;
 			int rc = found->opt.cb ? found->opt.cb(found->opt.val, found->value,
 							     context == S_CTX_REMOTE) : 0;
-			printf("rc option:%s %d\n", copy, rc);
+			fprintf(events, "rc option:%s %d\n", copy, rc);
 			continue;
 		}
 		i++; /* a setting and its value, handled above */
 	}
 	for (int i = 0; i < job_env_count; i++) {
-		fputs("env ", stdout);
+		fputs("env ", events);
 		print_escaped(job_env[i]);
-		putchar('\n');
+		fputc('\n', events);
 	}
 	return 0;
 }

@@ -5,9 +5,15 @@
 //!     .context("allocator").call("init").option("frame-dir", Some("/x")).run();
 //! assert_eq!(out.rc("init"), Some(0));
 //! ```
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+/// The descriptor the host gives its tasks as stdout (`SPANK_HOST_TASK_FD`).
+const TASK_FD: i32 = 9;
 
 /// The compiled host executable.
 pub fn host_binary() -> &'static str {
@@ -114,7 +120,10 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Outcome {
     pub exit_code: Option<i32>,
+    /// The host's own lines (parsed into `events`).
     pub stdout: String,
+    /// What the tasks wrote to their stdout, exactly.
+    pub task_output: String,
     pub stderr: String,
     pub events: Vec<Event>,
 }
@@ -309,18 +318,40 @@ impl Host {
             }
             None => Command::new(host_binary()),
         };
-        let output = command
+        // The tasks' stdout is a pipe of its own (read to its end: the plugin's output capture
+        // may still be writing after the host exits), so the host's lines never interleave.
+        let (mut task_reader, task_writer) = std::io::pipe().expect("pipe for the task output");
+        let task_fd = task_writer.as_raw_fd();
+        // SAFETY: dup2 between fork and exec moves the pipe's write end to a fixed number.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(task_fd, TASK_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
             .arg(&self.plugin)
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("cannot run spank_host");
+            .env("SPANK_HOST_TASK_FD", TASK_FD.to_string());
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = task_reader.read_to_end(&mut bytes);
+            bytes
+        });
+        let output = command.output().expect("cannot run spank_host");
+        drop(command);
+        drop(task_writer);
+        let task_output = reader.join().unwrap_or_default();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let events = stdout.lines().map(parse_line).collect();
         Outcome {
             exit_code: output.status.code(),
             stdout,
+            task_output: String::from_utf8_lossy(&task_output).into_owned(),
             stderr,
             events,
         }
@@ -426,8 +457,8 @@ impl Outcome {
     /// Panics with the whole transcript: for assertion messages.
     pub fn transcript(&self) -> String {
         format!(
-            "exit={:?}\n--- stdout\n{}--- stderr\n{}",
-            self.exit_code, self.stdout, self.stderr
+            "exit={:?}\n--- stdout\n{}--- task output\n{}--- stderr\n{}",
+            self.exit_code, self.stdout, self.task_output, self.stderr
         )
     }
 }
