@@ -227,7 +227,7 @@ spank_err_t spank_option_register(spank_t spank, struct spank_option *opt)
 	options[option_count].opt = *opt;
 	option_count++;
 	fprintf(events, "register %s has_arg=%d arginfo=%s usage=", opt->name, opt->has_arg,
-	       opt->arginfo ? opt->arginfo : "(null)");
+		opt->arginfo ? opt->arginfo : "(null)");
 	print_escaped(opt->usage);
 	fputc('\n', events);
 	return ESPANK_SUCCESS;
@@ -604,8 +604,8 @@ int main(int argc, char **argv)
 			const char *name = dlsym(plugin, "plugin_name");
 			const char *type = dlsym(plugin, "plugin_type");
 			const unsigned int *version = dlsym(plugin, "plugin_version");
-			fprintf(events, "describe name=%s type=%s version=0x%x\n", name ? name : "(none)",
-			       type ? type : "(none)", version ? *version : 0);
+			fprintf(events, "describe name=%s type=%s version=0x%x\n",
+				name ? name : "(none)", type ? type : "(none)", version ? *version : 0);
 			for (const char **h = hooks; *h; h++) {
 				char symbol[64];
 				snprintf(symbol, sizeof(symbol), "slurm_spank_%s", *h);
