@@ -583,6 +583,15 @@ impl DirJobs {
     pub fn is_empty(&self) -> bool {
         self.arrays.is_empty() && self.singles.is_empty()
     }
+
+    /// The jobs to ask Slurm about: the dir's, and those an unlinked submission could be.
+    pub fn ids_to_ask(&self) -> BTreeSet<u32> {
+        let mut ids = self.ids();
+        for (_, candidates) in &self.ambiguous {
+            ids.extend(candidates.iter().copied());
+        }
+        ids
+    }
 }
 
 /// The dir's jobs its records and submissions name.
@@ -806,12 +815,17 @@ pub struct Live {
     pub unknown: Vec<u32>,
     /// How many tasks/jobs are active (stuck ones included).
     pub active_entries: usize,
+    /// Non-array jobs that a submission not yet linked to its job reruns, while a job it
+    /// could be is pending or running: not proposed again.
+    pub active_reruns: BTreeSet<u32>,
+    /// Pending or running jobs that an unlinked submission of the dir could be.
+    pub unlinked_active: usize,
 }
 
 impl Live {
     /// Slurm has nothing of the dir pending or running.
     pub fn is_idle(&self) -> bool {
-        self.active.is_empty() && self.active_jobs.is_empty()
+        self.active.is_empty() && self.active_jobs.is_empty() && self.unlinked_active == 0
     }
 
     /// Something is active, and all of it waits for a person.
@@ -897,6 +911,37 @@ pub fn live(c: &Collection, jobs: &DirJobs, view: &QueueView) -> Live {
             live.lost.push(e.clone());
         }
     }
+    // A submission squeue could not link (several jobs of the same user, directory and
+    // second could be it): while any of those jobs is pending or running, what it submitted
+    // may be running. Its indices (and the job it reruns) are held back, never proposed.
+    for (id, candidates) in &jobs.ambiguous {
+        let Some(sub) = c.submissions.iter().find(|s| s.submission.id == *id) else {
+            continue;
+        };
+        let spec: Option<BTreeSet<u64>> = sub
+            .array
+            .as_deref()
+            .and_then(|a| ranges::parse_array_spec(a).ok())
+            .map(|v| v.into_iter().collect());
+        for &j in candidates {
+            if let Some(spec) = &spec {
+                for e in view.tasks_of(j).filter(|e| e.state.is_active()) {
+                    if let Some(index) = e.array_task.filter(|i| spec.contains(i)) {
+                        live.unlinked_active += 1;
+                        if live.active.insert(index) {
+                            live.active_entries += 1;
+                        }
+                    }
+                }
+            } else if view.job(j).is_some_and(|e| e.state.is_active()) {
+                live.unlinked_active += 1;
+                live.active_entries += 1;
+                if let Some(old) = sub.reruns_job {
+                    live.active_reruns.insert(old);
+                }
+            }
+        }
+    }
     live
 }
 
@@ -911,7 +956,14 @@ pub fn exclude_active(s: &mut Summary, c: &Collection, live: &Live) {
         .into_iter()
         .filter(|i| !live.active.contains(i))
         .collect();
-    let active_jobs: BTreeSet<u32> = live.active_jobs.iter().map(|e| e.job_id).collect();
+    // A job that reruns an earlier one (frames resubmit) keeps that one's unit in progress.
+    let chains = merge::job_units(c);
+    let active_jobs: BTreeSet<u32> = live
+        .active_jobs
+        .iter()
+        .map(|e| chains.get(&e.job_id).copied().unwrap_or(e.job_id))
+        .chain(live.active_reruns.iter().copied())
+        .collect();
     s.rerun_jobs.retain(|j| !active_jobs.contains(j));
     let (mut resubmit, uncovered) =
         merge::resubmit_commands(&c.submissions, &keep, &s.failing_nodes);
@@ -1161,6 +1213,92 @@ mod tests {
             "{}",
             s.resubmit[0].command
         );
+    }
+
+    /// Several arrays sent from one directory in the same second (a script submitting to
+    /// several frame dirs): squeue cannot tell which job is this dir's. While any of them
+    /// runs the submission's indices, none is proposed and watch goes on.
+    #[test]
+    fn an_unlinked_submission_holds_back_what_its_candidate_jobs_still_run() {
+        use crate::submission::Submission;
+        let argv: Vec<String> = "sbatch --array=0-7%2 --frame-dir=/f r.sh"
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        let mut sub = Submission::from_argv(&argv, "/home/u", 1.0);
+        sub.id = "x".into();
+        let c = Collection {
+            root: "/f".into(),
+            submissions: vec![owned(sub)],
+            ..Collection::default()
+        };
+        let mut jobs = dir_jobs(&c);
+        jobs.ambiguous.push(("x".into(), vec![12, 13]));
+        assert_eq!(jobs.ids_to_ask(), BTreeSet::from([12, 13]));
+        let view = QueueView::from_entries(
+            Answer::Answered,
+            Answer::Unavailable("accounting storage is disabled".into()),
+            parse_squeue(
+                "1301|13|0|RUNNING|c1|None\n1302|13|1|RUNNING|c2|None\n\
+                 13|13|2-7|PENDING||JobArrayTaskLimit\n1201|12|0-3|COMPLETED|c1|None\n",
+            )
+            .unwrap(),
+        );
+        let live = live(&c, &jobs, &view);
+        assert_eq!(live.active, (0..8).collect::<BTreeSet<u64>>());
+        assert!(!live.is_idle());
+        let mut s = merge::summarize(&c);
+        assert_eq!(s.rerun_ranges, "0-7");
+        exclude_active(&mut s, &c, &live);
+        assert_eq!(s.rerun_ranges, "");
+        assert!(s.resubmit.is_empty(), "{:?}", s.resubmit);
+    }
+
+    /// `frames resubmit` reran failed job 102 as job 110 (linked by squeue, no record yet):
+    /// while 110 runs, 102 is not proposed again.
+    #[test]
+    fn a_running_rerun_holds_back_the_job_it_reruns() {
+        use crate::record::tests::sample;
+        use crate::submission::Submission;
+        let argv: Vec<String> = "sbatch --frame-dir=/f r.sh"
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        let mut first = Submission::from_argv(&argv, "/home/u", 1.0);
+        first.id = "a".into();
+        let mut rerun = Submission::from_argv(&argv, "/home/u", 2.0);
+        rerun.id = "b".into();
+        rerun.reruns_job = Some(102);
+        let mut r = sample(0);
+        r.job_id = 102;
+        r.array_job_id = None;
+        r.array_task_id = None;
+        r.step = "batch".into();
+        r.exit_code = Some(3);
+        r.submission = Some("a".into());
+        r.decide(false);
+        let mut c = Collection {
+            root: "/f".into(),
+            records: vec![r],
+            submissions: vec![owned(first), owned(rerun)],
+            ..Collection::default()
+        };
+        let mut jobs = dir_jobs(&c);
+        jobs.linked.push(("b".into(), 110));
+        jobs.singles.insert(110);
+        settle_submissions(&mut c, &jobs, true, 10.0);
+        let view = QueueView::from_entries(
+            Answer::Answered,
+            Answer::Unavailable("accounting storage is disabled".into()),
+            parse_squeue("110|110|N/A|RUNNING|c1|None\n102|102|N/A|FAILED|c1|None\n").unwrap(),
+        );
+        let live = live(&c, &jobs, &view);
+        let mut s = merge::summarize(&c);
+        assert_eq!((s.expected, s.failed), (1, 1));
+        assert_eq!(s.rerun_jobs, vec![102]);
+        exclude_active(&mut s, &c, &live);
+        assert!(s.rerun_jobs.is_empty(), "{:?}", s.rerun_jobs);
+        assert!(s.resubmit.is_empty(), "{:?}", s.resubmit);
     }
 
     #[test]

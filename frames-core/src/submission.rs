@@ -27,6 +27,12 @@ pub const SUBMISSION_VERSION: u32 = 2;
 /// even with `--export=NONE`; the records of the job's tasks copy it into `submission`.
 pub const SUBMISSION_ENV: &str = "FRAMES_SUBMISSION";
 
+/// Environment variable `frames resubmit` sets when it reruns a non-array job: the job id it
+/// reruns. The plugin records it in the sbatch submission (`reruns_job`), so the new job
+/// stands for the old one instead of being one more unit beside it (which `resubmit` would
+/// propose again, also while the rerun still runs).
+pub const RERUN_ENV: &str = "FRAMES_RERUN_OF";
+
 /// How far a submission got, as the submitting process knows it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -385,6 +391,9 @@ pub struct Submission {
     /// it, so resubmit merges it in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script_exclude: Option<String>,
+    /// The non-array job this submission reruns (`frames resubmit`, through [`RERUN_ENV`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reruns_job: Option<u32>,
 }
 
 impl Submission {
@@ -418,6 +427,7 @@ impl Submission {
                 .frame_result_prefix
                 .unwrap_or_else(|| DEFAULT_RESULT_PREFIX.to_owned()),
             script_exclude: None,
+            reruns_job: None,
         }
     }
 

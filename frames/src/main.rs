@@ -610,9 +610,15 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
         let Some((program, args)) = cmd.argv.split_first() else {
             return Err(Fail::error("recorded submission has an empty command line"));
         };
-        let status = std::process::Command::new(program)
-            .args(args)
-            .current_dir(&cmd.cwd)
+        let mut run = std::process::Command::new(program);
+        run.args(args).current_dir(&cmd.cwd);
+        // A rerun non-array job tells the plugin which job it reruns, so it stands for that
+        // job instead of becoming one more unit beside it (proposed again and again).
+        match cmd.job {
+            Some(job) => run.env(frames_core::submission::RERUN_ENV, job.to_string()),
+            None => run.env_remove(frames_core::submission::RERUN_ENV),
+        };
+        let status = run
             .status()
             .map_err(|e| Fail::error(format!("cannot run {program} in {}: {e}", cmd.cwd)))?;
         if !status.success() {

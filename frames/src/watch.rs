@@ -101,6 +101,13 @@ impl Consulted {
                 reason_suffix(&e.reason)
             ));
         }
+        if !self.live.active_reruns.is_empty() {
+            let list: Vec<String> = self.live.active_reruns.iter().map(u32::to_string).collect();
+            out.push(format!(
+                "jobs {}: a rerun may be pending or running (not linked yet): not proposed",
+                list.join(",")
+            ));
+        }
         out.extend(self.live.lost_lines());
         for e in &self.live.stuck {
             out.push(format!(
@@ -141,7 +148,7 @@ pub fn consult(layout: &Layout, c: &mut Collection, s: &mut Summary) -> Consulte
     if !jobs.linked.is_empty() || !settled.is_empty() {
         *s = merge::summarize(c);
     }
-    let view = queue::ask(&jobs.ids(), queue::DEFAULT_TIMEOUT);
+    let view = queue::ask(&jobs.ids_to_ask(), queue::DEFAULT_TIMEOUT);
     let mut live = queue::live(c, &jobs, &view);
     queue::exclude_active(s, c, &live);
     if !s.rerun_ranges.is_empty()
@@ -158,7 +165,7 @@ pub fn consult(layout: &Layout, c: &mut Collection, s: &mut Summary) -> Consulte
         settled,
         view,
         live,
-        asked: jobs.ids().len(),
+        asked: jobs.ids_to_ask().len(),
         jobs,
         link_error,
     }

@@ -150,6 +150,12 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
             {
                 submission.fill_from_script(&String::from_utf8_lossy(&text));
             }
+            // `frames resubmit` rerunning a non-array job names it (see RERUN_ENV).
+            if submission.array.is_none() {
+                submission.reruns_job = std::env::var(frames_core::submission::RERUN_ENV)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+            }
             store(&layout, &mut submission)?;
             sp.job_control_setenv(SUBMISSION_ENV, &submission.id, true)?;
             Ok(None)

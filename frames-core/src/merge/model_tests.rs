@@ -308,3 +308,78 @@ fn impostor_records_rejected_submissions_and_named_submissions() {
         Some("/w/slurm-500.out")
     );
 }
+
+/// An sbatch submission of a non-array job as the plugin writes it: provisional, the user's
+/// uid, `reruns_job` set when `frames resubmit` ran it. Returns its id.
+fn sbatch_sub(layout: &Layout, cmd: &str, time: f64, reruns_job: Option<u32>) -> String {
+    let argv: Vec<String> = cmd.split(' ').map(str::to_owned).collect();
+    let mut s = Submission::from_argv(&argv, "/home/u/sweep", time);
+    // SAFETY: geteuid(2) has no preconditions.
+    s.uid = Some(unsafe { libc::geteuid() });
+    s.reruns_job = reruns_job;
+    submission::write(layout, &mut s, "login1").unwrap();
+    s.id
+}
+
+/// A batch task of a non-array job that names its submission.
+fn batch_of(job: u32, sub: &str, code: i32) -> TaskRecord {
+    let mut r = task(job, "batch", 0, 1, "c1", code);
+    r.submission = Some(sub.to_owned());
+    r
+}
+
+/// A sweep point that failed and was rerun by `frames resubmit` is one unit: the rerun
+/// stands for it. Done, it is done and nothing is proposed; failed again, it is proposed
+/// once (never the old job and its rerun side by side, the same command twice).
+#[test]
+fn a_rerun_sweep_job_stands_for_the_job_it_reruns() {
+    let (_t, l) = dir("model-rerun");
+    let a = sbatch_sub(&l, "sbatch --wrap=p1", 1.0, None);
+    let b = sbatch_sub(&l, "sbatch --wrap=p2", 2.0, None);
+    put(&l, &batch_of(101, &a, 0));
+    put(&l, &batch_of(102, &b, 3));
+    let rerun = sbatch_sub(&l, "sbatch --wrap=p2", 3.0, Some(102));
+    put(&l, &batch_of(103, &rerun, 3));
+    let s = summarize(&collect(&l).unwrap());
+    assert_eq!((s.expected, s.done, s.failed, s.missing), (2, 1, 1, 0));
+    assert_eq!(s.rerun_jobs, vec![103]);
+    assert_eq!(s.resubmit.len(), 1, "{:?}", s.resubmit);
+    assert_eq!(s.resubmit[0].job, Some(103));
+    assert_eq!(s.resubmit[0].argv.join(" "), "sbatch --wrap=p2");
+    let unit = s.units.iter().find(|u| u.key == UnitKey::Job(103)).unwrap();
+    assert_eq!(unit.replaced_jobs, vec![102]);
+
+    // The second rerun (of 103) works: every point is done, nothing to propose.
+    let again = sbatch_sub(&l, "sbatch --wrap=p2", 4.0, Some(103));
+    put(&l, &batch_of(104, &again, 0));
+    let s = merge(&l).unwrap();
+    assert_eq!((s.expected, s.done, s.failed, s.missing), (2, 2, 0, 0));
+    assert!(s.rerun_jobs.is_empty() && s.resubmit.is_empty(), "{s:?}");
+    assert_eq!(s.jobs.keys().copied().collect::<Vec<_>>(), vec![101, 104]);
+    let unit = s.units.iter().find(|u| u.key == UnitKey::Job(104)).unwrap();
+    assert_eq!(unit.replaced_jobs, vec![102, 103]);
+}
+
+/// A rerun whose job is known (linked by squeue) but has no record yet is no unit of its own:
+/// the old job's unit stays what its records say, and the queue's view of the rerun job
+/// (pending or running) keeps it out of what is proposed.
+#[test]
+fn a_pending_rerun_is_no_unit_of_its_own_and_holds_back_the_old_job() {
+    let (_t, l) = dir("model-rerun-pending");
+    let a = sbatch_sub(&l, "sbatch --wrap=p1", 1.0, None);
+    put(&l, &batch_of(102, &a, 3));
+    sbatch_sub(&l, "sbatch --wrap=p1", 2.0, Some(102));
+    let mut c = collect(&l).unwrap();
+    // squeue linked the rerun's submission to job 110.
+    let sub = c
+        .submissions
+        .iter_mut()
+        .find(|s| s.submission.reruns_job.is_some())
+        .unwrap();
+    sub.submission.job_id = Some(110);
+    sub.submission.state = submission::SubmissionState::Accepted;
+    let s = summarize(&c);
+    assert_eq!((s.expected, s.failed, s.missing), (1, 1, 0), "{s:?}");
+    assert_eq!(job_units(&c).get(&110), Some(&102));
+    assert_eq!(s.rerun_jobs, vec![102]);
+}

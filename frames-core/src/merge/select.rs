@@ -43,6 +43,59 @@ pub fn unit_of(r: &TaskRecord) -> UnitKey {
     }
 }
 
+/// Non-array jobs that rerun earlier ones (`frames resubmit` ran them: their submission says
+/// `reruns_job`), each mapped to the job whose unit stands for the whole chain: its newest job
+/// with records, else its first job. A job in no chain is not in the map (it is its own
+/// unit). Only an older job can be rerun (Slurm's ids only grow), so a chain never loops.
+pub fn job_units(c: &Collection) -> BTreeMap<u32, u32> {
+    let reruns: BTreeMap<&str, u32> = c
+        .submissions
+        .iter()
+        .filter(|s| s.submission.state != SubmissionState::Rejected && s.array.is_none())
+        .filter_map(|s| Some((s.submission.id.as_str(), s.submission.reruns_job?)))
+        .filter(|(id, _)| !id.is_empty())
+        .collect();
+    let mut parent: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut with_records: BTreeSet<u32> = BTreeSet::new();
+    for r in c.records.iter().filter(|r| r.array_task_id.is_none()) {
+        with_records.insert(r.job_id);
+        if let Some(&old) = r.submission.as_deref().and_then(|id| reruns.get(id))
+            && old < r.job_id
+        {
+            parent.insert(r.job_id, old);
+        }
+    }
+    for s in c.submissions.iter().filter(|s| s.array.is_none()) {
+        if let (Some(job), Some(&old)) = (s.job_id, reruns.get(s.submission.id.as_str()))
+            && old < job
+        {
+            parent.entry(job).or_insert(old);
+        }
+    }
+    let root = |mut j: u32| {
+        while let Some(&p) = parent.get(&j) {
+            j = p;
+        }
+        j
+    };
+    let mut chains: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    for (&job, &old) in &parent {
+        let r = root(job);
+        chains.entry(r).or_default().extend([job, old]);
+    }
+    let mut map = BTreeMap::new();
+    for (first, members) in chains {
+        let unit = members
+            .iter()
+            .rev()
+            .find(|j| with_records.contains(j))
+            .copied()
+            .unwrap_or(first);
+        map.extend(members.into_iter().map(|j| (j, unit)));
+    }
+    map
+}
+
 /// The step as ordered in a unit (batch first, then step numbers; anything else last).
 fn step_order(step: &str) -> (u8, u32) {
     match step.parse::<StepId>() {
@@ -114,7 +167,10 @@ type OrderKey = (UnitKey, u32, u32, (u8, u32), u32, usize);
 
 /// Groups the records into units: for each unit key, its standing records and the earlier
 /// jobs they supersede.
-fn group_units(c: &Collection) -> Vec<(UnitKey, Vec<usize>, Vec<u32>)> {
+fn group_units(
+    c: &Collection,
+    chains: &BTreeMap<u32, u32>,
+) -> Vec<(UnitKey, Vec<usize>, Vec<u32>)> {
     // Sort positions by (unit, job, attempt, step, task); each unit's standing records are
     // then the tail run of its greatest (job, attempt).
     let mut order: Vec<OrderKey> = c
@@ -122,14 +178,11 @@ fn group_units(c: &Collection) -> Vec<(UnitKey, Vec<usize>, Vec<u32>)> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            (
-                unit_of(r),
-                r.job_id,
-                r.attempt,
-                step_order(&r.step),
-                r.task_id,
-                i,
-            )
+            let unit = match unit_of(r) {
+                UnitKey::Job(j) => UnitKey::Job(chains.get(&j).copied().unwrap_or(j)),
+                key => key,
+            };
+            (unit, r.job_id, r.attempt, step_order(&r.step), r.task_id, i)
         })
         .collect();
     order.sort_unstable();
@@ -171,7 +224,8 @@ pub fn summarize(c: &Collection) -> Summary {
 
     // Every unit: those with records (sorted by key), the submitted indices without any,
     // and the accepted non-array jobs without any.
-    let grouped = group_units(c);
+    let chains = job_units(c);
+    let grouped = group_units(c, &chains);
     let has = |key: &UnitKey| grouped.binary_search_by(|g| g.0.cmp(key)).is_ok();
     let unexpected: Vec<u64> = grouped
         .iter()
@@ -191,7 +245,7 @@ pub fn summarize(c: &Collection) -> Summary {
                 .map(|s| &s.submission)
                 .filter(|s| s.array.is_none() && s.state != SubmissionState::Rejected)
                 .filter_map(|s| s.job_id)
-                .map(UnitKey::Job),
+                .map(|j| UnitKey::Job(chains.get(&j).copied().unwrap_or(j))),
         )
         .filter(|k| !has(k))
         .collect();
