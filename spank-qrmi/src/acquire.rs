@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::accounting::{self, Event, Outcome, Record};
 use crate::backend::{AcquireContext, Backend, BackendError};
-use crate::config::{Config, Resource};
+use crate::config::{Config, Resource, ResourceType};
 use crate::jobenv::AcquiredQpu;
 use crate::lease::{LeaseState, LeaseStore, ReleaseOutcome};
 
@@ -304,6 +304,30 @@ pub fn release_job(
                     failed += 1;
                 }
             }
+            // A token of ours (every type but the session ones, unknown types included):
+            // nothing to give back at the backend, so nothing can fail, whatever the config
+            // says now (the admin removed or renamed the QPU, or the file is unreadable).
+            None if !ResourceType::parse(&lease.kind).is_some_and(ResourceType::has_session) => {
+                let _ = node
+                    .store
+                    .mark_released(job_id, &lease.qpu, &ReleaseOutcome::Released);
+                account(
+                    node,
+                    &Record {
+                        event: Event::Release,
+                        job: job_id,
+                        uid: lease.uid,
+                        node: node.name.to_string(),
+                        qpu: lease.qpu.clone(),
+                        kind: lease.kind.clone(),
+                        time_acquired: lease.acquired_at,
+                        time_released: Some(accounting::now_unix()),
+                        outcome: Outcome::Ok,
+                        error: None,
+                    },
+                );
+                released += 1;
+            }
             None => {
                 let why = format!(
                     "QPU {} is no longer in the configuration: cannot release it",
@@ -329,7 +353,6 @@ pub fn release_job(
 mod tests {
     use super::*;
     use crate::backend::{Operation, Result};
-    use crate::config::ResourceType;
     use std::cell::Cell;
     use std::path::Path;
     use std::rc::Rc;
@@ -432,6 +455,40 @@ mod tests {
             .filter(|n| n != "accounting.jsonl")
             .collect();
         assert!(left.is_empty(), "{left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A token-only QPU the admin removed from the config (or renamed) while a job held it:
+    // there is nothing to give back, so its release cannot fail. Before: release_failed for
+    // ever, the lease and lock files kept, an error in slurmd's log at every job end.
+    #[test]
+    fn a_token_only_qpu_gone_from_the_config_is_released_a_session_is_not() {
+        let dir = std::env::temp_dir().join(format!("qrmi-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = LeaseStore::open(&dir).unwrap();
+        store
+            .record_acquired(7, "oq", "oqtopus", "t1", 1000)
+            .unwrap();
+        store
+            .record_acquired(7, "future", "quantum-2030", "t2", 1000)
+            .unwrap();
+        let node = Node {
+            name: "q1",
+            store: &store,
+        };
+        let make = |_: &Resource| -> Result<Box<dyn Backend>> { Ok(Box::new(Offline)) };
+        let empty = Config::parse(Path::new("/q.json"), r#"{"resources": []}"#).unwrap();
+        assert_eq!(
+            release_job(Some(&empty), &node, 7, &make, Retry::default()),
+            (2, 0)
+        );
+        assert!(store.leases(7).unwrap().is_empty());
+        assert!(!dir.join("lock-7").exists());
+        // A session still open at the backend cannot be released without its config.
+        store
+            .record_acquired(8, "w", "pasqal-local", "s", 1000)
+            .unwrap();
+        assert_eq!(release_job(None, &node, 8, &make, Retry::default()), (0, 1));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -197,6 +197,16 @@ impl ResourceType {
         }
     }
 
+    /// URL keys the plugin itself calls (status check, session open and close), with the
+    /// site's credential where the config holds one. The others are only the job's QRMI's.
+    pub fn plugin_url_keys(self) -> Vec<&'static str> {
+        self.url_keys()
+            .iter()
+            .copied()
+            .filter(|k| !self.job_only_url_keys().contains(k))
+            .collect()
+    }
+
     /// Keys a job may set for itself even when the site's config sets them (by default; a
     /// resource's `user_keys` adds more).
     pub fn default_user_keys(self) -> Vec<String> {

@@ -9,7 +9,7 @@
 //! are the site's and replace the user's (as upstream sets them): the site's `https_proxy` is
 //! the one QRMI uses. An `--env:` name that collides with a name the plugin computes is dropped
 //! (ours wins). `RUST_LOG` follows `srun -v`/`--quiet` (the job's SRUN_DEBUG, as upstream maps
-//! it) unless the job sets its own; with neither, `--env:RUST_LOG` applies. For the IBM session
+//! it) unless the job sets its own; with neither, `--env:RUST_LOG` applies, else `info`. For the IBM session
 //! types `<name>_QRMI_IBM_QCS_SESSION_ID` (QRMI prefers it to the acquisition token) is set to
 //! the acquired session, so a job's own value cannot silently replace it.
 use std::collections::BTreeMap;
@@ -169,15 +169,20 @@ pub fn job_environment(input: &JobEnvInput<'_>) -> JobEnv {
         }
     }
     // RUST_LOG: the job's own wins; srun -v/--quiet (SRUN_DEBUG other than 3) beats the
-    // site's --env:RUST_LOG; otherwise --env:RUST_LOG, else what SRUN_DEBUG says.
+    // site's --env:RUST_LOG; otherwise --env:RUST_LOG, else what SRUN_DEBUG says, else
+    // (a batch job has no SRUN_DEBUG, or it is not a number) upstream's "info".
     let site_rust_log = input.plugstack_env.iter().any(|(k, _)| k == "RUST_LOG");
     let user_rust_log = input.user_env_names.iter().any(|k| k == "RUST_LOG");
-    if !user_rust_log
-        && let Some(level) = input.srun_debug.and_then(|d| {
-            let level = rust_log_for(d)?;
-            (!site_rust_log || d.trim() != "3").then_some(level)
-        })
+    let level = match input
+        .srun_debug
+        .and_then(|d| Some((rust_log_for(d)?, d.trim() == "3")))
     {
+        Some((level, false)) => Some(level),
+        _ if site_rust_log => None,
+        Some((level, true)) => Some(level),
+        None => Some("info"),
+    };
+    if !user_rust_log && let Some(level) = level {
         push("RUST_LOG".into(), level.to_string(), false);
     }
     let user_rust_log = input.user_env_names.iter().any(|k| k == "RUST_LOG");
@@ -298,7 +303,8 @@ mod tests {
             get("ibm_torino_QRMI_IBM_QCS_SESSION_ID"),
             Some("session-123")
         );
-        assert_eq!(map.len(), 15);
+        assert_eq!(get("RUST_LOG"), Some("info"));
+        assert_eq!(map.len(), 16);
     }
 
     // Issue 15 item 7: srun -v / --quiet set QRMI's log level, as upstream maps SRUN_DEBUG.
@@ -335,8 +341,11 @@ mod tests {
         );
         assert_eq!(rust_log(Some("4"), true, false).as_deref(), Some("debug"));
         assert_eq!(rust_log(Some("5"), true, true).as_deref(), Some("mine"));
-        assert_eq!(rust_log(None, false, false), None);
-        assert_eq!(rust_log(Some("x"), false, false), None);
+        // A batch job has no SRUN_DEBUG: upstream's "info" (before: unset), or the site's.
+        assert_eq!(rust_log(None, false, false).as_deref(), Some("info"));
+        assert_eq!(rust_log(Some("x"), false, false).as_deref(), Some("info"));
+        assert_eq!(rust_log(None, true, false).as_deref(), Some("qrmi=warn"));
+        assert_eq!(rust_log(None, false, true).as_deref(), Some("mine"));
     }
 
     #[test]

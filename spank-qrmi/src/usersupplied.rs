@@ -2,8 +2,12 @@
 //! `<name>_QRMI_*` variables take part in acquisition; a site may leave credentials to its
 //! users (`"environment": {}`). The rule here: keys the site's config sets are the site's,
 //! except those it marks user-overridable (`user_keys`; session mode and TTL by default); keys
-//! it leaves out may come from the job — but never an endpoint when the site's config holds a
-//! credential for that QPU, since the site's secret would then go where the job chose.
+//! it leaves out may come from the job — but never an endpoint the plugin itself calls (as root,
+//! from slurmstepd) when the site's config holds a credential for that QPU, since the site's
+//! secret would then go where the job chose. Keys only the job's QRMI uses (an S3 endpoint, an
+//! oqtopus proxy, any key of a type we do not know) are the job's, as upstream: the job reads
+//! the site's credential from its own environment anyway, so refusing them protects nothing
+//! and would fail jobs upstream runs.
 use std::collections::BTreeMap;
 
 use crate::config::{self, Resource};
@@ -16,16 +20,6 @@ const PLUGIN_KEYS: &[&str] = &[
     "QRMI_IBM_QCS_SESSION_ID",
     "QRMI_IBM_QRS_SESSION_ID",
 ];
-
-/// A key whose value says where calls go (a job must not choose it for the site's secret).
-fn is_destination_key(key: &str) -> bool {
-    let key = key.to_ascii_uppercase();
-    key.ends_with("_ENDPOINT")
-        || key.ends_with("_URL")
-        || key.contains("ENDPOINT_")
-        || key.contains("PROXY")
-        || key == "QRMI_URL"
-}
 
 /// The resource as this job uses it: the site's environment plus the job's `<name>_<KEY>`
 /// values where allowed (their keys listed in `from_job`). Errors name the QPU, the key and
@@ -56,7 +50,7 @@ pub fn effective_resource(
             continue; // the site's value; jobenv replaces the job's copy and says so
         }
         if !site_sets
-            && is_destination_key(key)
+            && resource.kind.plugin_url_keys().contains(&key)
             && let Some(secret) = &site_secret
         {
             refused.push(format!(
@@ -171,6 +165,50 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("QRMI_IBM_QCS_SESSION_MODE is \"shared\""), "{e}");
+    }
+
+    // Issue 15 rule: keys only the job's QRMI uses are the job's even where the site holds a
+    // credential (the job sees it anyway). Before: an oqtopus proxy, an S3 endpoint or an
+    // unknown type's URL from the user failed the job; upstream runs it.
+    #[test]
+    fn keys_only_the_jobs_qrmi_uses_are_the_jobs() {
+        let config = config(
+            r#"{"resources": [
+                {"name": "oq", "type": "oqtopus", "environment": {
+                    "QRMI_OQTOPUS_URL": "https://oq", "QRMI_OQTOPUS_API_TOKEN": "SITE-SECRET"}},
+                {"name": "heron", "type": "ibm-quantum-system", "environment": {
+                    "QRMI_IBM_QS_ENDPOINT": "https://qs", "QRMI_IBM_QS_IAM_ENDPOINT": "https://iam",
+                    "QRMI_IBM_QS_IAM_APIKEY": "SITE-SECRET", "QRMI_IBM_QS_SERVICE_CRN": "crn"}},
+                {"name": "future", "type": "quantum-2030", "environment": {
+                    "QRMI_FUTURE_API_TOKEN": "SITE-SECRET"}}]}"#,
+        );
+        for (name, var, key) in [
+            ("oq", "oq_QRMI_OQTOPUS_PROXY", "QRMI_OQTOPUS_PROXY"),
+            (
+                "heron",
+                "heron_QRMI_IBM_QS_S3_ENDPOINT",
+                "QRMI_IBM_QS_S3_ENDPOINT",
+            ),
+            (
+                "future",
+                "future_QRMI_FUTURE_ENDPOINT",
+                "QRMI_FUTURE_ENDPOINT",
+            ),
+        ] {
+            let resource = config.get(name).unwrap();
+            let used =
+                effective_resource(resource, &env(&[(var, "https://users.example")]), "/q.json")
+                    .unwrap_or_else(|e| panic!("{var}: {e}"));
+            assert_eq!(used.get(key), Some("https://users.example"), "{var}");
+        }
+        // An endpoint the plugin calls stays the site's.
+        let used = effective_resource(
+            config.get("heron").unwrap(),
+            &env(&[("heron_QRMI_IBM_QS_ENDPOINT", "https://evil.example")]),
+            "/q.json",
+        )
+        .unwrap();
+        assert_eq!(used.get("QRMI_IBM_QS_ENDPOINT"), Some("https://qs"));
     }
 
     #[test]

@@ -64,6 +64,73 @@ fn bad_qpu_list_is_refused_at_submission() {
     );
 }
 
+// Issue 15 rule: the submitting host's line and file say nothing about the compute node's,
+// and upstream does nothing at submission. Before: a login-node line whose first word is not
+// an absolute path (`verbose`, a relative path), a malformed `--env:`, a copy of the file that
+// is not JSON or is world-writable, or a placeholder URL in the copy refused every --qpu
+// submission that upstream queues and the compute node runs. Unknown names stay refused.
+#[test]
+fn only_unknown_names_are_refused_at_submission() {
+    let dir = std::env::temp_dir().join(format!("qrmi-host-submit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let good = r#"{"resources": [
+        {"name": "felis", "type": "alice-bob-felis", "environment": {}},
+        {"name": "heron", "type": "ibm-quantum-system", "environment": {
+            "QRMI_IBM_QS_ENDPOINT": "<REDACTED ON LOGIN NODES>"}}]}"#;
+    let readable = write("good.json", good, 0o644);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["verbose".into()], "felis"),
+        (vec!["etc/qrmi_config.json".into()], "felis"),
+        (vec![readable.clone(), "--env:NOVALUE".into()], "felis"),
+        (vec![write("bad.json", "{\"resources\": [", 0o644)], "felis"),
+        (vec![write("open.json", good, 0o666)], "felis"),
+        (vec![readable.clone()], "felis,heron"),
+    ];
+    for context in ["local", "allocator"] {
+        for (args, qpus) in &cases {
+            let mut host = host().context(context);
+            for arg in args {
+                host = host.arg(arg);
+            }
+            let out = host
+                .call("init")
+                .option("qpu", Some(qpus))
+                .call("init_post_opt")
+                .run();
+            assert_eq!(
+                out.rc("init_post_opt"),
+                Some(0),
+                "{context} {args:?} --qpu={qpus}: {}",
+                out.transcript()
+            );
+        }
+        let out = host()
+            .context(context)
+            .arg(&readable)
+            .call("init")
+            .option("qpu", Some("felis,nosuch"))
+            .call("init_post_opt")
+            .run();
+        assert_eq!(out.rc("init_post_opt"), Some(-1), "{}", out.transcript());
+        assert!(
+            out.logs("error")
+                .join("\n")
+                .contains("unknown QPU 'nosuch': available QPUs are felis"),
+            "{}",
+            out.transcript()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// slurmd runs a SPANK prolog/epilog for every job once any plugin exports one.
 #[test]
 fn exports_no_job_prolog_or_epilog_but_an_exit_hook() {

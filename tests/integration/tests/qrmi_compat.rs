@@ -522,3 +522,129 @@ fn the_upstream_readme_line_and_example_config_run_every_job_upstream_runs() {
     }
     cluster.assert_no_unhealthy_nodes();
 }
+
+// The rule of issue 15, tried as users and an admin would beyond the items: keys only the
+// job's QRMI uses (an oqtopus proxy, a URL of a type we do not know) may come from the user
+// although the site holds the QPU's token (the job sees it anyway; upstream runs these jobs);
+// a batch job gets upstream's RUST_LOG=info; a token-only QPU the admin takes out of the
+// config while a job holds it is released, not left as release_failed with its lock file.
+// Before: the two srun jobs failed ("refused: ... the site's credential would go where the
+// job chose"), RUST_LOG was unset, and lease-<job>-oq.json and lock-<job> stayed for ever.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn token_only_qpus_and_keys_only_the_job_uses_behave_as_upstream() {
+    let site = site();
+    let config = |with_oq: bool| {
+        let mut resources = vec![
+            serde_json::json!({"name": "ibm_torino", "type": "ibm-quantum-compute-service",
+             "environment": torino_env(&site, "batch")}),
+            serde_json::json!({"name": "future", "type": "quantum-2030", "environment": {
+                "QRMI_FUTURE_API_TOKEN": "compat-future-token"}}),
+        ];
+        if with_oq {
+            resources.push(
+                serde_json::json!({"name": "oq", "type": "oqtopus", "environment": {
+                "QRMI_OQTOPUS_URL": format!("{}/oqtopus", site.server.base),
+                "QRMI_OQTOPUS_API_TOKEN": "compat-oqtopus-token"}}),
+            );
+        }
+        serde_json::json!({ "resources": resources })
+    };
+    write_config(&site, &config(true), "0600");
+    let cluster = &site.cluster;
+    let run = cluster
+        .as_user(
+            "env",
+            &[
+                "oq_QRMI_OQTOPUS_PROXY=http://users-proxy:3128",
+                "future_QRMI_FUTURE_ENDPOINT=https://future.example",
+                "srun",
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--qpu=oq,future",
+                "env",
+            ],
+        )
+        .expect_ok("the user's oqtopus proxy and unknown type's endpoint");
+    assert_eq!(
+        env_value(&run.stdout, "oq_QRMI_OQTOPUS_PROXY"),
+        Some("http://users-proxy:3128")
+    );
+    assert_eq!(
+        env_value(&run.stdout, "future_QRMI_FUTURE_ENDPOINT"),
+        Some("https://future.example")
+    );
+    // A batch job holding oq while the admin removes oq from the file.
+    let dir = cluster.user_dir("qrmi-compat-token-only");
+    let out = dir.join("b.out");
+    let flag = dir.join("config-changed");
+    let _ = std::fs::remove_file(&flag);
+    let script = cluster.user_script(
+        &dir,
+        "job.sh",
+        &format!(
+            "#!/bin/sh\nenv\nwhile [ ! -e {} ]; do sleep 0.2; done\n",
+            flag.display()
+        ),
+    );
+    let submit = cluster
+        .as_user(
+            "sbatch",
+            &[
+                "--parsable",
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--qpu=oq",
+                "-o",
+                out.to_str().unwrap(),
+                script.to_str().unwrap(),
+            ],
+        )
+        .expect_ok("sbatch --qpu=oq");
+    let job = submit.stdout.trim().to_string();
+    assert!(
+        wait_for(Duration::from_secs(30), || std::fs::read_to_string(&out)
+            .is_ok_and(|t| t.contains("oq_QRMI_JOB_ACQUISITION_TOKEN="))),
+        "job {job} did not start"
+    );
+    let env = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(env_value(&env, "RUST_LOG"), Some("info"), "{env}");
+    // Not write_config: it waits for the held lease this test is about.
+    let path = cluster.scratch().join("etc").join("qrmi_config.json");
+    std::fs::write(&path, config(false).to_string()).unwrap();
+    std::fs::write(&flag, "").unwrap();
+    let state = state_dir(cluster, "q1");
+    let left = || -> Vec<String> {
+        std::fs::read_dir(&state)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| {
+                        n == &format!("lock-{job}") || n.starts_with(&format!("lease-{job}-"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || left().is_empty()),
+        "left in {}: {:?}",
+        state.display(),
+        left()
+    );
+    let accounting = std::fs::read_to_string(state.join("accounting.jsonl")).unwrap_or_default();
+    assert!(
+        accounting
+            .lines()
+            .any(|l| l.contains("\"event\":\"release\"")
+                && l.contains(&format!("\"job\":{job},"))
+                && l.contains("\"outcome\":\"ok\"")),
+        "{accounting}"
+    );
+    cluster.assert_no_unhealthy_nodes();
+}
