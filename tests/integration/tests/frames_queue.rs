@@ -431,3 +431,100 @@ fn queued_non_array_job_is_found_by_squeue_and_watch_reports_it_pending() {
     cluster.as_user("scancel", &[&job]);
     cluster.wait_queue_empty(Duration::from_secs(60));
 }
+
+/// A sweep job that failed and was rerun by `frames resubmit` (issue 20 items 2 and 6): while
+/// the rerun runs, the failed job is not proposed again; once the rerun worked, the sweep
+/// point is done (the rerun stands for it) and nothing is left to propose.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn a_rerun_sweep_job_is_not_proposed_while_it_runs_nor_after_it_worked() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("queue-rerun-job");
+    let dir = work.join("frames");
+    let d = dir.to_str().unwrap();
+    let flag = work.join("fail-now");
+    std::fs::write(&flag, "").expect("flag");
+    let worker = cluster.user_script(
+        &work,
+        "point.sh",
+        &format!(
+            "#!/bin/sh\necho 'RESULT:{{\"point\":2}}'\n[ -e '{}' ] && exit 7\nsleep 10\n",
+            flag.display()
+        ),
+    );
+    let mut args = vec!["--wait", "-p", "normal", "--frame-pattern=none"];
+    let frame_dir = format!("--frame-dir={d}");
+    args.push(&frame_dir);
+    let mut first = args.clone();
+    first.push("--wrap=echo 'RESULT:{\"point\":1}'");
+    sbatch(&cluster, &first);
+    let mut second = args.clone();
+    second.push(worker.to_str().unwrap());
+    let code = cluster.as_user("sbatch", &{
+        let mut a = vec!["--parsable", "-o", "/dev/null"];
+        a.extend_from_slice(&second);
+        a
+    });
+    assert_eq!(
+        code.code,
+        Some(7),
+        "the point fails (sbatch --wait exits with its code): {code:?}"
+    );
+    std::fs::remove_file(&flag).expect("rm flag");
+    frames(&cluster, &["resubmit", d]).expect_ok("frames resubmit");
+    let dry = frames(&cluster, &["resubmit", "--dry-run", d]);
+    assert_eq!(dry.code, Some(3), "proposed while its rerun runs: {dry:?}");
+    assert!(dry.stdout.trim().is_empty(), "{dry:?}");
+    let missing = frames(&cluster, &["missing", d]).expect_ok("frames missing");
+    assert!(!missing.stdout.contains("jobs:"), "{missing:?}");
+    cluster.wait_queue_empty(Duration::from_secs(60));
+    let status = frames(&cluster, &["status", d, "--check", "--json"]);
+    assert_eq!(status.code, Some(0), "{status:?}");
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(
+        (json["expected"].as_u64(), json["done"].as_u64()),
+        (Some(2), Some(2)),
+        "{json}"
+    );
+    let replaced = json["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .filter(|u| u["replaced_jobs"].as_array().is_some_and(|r| r.len() == 1))
+        .count();
+    assert_eq!(replaced, 1, "the rerun replaces the failed job: {json}");
+    let dry = frames(&cluster, &["resubmit", "--dry-run", d]);
+    assert_eq!(dry.code, Some(3), "{dry:?}");
+    assert!(dry.stdout.trim().is_empty(), "{dry:?}");
+}
+
+/// A script that sends arrays to two frame dirs at once (same user, directory and second:
+/// squeue cannot tell which job is which dir's until records name them): while they run,
+/// neither dir proposes its indices for resubmission.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn arrays_sent_to_two_dirs_at_once_are_not_proposed_while_they_run() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("queue-two-dirs");
+    let (a, b) = (work.join("a"), work.join("b"));
+    let script = format!(
+        "sbatch -o /dev/null -p all --array=0-7%2 --frame-pattern=none --frame-dir={} --wrap 'sleep 15' && \
+         sbatch -o /dev/null -p all --array=0-3 --frame-pattern=none --frame-dir={} --wrap 'sleep 15'",
+        a.display(),
+        b.display()
+    );
+    cluster
+        .as_user("sh", &["-c", &script])
+        .expect_ok("two sbatch");
+    for dir in [&a, &b] {
+        let d = dir.to_str().unwrap();
+        let dry = frames(&cluster, &["resubmit", "--dry-run", d]);
+        assert_eq!(dry.code, Some(3), "proposed while running: {dry:?}");
+        assert!(dry.stdout.trim().is_empty(), "{dry:?}");
+        assert!(dry.stderr.contains("nothing to resubmit yet"), "{dry:?}");
+        let missing = frames(&cluster, &["missing", d]).expect_ok("frames missing");
+        assert_eq!(missing.stdout.trim(), "", "{missing:?}");
+    }
+    cluster.as_user("scancel", &["-u", cluster.user()]);
+    cluster.wait_queue_empty(Duration::from_secs(60));
+}
