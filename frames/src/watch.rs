@@ -68,7 +68,7 @@ impl Consulted {
         for (sub, jobs) in &self.jobs.ambiguous {
             let list: Vec<String> = jobs.iter().map(u32::to_string).collect();
             out.push(format!(
-                "submission {sub}: not linked: jobs {} all match it (same user, directory and second); its records will tell",
+                "submission {sub}: not linked: jobs {} all match it (same user and directory, submitted within a minute of it); its records will tell",
                 list.join(",")
             ));
         }
