@@ -102,6 +102,25 @@ pub fn requested_qpus(
     Ok(qpu_option.to_vec())
 }
 
+/// [`requested_qpus`] once the QPU names of qrmi_config.json are known: a GRES type that names
+/// no QPU there is the site's own naming (upstream never tied GRES to the config, so a site
+/// may have `Gres=qpu:heron:1` beside a resource `ibm_torino`), not a request for a QPU. It
+/// neither selects a QPU nor contradicts `--qpu`: a job upstream runs is not failed over it.
+pub fn requested_qpus_in_config(
+    qpu_option: &[String],
+    requested_gres: &[QpuGres],
+    allocated_here: &[QpuGres],
+    is_qpu: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, String> {
+    let keep = |list: &[QpuGres]| -> Vec<QpuGres> {
+        list.iter()
+            .filter(|g| g.kind.as_deref().is_none_or(&is_qpu))
+            .cloned()
+            .collect()
+    };
+    requested_qpus(qpu_option, &keep(requested_gres), &keep(allocated_here))
+}
+
 /// What a slurm.conf says about QPU GRES: the node expressions whose `Gres=` has a `qpu`
 /// (`NodeName=DEFAULT Gres=...` applies to the lines after it), and the files it includes.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -263,6 +282,44 @@ PartitionName=quantum Nodes=q[1-2]
             requested_qpus(&[], &[], &[g(Some("x"), 1)])
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    // Issue 15 rule: GRES types that name no QPU of the config are the site's own naming.
+    // Before: `--gres=qpu:heron:1 --qpu=ibm_torino` failed as a contradiction and
+    // `--gres=qpu:heron:1` alone failed as an unknown QPU 'heron'; upstream runs both.
+    #[test]
+    fn gres_types_the_config_does_not_name_select_nothing() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let is_qpu = |n: &str| n == "ibm_torino" || n == "fresnel";
+        assert_eq!(
+            requested_qpus_in_config(&names(&["ibm_torino"]), &[g(Some("heron"), 1)], &[], is_qpu)
+                .unwrap(),
+            names(&["ibm_torino"])
+        );
+        assert!(
+            requested_qpus_in_config(&[], &[g(Some("heron"), 1)], &[], is_qpu)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            requested_qpus_in_config(&[], &[g(None, 1)], &[g(Some("heron"), 1)], is_qpu)
+                .unwrap()
+                .is_empty()
+        );
+        // Types that are QPUs of the config keep their meaning.
+        assert_eq!(
+            requested_qpus_in_config(&[], &[g(None, 1)], &[g(Some("fresnel"), 1)], is_qpu).unwrap(),
+            names(&["fresnel"])
+        );
+        assert!(
+            requested_qpus_in_config(
+                &names(&["fresnel"]),
+                &[g(Some("ibm_torino"), 1)],
+                &[],
+                is_qpu
+            )
+            .is_err()
         );
     }
 }

@@ -52,13 +52,12 @@ pub fn init_post_opt(
     if allocated_here.iter().all(|g| g.kind.is_none()) {
         allocated_here = configured_here;
     }
-    let names = gres::requested_qpus(
-        qpu_option,
-        &gres::parse_qpu_gres(&facts.tres_per_node),
-        &allocated_here,
-    )
-    .map_err(Error::new)?;
-    if names.is_empty() {
+    let requested_gres = gres::parse_qpu_gres(&facts.tres_per_node);
+    // Nothing asked for (no --qpu, no GRES that could name a QPU): not a QPU job.
+    if matches!(
+        gres::requested_qpus(qpu_option, &requested_gres, &allocated_here),
+        Ok(names) if names.is_empty()
+    ) {
         return Ok(None);
     }
     if let Some(why) = plugstack.qpu_unusable() {
@@ -70,6 +69,18 @@ pub fn init_post_opt(
         )
     })?;
     let mut config = Config::load(config_path).map_err(|e| Error::new(e.to_string()))?;
+    let names =
+        gres::requested_qpus_in_config(qpu_option, &requested_gres, &allocated_here, |name| {
+            config.get(name).is_some() || config.unusable_reason(name).is_some()
+        })
+        .map_err(Error::new)?;
+    if names.is_empty() {
+        tracing::info!(
+            "job {job_id}: its qpu GRES types name no QPU of {}: nothing to acquire",
+            config_path.display()
+        );
+        return Ok(None);
+    }
     let job_env: BTreeMap<String, String> = sp
         .job_env()
         .unwrap_or_default()

@@ -648,3 +648,49 @@ fn token_only_qpus_and_keys_only_the_job_uses_behave_as_upstream() {
     );
     cluster.assert_no_unhealthy_nodes();
 }
+
+// The rule of issue 15 for a site whose GRES were declared before it used our plugin:
+// upstream never tied GRES to qrmi_config.json, so a GRES type may name no QPU of the file
+// (q1 has `qpu:ibm_torino:1`; this config has no ibm_torino). Such a GRES selects nothing and
+// contradicts nothing. Before: `--gres=qpu:ibm_torino:1 --qpu=felis` failed as a
+// contradiction, and `--gres=qpu:1` or `--gres=qpu:ibm_torino:1` alone failed with "unknown
+// QPU 'ibm_torino'"; upstream runs all three.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn gres_types_the_config_does_not_name_fail_no_job() {
+    let site = site();
+    let config = serde_json::json!({"resources": [
+        {"name": "felis", "type": "alice-bob-felis", "environment": {}}
+    ]});
+    write_config(&site, &config, "0600");
+    let cluster = &site.cluster;
+    let run = cluster
+        .as_user(
+            "srun",
+            &[
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--gres=qpu:ibm_torino:1",
+                "--qpu=felis",
+                "env",
+            ],
+        )
+        .expect_ok("--qpu=felis with a GRES type the config does not name");
+    assert_eq!(
+        env_value(&run.stdout, "QRMI_JOB_QPU_RESOURCES"),
+        Some("felis")
+    );
+    for gres in ["--gres=qpu:1", "--gres=qpu:ibm_torino:1"] {
+        let run = cluster
+            .as_user("srun", &["-p", "quantum", "-w", "q1", gres, "env"])
+            .expect_ok(gres);
+        assert_eq!(
+            env_value(&run.stdout, "QRMI_JOB_QPU_RESOURCES"),
+            None,
+            "{gres}"
+        );
+    }
+    cluster.assert_no_unhealthy_nodes();
+}
