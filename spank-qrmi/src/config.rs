@@ -404,6 +404,19 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// True for names usable as an environment variable prefix: `[A-Za-z_][A-Za-z0-9_]*`.
+/// A QPU name as this plugin takes it: it prefixes the job's variable names (`NAME_QRMI_...`,
+/// which setenv and QRMI take with any character but '='), names a lease file and is an item
+/// of comma lists. Upstream (QRMI) takes any string, so we take every name that is safe there:
+/// letters, digits, '_', '-' and '.', not starting with '-' or '.', at most [`MAX_NAME_LEN`].
+pub fn is_qpu_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN
+        && !name.starts_with(['-', '.'])
+        && !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -641,9 +654,9 @@ fn parse_resource(
             None
         }
         Some(Value::String(name)) => {
-            if !is_env_name(name) || name.len() > MAX_NAME_LEN {
+            if !is_qpu_name(name) {
                 problems.push(format!(
-                    "resources[{index}]: name \"{}\" is not usable as an environment variable prefix: expected letters, digits and '_', not starting with a digit, at most {MAX_NAME_LEN} characters",
+                    "resources[{index}]: name \"{}\" is not usable as a QPU name: expected letters, digits, '_', '-' and '.', not starting with '-' or '.', at most {MAX_NAME_LEN} characters",
                     name.escape_debug()
                 ));
                 None
@@ -1186,14 +1199,20 @@ mod tests {
                 .get("QRMI_IBM_QCS_SERVICE_CRN"),
             Some("crn:v1:second")
         );
-        for bad in ["ibm-torino", "1abc", "", "a.b", "a b", "../x"] {
+        for bad in ["", "a b", "../x", "a/b", "a,b", "a=b", "a:b", ".x", "-x"] {
             let s = err(&format!(
                 r#"{{"resources": [{{"name": "{bad}", "type": "alice-bob-felis", "environment": {{}}}}]}}"#
             ));
-            assert!(
-                s.contains("not usable as an environment variable prefix"),
-                "{bad}: {s}"
-            );
+            assert!(s.contains("not usable as a QPU name"), "{bad}: {s}");
+        }
+        // Upstream takes any name: those that are safe as a prefix, a file name and a list
+        // item are QPUs here too (issue 15 rule; they were refused, failing their jobs).
+        for good in ["ibm-torino", "1abc", "garnet.mock", "FRESNEL_1"] {
+            let config = parse(&format!(
+                r#"{{"resources": [{{"name": "{good}", "type": "alice-bob-felis", "environment": {{}}}}]}}"#
+            ))
+            .unwrap();
+            assert_eq!(config.names(), [good]);
         }
         let long = "a".repeat(MAX_NAME_LEN + 1);
         let s = err(&format!(

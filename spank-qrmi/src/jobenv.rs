@@ -211,6 +211,20 @@ pub fn job_environment(input: &JobEnvInput<'_>) -> JobEnv {
     }
 }
 
+/// The job's variables whose value the plugin changes (names only, for slurmd's log): a value
+/// the job brought and that is used as it is (a key the site leaves to the job, a session
+/// mode of `user_keys`) is not "replaced".
+pub fn replaced_values(env: &JobEnv, job_env: &BTreeMap<String, String>) -> Vec<String> {
+    env.replaced_user_vars
+        .iter()
+        .filter(|name| {
+            let ours = env.vars.iter().find(|v| &v.name == *name).map(|v| &v.value);
+            job_env.get(name.as_str()) != ours
+        })
+        .cloned()
+        .collect()
+}
+
 /// Applies `vars` to an environment map the way `setenv(name, value, overwrite)` would (for
 /// tests and for callers that hold the environment as a map).
 pub fn apply(env: &mut BTreeMap<String, String>, vars: &[EnvVar]) {
@@ -462,6 +476,37 @@ mod tests {
         assert!(
             shown.contains("QRMI_JOB_QPU_RESOURCES=ibm_torino,FRESNEL"),
             "{shown}"
+        );
+    }
+
+    // slurmd's log said "replaced the job's own ibm_user_QRMI_IBM_QCS_IAM_APIKEY, ... with the
+    // site's values" for keys the job brought and that were used as they were.
+    #[test]
+    fn values_the_job_brought_and_kept_are_not_said_replaced() {
+        let qpus = sample();
+        let user_env_names = [
+            "ibm_torino_QRMI_IBM_QCS_ENDPOINT".to_string(),
+            "ibm_torino_QRMI_IBM_QCS_IAM_APIKEY".to_string(),
+        ];
+        let env = job_environment(&JobEnvInput {
+            job_id: 1,
+            uid: 0,
+            time_limit_secs: None,
+            qpus: &qpus,
+            plugstack_env: &[],
+            user_env_names: &user_env_names,
+            srun_debug: None,
+        });
+        let job: BTreeMap<String, String> = [
+            ("ibm_torino_QRMI_IBM_QCS_ENDPOINT", "https://elsewhere"),
+            ("ibm_torino_QRMI_IBM_QCS_IAM_APIKEY", "APIKEY-SECRET"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            replaced_values(&env, &job),
+            vec!["ibm_torino_QRMI_IBM_QCS_ENDPOINT".to_string()]
         );
     }
 }

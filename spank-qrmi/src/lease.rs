@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use spank::host::ProcessId;
 
 use crate::accounting::{Flock, now_unix};
-use crate::config::{MAX_NAME_LEN, Redacted, RedactedMap, is_env_name};
+use crate::config::{Redacted, RedactedMap, is_qpu_name};
 
 /// The base of the default state directory; each host uses `<base>/<cluster>/<host>`, so two
 /// clusters on one host never see (and never release) each other's leases: job ids repeat
@@ -169,11 +169,11 @@ impl Role {
 }
 
 fn check_qpu_name(name: &str) -> Result<()> {
-    if is_env_name(name) && name.len() <= MAX_NAME_LEN {
+    if is_qpu_name(name) {
         Ok(())
     } else {
         Err(LeaseError(format!(
-            "QPU name \"{}\" is not valid for a lease file: expected letters, digits and '_'",
+            "QPU name \"{}\" is not valid for a lease file: expected letters, digits, '_', '-' and '.'",
             name.escape_debug()
         )))
     }
@@ -760,7 +760,7 @@ mod tests {
     #[test]
     fn names_cannot_escape_the_directory() {
         let (store, base) = store();
-        for bad in ["../x", "a/b", "", ".", "x.json", "a-b"] {
+        for bad in ["../x", "a/b", "", ".", "..", ".x", "a b"] {
             let e = store
                 .record_acquired(1, bad, "pasqal-local", "t", 0)
                 .unwrap_err()

@@ -148,10 +148,11 @@ pub fn init_post_opt(
     for var in &env.vars {
         sp.setenv(&var.name, &var.value, var.overwrite)?;
     }
-    if !env.replaced_user_vars.is_empty() {
+    let replaced = jobenv::replaced_values(&env, &job_env);
+    if !replaced.is_empty() {
         tracing::info!(
             "job {job_id}: replaced the job's own {} with the site's values",
-            env.replaced_user_vars.join(", ")
+            replaced.join(", ")
         );
     }
     tracing::info!(

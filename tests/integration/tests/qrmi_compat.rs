@@ -694,3 +694,46 @@ fn gres_types_the_config_does_not_name_fail_no_job() {
     }
     cluster.assert_no_unhealthy_nodes();
 }
+
+// The rule of issue 15 for QPU names: upstream (QRMI) takes any name, so a site may call a
+// QPU `ab-felis` or `garnet.mock`. Before: the entry was refused ("not usable as an
+// environment variable prefix") and every job asking for it failed as an unknown QPU.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn qpu_names_with_dashes_and_dots_work_as_upstream() {
+    let site = site();
+    let config = serde_json::json!({"resources": [
+        {"name": "ab-felis", "type": "alice-bob-felis", "environment": {}},
+        {"name": "garnet.mock", "type": "oqtopus", "environment": {
+            "QRMI_OQTOPUS_URL": "https://oqtopus.example", "QRMI_OQTOPUS_API_TOKEN": "t"}}
+    ]});
+    write_config(&site, &config, "0600");
+    let run = site
+        .cluster
+        .as_user(
+            "srun",
+            &[
+                "-p",
+                "quantum",
+                "-w",
+                "q1",
+                "--qpu=ab-felis,garnet.mock",
+                "env",
+            ],
+        )
+        .expect_ok("QPU names with '-' and '.'");
+    assert_eq!(
+        env_value(&run.stdout, "QRMI_JOB_QPU_RESOURCES"),
+        Some("ab-felis,garnet.mock")
+    );
+    for name in ["ab-felis", "garnet.mock"] {
+        let token = env_value(&run.stdout, &format!("{name}_QRMI_JOB_ACQUISITION_TOKEN"))
+            .unwrap_or_else(|| panic!("{name}: no token: {}", run.stdout));
+        assert_eq!(token.len(), 36, "{name}: {token}");
+    }
+    assert_eq!(
+        env_value(&run.stdout, "garnet.mock_QRMI_OQTOPUS_URL"),
+        Some("https://oqtopus.example")
+    );
+    site.cluster.assert_no_unhealthy_nodes();
+}
