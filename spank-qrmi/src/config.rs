@@ -403,7 +403,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// True for names usable as an environment variable prefix: `[A-Za-z_][A-Za-z0-9_]*`.
 /// A QPU name as this plugin takes it: it prefixes the job's variable names (`NAME_QRMI_...`,
 /// which setenv and QRMI take with any character but '='), names a lease file and is an item
 /// of comma lists. Upstream (QRMI) takes any string, so we take every name that is safe there:
@@ -417,6 +416,7 @@ pub fn is_qpu_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// True for names usable as an environment variable prefix: `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
