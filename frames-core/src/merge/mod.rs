@@ -184,6 +184,7 @@ pub struct Summary {
     pub unique_hosts: u64,
     /// Nodes that failed two or more attempts and more than they completed; excluded by
     /// resubmit. Empty when that would be every node (the job, not the nodes, is failing).
+    /// Tasks ended by SIGTERM (scancel, time limit, preemption) do not count.
     pub failing_nodes: Vec<String>,
     /// Earliest task start and latest task end, unix seconds.
     pub first_start: Option<f64>,

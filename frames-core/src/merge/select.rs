@@ -317,6 +317,9 @@ pub fn summarize(c: &Collection) -> Summary {
         let n = all_attempts.entry(r.node.as_str()).or_default();
         match r.status {
             Status::Done => n.done += 1,
+            // SIGTERM is how Slurm ends a task it cancels (scancel), times out or preempts:
+            // the node did nothing wrong, and excluding it would only narrow the rerun.
+            Status::Failed if r.signal == Some(libc::SIGTERM) => {}
             Status::Failed => n.failed += 1,
         }
         if let Some(s) = r.start_time {

@@ -504,3 +504,38 @@ fn merge_benchmark() {
         );
     }
 }
+
+/// Tasks the user scancelled (SIGTERM from Slurm) say nothing about their node: a partly
+/// cancelled array excludes no node on resubmit (two cancelled tasks on c2 made it "failing").
+#[test]
+fn cancelled_tasks_do_not_make_a_node_failing() {
+    let (_t, l) = dir("merge-cancelled");
+    submit(&l, "sbatch --array=0-9 r.sh", 1.0);
+    let mut on_c1 = failed(3, 0, "c1", 1.0);
+    on_c1.exit_code = None;
+    on_c1.signal = Some(libc::SIGTERM);
+    on_c1.decide(true);
+    put(&l, &on_c1);
+    for i in [4, 5] {
+        let mut r = failed(i, 0, "c2", 1.0);
+        r.exit_code = None;
+        r.signal = Some(libc::SIGTERM);
+        r.decide(true);
+        put(&l, &r);
+    }
+    let s = summarize(&collect(&l).unwrap());
+    assert_eq!(s.failed_ranges, "3-5");
+    assert!(s.failing_nodes.is_empty(), "{:?}", s.failing_nodes);
+    assert!(
+        !s.resubmit[0].argv.join(" ").contains("--exclude"),
+        "{:?}",
+        s.resubmit
+    );
+    // Failures of its own (exit codes) still make a node failing.
+    for i in [6, 7] {
+        put(&l, &failed(i, 0, "c2", 1.0));
+    }
+    put(&l, &sample(8));
+    let s = summarize(&collect(&l).unwrap());
+    assert_eq!(s.failing_nodes, vec!["c2"]);
+}
