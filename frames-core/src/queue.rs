@@ -798,6 +798,28 @@ pub fn settle_submissions(
     lines
 }
 
+/// Takes out of the resubmit commands those whose submission Slurm may have refused: an
+/// sbatch submission no record names and no job is linked to (made less than a minute ago,
+/// or squeue did not answer, or several jobs could be it). `settle_submissions` runs first:
+/// what is left unlinked is undecided, and replaying it could replay a refused command (a
+/// mistyped partition). Returns a line per command held back.
+pub fn hold_undecided(s: &mut Summary, c: &Collection) -> Vec<String> {
+    let undecided: BTreeSet<&str> = unlinked(c).into_iter().map(|s| s.id.as_str()).collect();
+    let mut lines = Vec::new();
+    s.resubmit.retain(|cmd| {
+        let hold = !cmd.submission.is_empty() && undecided.contains(cmd.submission.as_str());
+        if hold {
+            lines.push(format!(
+                "submission {}: not run: no record names it and squeue links no job to it yet \
+                 (Slurm may have refused it; it is judged {LINK_WINDOW:.0} s after it was made): {}",
+                cmd.submission, cmd.command
+            ));
+        }
+        !hold
+    });
+    lines
+}
+
 /// What Slurm still does with a frame dir's jobs, in the dir's terms.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
@@ -1453,6 +1475,42 @@ mod tests {
         let live = live(&c, &jobs, &view);
         assert_eq!(live.active_jobs.len(), 2);
         assert_eq!(live.active, BTreeSet::from([0, 1, 2, 3]));
+    }
+
+    /// `sbatch -p typo --array=0-9` a few seconds ago: no job came of it, but squeue has not
+    /// had its minute yet. Status counts it as expected; resubmit does not replay it.
+    #[test]
+    fn a_fresh_unlinked_submission_is_not_replayed() {
+        use crate::submission::Submission;
+        let argv: Vec<String> = "sbatch -p typo --array=0-9 --frame-dir=/f --wrap true"
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        let mut sub = Submission::from_argv(&argv, "/home/u", 1000.0);
+        sub.id = "typo".into();
+        let mut c = Collection {
+            root: "/f".into(),
+            submissions: vec![owned(sub)],
+            ..Collection::default()
+        };
+        let jobs = dir_jobs(&c);
+        assert!(settle_submissions(&mut c, &jobs, true, 1010.0).is_empty());
+        let mut s = merge::summarize(&c);
+        assert_eq!(s.rerun_ranges, "0-9");
+        assert_eq!(s.resubmit.len(), 1);
+        let held = hold_undecided(&mut s, &c);
+        assert!(s.resubmit.is_empty(), "{:?}", s.resubmit);
+        assert_eq!(held.len(), 1);
+        assert!(held[0].contains("-p typo"), "{held:?}");
+        // A record names it: decided, replayed.
+        let mut r = crate::record::tests::sample(3);
+        r.exit_code = Some(1);
+        r.submission = Some("typo".into());
+        r.decide(false);
+        c.records.push(r);
+        let mut s = merge::summarize(&c);
+        assert!(hold_undecided(&mut s, &c).is_empty());
+        assert_eq!(s.resubmit.len(), 1);
     }
 
     #[test]

@@ -31,7 +31,31 @@ pub const SUBMISSION_ENV: &str = "FRAMES_SUBMISSION";
 /// reruns. The plugin records it in the sbatch submission (`reruns_job`), so the new job
 /// stands for the old one instead of being one more unit beside it (which `resubmit` would
 /// propose again, also while the rerun still runs).
+/// The value is `JOB:PID`, PID being the `frames` process that runs sbatch: the plugin takes
+/// it only from its parent, so a rerun job that inherited it and calls sbatch itself (a
+/// pipeline's next stage) is not taken for another rerun.
 pub const RERUN_ENV: &str = "FRAMES_RERUN_OF";
+
+/// [`RERUN_ENV`]'s value for `frames` (process `pid`) rerunning `job`.
+pub fn rerun_value(job: u32, pid: u32) -> String {
+    format!("{job}:{pid}")
+}
+
+/// The job a [`RERUN_ENV`] value names, when it was set by one of `ancestors` (sbatch's
+/// parent, or the one above it when sbatch is a site's wrapper script); `None` otherwise.
+pub fn rerun_of(value: &str, ancestors: &[u32]) -> Option<u32> {
+    let (job, pid) = value.trim().split_once(':')?;
+    let pid: u32 = pid.parse().ok()?;
+    ancestors.contains(&pid).then(|| job.parse().ok()).flatten()
+}
+
+/// The parent of process `pid`, from /proc (`None` when it cannot be read).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
 
 /// How far a submission got, as the submitting process knows it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1014,6 +1038,21 @@ mod tests {
         assert!(text.contains(r#""state":"provisional""#), "{text}");
         assert_eq!(n.command(), "sbatch");
         assert_eq!(sub("/usr/bin/salloc -N2").command(), "salloc");
+    }
+
+    #[test]
+    fn a_rerun_is_taken_only_from_the_frames_process_that_runs_sbatch() {
+        assert_eq!(rerun_of(&rerun_value(102, 4242), &[4242]), Some(102));
+        assert_eq!(rerun_of(&rerun_value(102, 4242), &[99, 4242]), Some(102));
+        // Inherited by a job whose script runs sbatch: other ancestors.
+        assert_eq!(rerun_of(&rerun_value(102, 4242), &[777, 1]), None);
+        for bad in ["", "102", "102:", ":4242", "x:4242", "102:x"] {
+            assert_eq!(rerun_of(bad, &[4242]), None, "{bad}");
+        }
+        let me = std::process::id();
+        // SAFETY: getppid(2) has no preconditions.
+        let parent = u32::try_from(unsafe { libc::getppid() }).unwrap();
+        assert_eq!(parent_of(me), Some(parent));
     }
 
     #[test]

@@ -537,6 +537,10 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
     for line in q.lines() {
         eprintln!("frames: {line}");
     }
+    let held = frames_core::queue::hold_undecided(&mut s, &c);
+    for line in &held {
+        eprintln!("frames: {line}");
+    }
     let nothing_to_rerun = s.rerun_ranges.is_empty() && s.rerun_jobs.is_empty();
     if nothing_to_rerun && !q.live.is_idle() {
         return Err(Fail::refused(format!(
@@ -549,6 +553,13 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
             "{}: nothing to resubmit: all {} expected units are done",
             dir.display(),
             s.expected
+        )));
+    }
+    if s.resubmit.is_empty() && !held.is_empty() {
+        return Err(Fail::refused(format!(
+            "{}: nothing to resubmit yet: whether Slurm accepted the recorded submission is not \
+             known yet",
+            dir.display()
         )));
     }
     if s.resubmit.is_empty() {
@@ -615,7 +626,10 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
         // A rerun non-array job tells the plugin which job it reruns, so it stands for that
         // job instead of becoming one more unit beside it (proposed again and again).
         match cmd.job {
-            Some(job) => run.env(frames_core::submission::RERUN_ENV, job.to_string()),
+            Some(job) => run.env(
+                frames_core::submission::RERUN_ENV,
+                frames_core::submission::rerun_value(job, std::process::id()),
+            ),
             None => run.env_remove(frames_core::submission::RERUN_ENV),
         };
         let status = run

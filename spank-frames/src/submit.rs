@@ -152,9 +152,15 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
             }
             // `frames resubmit` rerunning a non-array job names it (see RERUN_ENV).
             if submission.array.is_none() {
+                // SAFETY: getppid(2) has no preconditions and cannot fail.
+                let parent = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+                let ancestors = [
+                    parent,
+                    frames_core::submission::parent_of(parent).unwrap_or(0),
+                ];
                 submission.reruns_job = std::env::var(frames_core::submission::RERUN_ENV)
                     .ok()
-                    .and_then(|v| v.trim().parse().ok());
+                    .and_then(|v| frames_core::submission::rerun_of(&v, &ancestors));
             }
             store(&layout, &mut submission)?;
             sp.job_control_setenv(SUBMISSION_ENV, &submission.id, true)?;

@@ -104,6 +104,9 @@ pub struct ResubmitCommand {
     pub command: String,
     /// The uid that owns the recorded submission: `frames resubmit` runs only its own.
     pub uid: u32,
+    /// The id of the submission whose command it reruns.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub submission: String,
 }
 
 /// What a unit of work is: an array index (a frame) or a non-array job.

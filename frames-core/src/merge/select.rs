@@ -396,6 +396,7 @@ fn command(
         ),
         argv,
         uid: s.uid,
+        submission: s.submission.id.clone(),
     }
 }
 
