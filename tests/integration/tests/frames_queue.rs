@@ -569,3 +569,39 @@ fn a_partly_cancelled_array_proposes_the_cancelled_indices_on_every_node() {
     cluster.as_user("scancel", &[&job]);
     cluster.wait_queue_empty(Duration::from_secs(60));
 }
+
+/// `sbatch -p typo --array=0-9 --frame-dir=D` (issue 20 item 4) and `frames resubmit` right
+/// after it, before squeue has had its minute to link the submission: the refused command is
+/// not replayed, and resubmit says why.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn a_refused_sbatch_is_not_replayed_in_its_first_minute() {
+    let cluster = Cluster::connect();
+    let work = cluster.user_dir("queue-typo-now");
+    let dir = work.join("frames");
+    let d = dir.to_str().unwrap();
+    let refused = cluster.as_user(
+        "sbatch",
+        &[
+            "-p",
+            "typo",
+            "--array=0-9",
+            &format!("--frame-dir={d}"),
+            "--wrap",
+            "true",
+        ],
+    );
+    assert!(!refused.ok(), "{refused:?}");
+    for args in [&["resubmit", "--dry-run", d][..], &["resubmit", d][..]] {
+        let run = frames(&cluster, args);
+        assert_eq!(run.code, Some(3), "{run:?}");
+        assert!(run.stdout.trim().is_empty(), "{run:?}");
+        assert!(run.stderr.contains("not known yet"), "{run:?}");
+        assert!(!run.stderr.contains("resubmitting"), "{run:?}");
+    }
+    let queue = cluster.as_root("squeue", &["-h", "-u", cluster.user()]);
+    assert!(
+        queue.stdout.trim().is_empty(),
+        "a job was submitted: {queue:?}"
+    );
+}
