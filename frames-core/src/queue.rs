@@ -802,12 +802,15 @@ pub fn settle_submissions(
 /// sbatch submission no record names and no job is linked to (made less than a minute ago,
 /// or squeue did not answer, or several jobs could be it). `settle_submissions` runs first:
 /// what is left unlinked is undecided, and replaying it could replay a refused command (a
-/// mistyped partition). Returns a line per command held back.
-pub fn hold_undecided(s: &mut Summary, c: &Collection) -> Vec<String> {
+/// mistyped partition). Only `uid`'s commands are held (the others are never run anyway, and
+/// are shown as someone else's). Returns a line per command held back.
+pub fn hold_undecided(s: &mut Summary, c: &Collection, uid: u32) -> Vec<String> {
     let undecided: BTreeSet<&str> = unlinked(c).into_iter().map(|s| s.id.as_str()).collect();
     let mut lines = Vec::new();
     s.resubmit.retain(|cmd| {
-        let hold = !cmd.submission.is_empty() && undecided.contains(cmd.submission.as_str());
+        let hold = cmd.uid == uid
+            && !cmd.submission.is_empty()
+            && undecided.contains(cmd.submission.as_str());
         if hold {
             lines.push(format!(
                 "submission {}: not run: no record names it and squeue links no job to it yet \
@@ -1498,7 +1501,11 @@ mod tests {
         let mut s = merge::summarize(&c);
         assert_eq!(s.rerun_ranges, "0-9");
         assert_eq!(s.resubmit.len(), 1);
-        let held = hold_undecided(&mut s, &c);
+        let uid = s.resubmit[0].uid;
+        // Someone else's command is not held here: it is shown as theirs, never run.
+        let mut other = s.clone();
+        assert!(hold_undecided(&mut other, &c, uid + 1).is_empty());
+        let held = hold_undecided(&mut s, &c, uid);
         assert!(s.resubmit.is_empty(), "{:?}", s.resubmit);
         assert_eq!(held.len(), 1);
         assert!(held[0].contains("-p typo"), "{held:?}");
@@ -1509,7 +1516,7 @@ mod tests {
         r.decide(false);
         c.records.push(r);
         let mut s = merge::summarize(&c);
-        assert!(hold_undecided(&mut s, &c).is_empty());
+        assert!(hold_undecided(&mut s, &c, uid).is_empty());
         assert_eq!(s.resubmit.len(), 1);
     }
 

@@ -537,10 +537,6 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
     for line in q.lines() {
         eprintln!("frames: {line}");
     }
-    let held = frames_core::queue::hold_undecided(&mut s, &c);
-    for line in &held {
-        eprintln!("frames: {line}");
-    }
     let nothing_to_rerun = s.rerun_ranges.is_empty() && s.rerun_jobs.is_empty();
     if nothing_to_rerun && !q.live.is_idle() {
         return Err(Fail::refused(format!(
@@ -553,13 +549,6 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
             "{}: nothing to resubmit: all {} expected units are done",
             dir.display(),
             s.expected
-        )));
-    }
-    if s.resubmit.is_empty() && !held.is_empty() {
-        return Err(Fail::refused(format!(
-            "{}: nothing to resubmit yet: whether Slurm accepted the recorded submission is not \
-             known yet",
-            dir.display()
         )));
     }
     if s.resubmit.is_empty() {
@@ -595,12 +584,23 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
     }
     // SAFETY: getuid(2) has no preconditions and cannot fail.
     let me = unsafe { libc::getuid() };
+    let held = frames_core::queue::hold_undecided(&mut s, &c, me);
+    for line in &held {
+        eprintln!("frames: {line}");
+    }
     let (mine, others): (Vec<_>, Vec<_>) = s.resubmit.iter().partition(|cmd| cmd.uid == me);
     for cmd in &others {
         eprintln!(
             "frames: skipped (submitted by uid {}, not by you, uid {me}): {}",
             cmd.uid, cmd.command
         );
+    }
+    if mine.is_empty() && !held.is_empty() {
+        return Err(Fail::refused(format!(
+            "{}: nothing to resubmit yet: whether Slurm accepted the recorded submission is not \
+             known yet",
+            dir.display()
+        )));
     }
     if mine.is_empty() {
         return Err(Fail::refused(format!(
