@@ -580,6 +580,10 @@ fn a_refused_sbatch_is_not_replayed_in_its_first_minute() {
     let work = cluster.user_dir("queue-typo-now");
     let dir = work.join("frames");
     let d = dir.to_str().unwrap();
+    // squeue's submit times have whole seconds and the link allows a second of clock skew:
+    // a job the previous test sent from the same directory within that time (an array 0-9
+    // too) would be linked to the refused submission (a known limit of linking by time).
+    std::thread::sleep(Duration::from_secs(3));
     let refused = cluster.as_user(
         "sbatch",
         &[
