@@ -22,7 +22,9 @@ use crate::submission::{Submission, SubmissionState};
 /// array's rest is pending, "N/A" for non-array jobs), state, nodes, reason, then (to link a
 /// submission to its job) uid, submit time (printed in UTC: the runner sets TZ=UTC) and the
 /// working directory, last because a path may hold a `|`.
-pub const SQUEUE_FORMAT: &str = "%A|%F|%K|%T|%N|%r|%U|%V|%Z";
+/// The partition (%P) lets a submission that names partitions be linked only to a job in one of
+/// them; the working directory (%Z) comes last, as the one field that may hold a '|'.
+pub const SQUEUE_FORMAT: &str = "%A|%F|%K|%T|%N|%r|%U|%V|%P|%Z";
 /// sacct's fields (`--parsable2` separates them with `|`).
 pub const SACCT_FORMAT: &str = "JobIDRaw,JobID,State,NodeList,ExitCode";
 /// The programs, overridable (FRAMES_SQUEUE, FRAMES_SACCT, FRAMES_SINFO) so tests can stand
@@ -142,6 +144,8 @@ pub struct Entry {
     pub uid: Option<u32>,
     pub submit_time: Option<f64>,
     pub work_dir: String,
+    /// The job's partition(s), comma-separated while it pends in several ("" when unknown).
+    pub partition: String,
 }
 
 impl Entry {
@@ -192,11 +196,13 @@ pub fn parse_squeue(text: &str) -> Result<Vec<Entry>, String> {
     let src = Source::Squeue;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.splitn(9, '|').collect();
-        let (job, array_job, task, state, nodes, reason, link) = match f[..] {
-            [j, a, t, st, n, r] => (j, a, t, st, n, r, None),
-            [j, a, t, st, n, r, u, v, z] => (j, a, t, st, n, r, Some((u, v, z))),
-            _ => return Err(bad_line(src, line, "expected 9 '|'-separated fields")),
+        let f: Vec<&str> = line.splitn(10, '|').collect();
+        // 6 fields: the state columns alone; 9: without the partition (before it was asked).
+        let (job, array_job, task, state, nodes, reason, link, partition) = match f[..] {
+            [j, a, t, st, n, r] => (j, a, t, st, n, r, None, ""),
+            [j, a, t, st, n, r, u, v, z] => (j, a, t, st, n, r, Some((u, v, z)), ""),
+            [j, a, t, st, n, r, u, v, p, z] => (j, a, t, st, n, r, Some((u, v, z)), p),
+            _ => return Err(bad_line(src, line, "expected 10 '|'-separated fields")),
         };
         let job_id = parse_id(src, line, job)?;
         let tasks = tasks_of(src, line, task)?;
@@ -216,6 +222,7 @@ pub fn parse_squeue(text: &str) -> Result<Vec<Entry>, String> {
             uid: link.and_then(|(u, _, _)| u.trim().parse().ok()),
             submit_time: link.and_then(|(_, v, _)| parse_utc(v)),
             work_dir: link.map(|(_, _, z)| z.to_owned()).unwrap_or_default(),
+            partition: partition.trim().to_owned(),
         };
         push_rows(&mut out, template, tasks);
     }
@@ -280,6 +287,7 @@ pub fn parse_sacct(text: &str) -> Result<Vec<Entry>, String> {
             uid: None,
             submit_time: None,
             work_dir: String::new(),
+            partition: String::new(),
         };
         push_rows(&mut out, template, tasks);
     }
@@ -643,7 +651,8 @@ const LINK_WINDOW: f64 = 60.0;
 
 /// Links each unlinked sbatch submission to the job squeue lists of the same user, working
 /// directory and array-ness, submitted within LINK_WINDOW after it (a clock second of slack
-/// before), whose array tasks all lie in the submission's --array spec, and that no other
+/// before), in a partition its command line asked for (when it names any), whose array tasks
+/// all lie in the submission's --array spec, and that no other
 /// submission or record of the dir has. Only an unambiguous match links: several jobs sent
 /// from one directory in the same second (squeue's submit time has whole seconds) stay
 /// unlinked until a record names them, and `ambiguous` says which.
@@ -662,10 +671,12 @@ pub fn link(c: &Collection, jobs: &mut DirJobs, entries: &[Entry]) {
             .as_deref()
             .and_then(|a| ranges::parse_array_spec(a).ok())
             .map(|v| v.into_iter().collect());
+        let partitions = sub.partitions();
         let candidates: BTreeSet<u32> = entries
             .iter()
             .filter(|e| sub.uid.is_none_or(|u| e.uid == Some(u)))
             .filter(|e| e.work_dir == sub.cwd)
+            .filter(|e| in_partitions(e, partitions.as_ref()))
             .filter(|e| e.array_job_id.is_some() == sub.array.is_some())
             .filter(|e| {
                 e.submit_time
@@ -726,6 +737,18 @@ pub fn link(c: &Collection, jobs: &mut DirJobs, entries: &[Entry]) {
     }
     // Submission ids begin with their time: in order of submission.
     jobs.linked.sort();
+}
+
+/// True when the job runs or pends in one of `wanted` (no filter when the command line named
+/// no partition, or squeue did not say): a refused `sbatch -p typo` is never taken for the job
+/// an `sbatch -p normal` sent in the same second became.
+fn in_partitions(e: &Entry, wanted: Option<&BTreeSet<String>>) -> bool {
+    match wanted {
+        Some(wanted) if !e.partition.is_empty() => {
+            e.partition.split(',').any(|p| wanted.contains(p))
+        }
+        _ => true,
+    }
 }
 
 /// Links the dir's unlinked sbatch submissions through the submitting users' jobs in squeue
@@ -1061,7 +1084,7 @@ mod tests {
     fn squeue_bad_lines_are_named() {
         let err = parse_squeue("12|12|N/A|RUNNING\n").unwrap_err();
         assert!(
-            err.contains("'12|12|N/A|RUNNING'") && err.contains("expected 9"),
+            err.contains("'12|12|N/A|RUNNING'") && err.contains("expected 10"),
             "{err}"
         );
         let err = parse_squeue("x|1|2|RUNNING|c1|None\n").unwrap_err();
@@ -1478,6 +1501,58 @@ mod tests {
         let live = live(&c, &jobs, &view);
         assert_eq!(live.active_jobs.len(), 2);
         assert_eq!(live.active, BTreeSet::from([0, 1, 2, 3]));
+    }
+
+    /// A script sends `sbatch -p normal --array=0-9 --frame-dir=A` and, in the same second,
+    /// `sbatch -p typo --array=0-9 --frame-dir=B` from one directory: B's refused submission is
+    /// never linked to A's job (squeue's %P says normal), so resubmit in B never replays the
+    /// typo as accepted work; a submission naming the job's partition still links.
+    #[test]
+    fn a_submission_naming_partitions_links_only_to_a_job_in_one_of_them() {
+        use crate::submission::Submission;
+        let collection = |argv: &str| {
+            let argv: Vec<String> = argv.split(' ').map(str::to_owned).collect();
+            let mut s = Submission::from_argv(&argv, "/home/u/proj", 1_796_193_600.4);
+            s.id = "b".into();
+            s.uid = Some(6001);
+            Collection {
+                root: "/f/B".into(),
+                submissions: vec![owned(s)],
+                owner_uid: Some(6001),
+                ..Collection::default()
+            }
+        };
+        let a_job = parse_squeue(
+            "50|50|0-9|PENDING||Priority|6001|2026-12-02T06:40:00|normal|/home/u/proj\n",
+        )
+        .unwrap();
+        assert_eq!(a_job[0].partition, "normal");
+        for (argv, linked) in [
+            ("sbatch -p typo --array=0-9 r.sh", false),
+            ("sbatch --partition=typo,nope --array=0-9 r.sh", false),
+            ("sbatch -ptypo --array=0-9 r.sh", false),
+            ("sbatch -p normal --array=0-9 r.sh", true),
+            ("sbatch --partition all,normal --array=0-9 r.sh", true),
+            // No partition named: the script or the default decides, so no filter.
+            ("sbatch --array=0-9 r.sh", true),
+        ] {
+            let c = collection(argv);
+            let mut jobs = dir_jobs(&c);
+            link(&c, &mut jobs, &a_job);
+            assert_eq!(!jobs.linked.is_empty(), linked, "{argv}: {jobs:?}");
+        }
+        // A squeue line from before the partition was asked (9 fields) links as before.
+        let legacy =
+            parse_squeue("50|50|0-9|PENDING||Priority|6001|2026-12-02T06:40:00|/home/u/proj\n")
+                .unwrap();
+        assert_eq!(
+            (legacy[0].partition.as_str(), legacy[0].work_dir.as_str()),
+            ("", "/home/u/proj")
+        );
+        let c = collection("sbatch -p typo --array=0-9 r.sh");
+        let mut jobs = dir_jobs(&c);
+        link(&c, &mut jobs, &legacy);
+        assert_eq!(jobs.linked.len(), 1);
     }
 
     /// `sbatch -p typo --array=0-9` a few seconds ago: no job came of it, but squeue has not

@@ -266,6 +266,8 @@ struct Parsed {
     frame_t0: Option<String>,
     frame_dt: Option<String>,
     frame_result_prefix: Option<String>,
+    /// Last `--partition`/`-p`.
+    partition: Option<String>,
     /// Last `--output`/`-o` and `--chdir`/`-D`.
     output: Option<String>,
     chdir: Option<String>,
@@ -343,6 +345,7 @@ fn parse_sbatch(args: &[String], first: usize) -> Parsed {
                             'a' => p.note("array", hit),
                             'x' => p.note("exclude", hit),
                             'o' => p.note("output", hit),
+                            'p' => p.note("partition", hit),
                             'D' => p.note("chdir", hit),
                             _ => {}
                         }
@@ -373,6 +376,7 @@ impl Parsed {
             "frame-dt" => self.frame_dt = Some(hit.value),
             "frame-result-prefix" => self.frame_result_prefix = Some(hit.value),
             "output" => self.output = Some(hit.value),
+            "partition" => self.partition = Some(hit.value),
             "chdir" => self.chdir = Some(hit.value),
             _ => {}
         }
@@ -497,6 +501,19 @@ impl Submission {
             self.array = p.array.map(|h| h.value);
         }
         self.script_exclude = p.exclude.map(|h| h.value);
+    }
+
+    /// The partitions the command line asks for (`-p a,b`), None when it names none (then the
+    /// script's `#SBATCH` lines or the default partition decide, which are not read here).
+    pub fn partitions(&self) -> Option<std::collections::BTreeSet<String>> {
+        let p = parse_sbatch(&self.argv, 1).partition?;
+        let set: std::collections::BTreeSet<String> = p
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!set.is_empty()).then_some(set)
     }
 
     /// The command that reruns `indices`: the original command line with the array spec

@@ -286,9 +286,22 @@ fn rejected_submissions_are_not_accepted_work() {
     let frame_dir = format!("--frame-dir={}", dir.display());
     // sbatch: refused by slurmctld. sbatch never tells a plugin its job id, so the
     // submission stays provisional; no job carries its id, and Slurm knows no job of it.
+    // The script also sends an accepted array of the same shape from the same directory in
+    // the same second (into another frame dir), still in the queue a minute later (one task at
+    // a time): squeue's whole-second submit times cannot tell the two apart, the partition
+    // the typo asked for does (checked below, once squeue's minute to link has passed).
+    let neighbour = work.join("neighbour");
     let run = cluster.as_user(
-        "sbatch",
-        &["-p", "typo", "--array=0-19", &frame_dir, "--wrap", "true"],
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "sbatch -p normal -J neighbour --array=0-19%1 --frame-dir={} \
+                 --frame-pattern=none --wrap 'sleep 100' >/dev/null && \
+                 exec sbatch -p typo --array=0-19 {frame_dir} --wrap true",
+                neighbour.display()
+            ),
+        ],
     );
     assert!(!run.ok(), "{run:?}");
     assert!(
@@ -300,8 +313,12 @@ fn rejected_submissions_are_not_accepted_work() {
     assert_eq!(subs[0]["state"], "provisional", "{}", subs[0]);
     assert_eq!(subs[0]["job_id"], serde_json::Value::Null);
     assert!(record_files(&dir).is_empty());
-    let queue = cluster.as_root("squeue", &["-h", "-u", cluster.user()]);
-    assert_eq!(queue.stdout.trim(), "", "{queue:?}");
+    // Only the neighbour's array is in the queue: nothing in partition typo.
+    let queue = cluster.as_root("squeue", &["-h", "-u", cluster.user(), "-o", "%P"]);
+    assert!(
+        queue.stdout.lines().all(|p| p.trim() == "normal"),
+        "{queue:?}"
+    );
     // salloc: knows at exit that it got no allocation.
     let run = cluster.as_user("salloc", &["-p", "typo", &frame_dir, "true"]);
     assert!(!run.ok(), "{run:?}");
@@ -361,6 +378,9 @@ fn rejected_submissions_are_not_accepted_work() {
         )
         .expect_ok("sbatch --wait");
     std::thread::sleep(Duration::from_secs(62).saturating_sub(started.elapsed()));
+    // The neighbour's array is still in the queue, so squeue offers it as a candidate.
+    let listed = cluster.as_root("squeue", &["-h", "-u", cluster.user(), "-n", "neighbour"]);
+    assert!(!listed.stdout.trim().is_empty(), "{listed:?}");
     let frames = cluster.tool("frames");
     let dir_arg = dir.display().to_string();
     let status = cluster.as_user(&frames, &["status", "--json", &dir_arg]);
@@ -380,6 +400,10 @@ fn rejected_submissions_are_not_accepted_work() {
     assert_eq!(missing.stdout.trim(), "", "{missing:?}");
     let resubmit = cluster.as_user(&frames, &["resubmit", "--dry-run", &dir_arg]);
     assert!(!resubmit.stdout.contains("typo"), "{resubmit:?}");
+    cluster
+        .as_user("scancel", &["-n", "neighbour"])
+        .expect_ok("scancel the neighbour array");
+    cluster.wait_queue_empty(Duration::from_secs(60));
 }
 
 #[test]
