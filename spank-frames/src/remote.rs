@@ -390,6 +390,67 @@ fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Waits until the capture process has published `capture` (it renames `partial` there at the
+/// end of the task's output) or `partial` is gone, at most `limit`. Blocks on inotify events
+/// of the results directory (the rename is done on this node, so it is reported also on NFS),
+/// re-checking the names at each event and at least every 50 ms (a file system that reports
+/// nothing costs at most that much more); without inotify, checks every millisecond.
+/// Runs in the record writer child (single-threaded, as the user).
+fn wait_for_capture(capture: &std::path::Path, partial: &std::path::Path, limit: Duration) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let done = || capture.exists() || !partial.exists();
+    if done() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    // SAFETY: creating a descriptor we own.
+    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    let watch = (raw >= 0)
+        .then(|| {
+            // SAFETY: a fresh descriptor we own.
+            unsafe { OwnedFd::from_raw_fd(raw) }
+        })
+        .filter(|fd| {
+            let dir = capture.parent().unwrap_or(std::path::Path::new("/"));
+            std::ffi::CString::new(dir.as_os_str().as_bytes()).is_ok_and(|dir| {
+                // SAFETY: a NUL-terminated path and our descriptor.
+                unsafe {
+                    libc::inotify_add_watch(
+                        fd.as_raw_fd(),
+                        dir.as_ptr(),
+                        libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE,
+                    ) >= 0
+                }
+            })
+        });
+    // Watching first, checking after: a rename between the two is seen by the check.
+    let mut buf = [0u8; 4096];
+    while !done() {
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        match &watch {
+            Some(fd) => {
+                let mut pfd = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = left.as_millis().clamp(1, 50) as libc::c_int;
+                // SAFETY: polling and draining our own non-blocking descriptor.
+                unsafe {
+                    if libc::poll(&mut pfd, 1, ms) > 0 {
+                        while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
+                    }
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
 /// Runs as the user in a forked child: gathers results, checksums the frame, writes the
 /// record without ever replacing one, and lets the last task merge.
 fn write_record(
@@ -410,10 +471,7 @@ fn write_record(
     record.attempt = key.attempt;
     let capture = layout.capture_path(key);
     let partial = crate::tee::partial_path(&capture);
-    let waited = std::time::Instant::now();
-    while !capture.exists() && partial.exists() && waited.elapsed() < CAPTURE_WAIT {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_capture(&capture, &partial, CAPTURE_WAIT);
     let (source, complete) = if capture.exists() {
         (capture, true)
     } else {
@@ -503,5 +561,62 @@ fn write_record(
             "record {} written, merge failed: {e}",
             path.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frames_core::test_util::TempDir;
+    use std::time::Instant;
+
+    #[test]
+    fn capture_wait_ends_at_the_rename() {
+        let tmp = TempDir::new("capture-wait");
+        let capture = tmp.path().join("t.captured.jsonl");
+        let partial = crate::tee::partial_path(&capture);
+        std::fs::write(&partial, b"").unwrap();
+        let (from, to) = (partial.clone(), capture.clone());
+        let renamer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let renamed = Instant::now();
+            std::fs::rename(from, to).unwrap();
+            renamed
+        });
+        wait_for_capture(&capture, &partial, Duration::from_secs(10));
+        let woke = Instant::now();
+        let renamed = renamer.join().unwrap();
+        assert!(capture.exists());
+        // Woken by the rename (inotify; at the latest by the 50 ms re-check): no timing bound
+        // tighter than that holds on a loaded CI machine.
+        assert!(woke >= renamed);
+        assert!(woke.duration_since(renamed) < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn capture_wait_returns_when_the_partial_file_goes_or_the_limit_passes() {
+        let tmp = TempDir::new("capture-gone");
+        let capture = tmp.path().join("t.captured.jsonl");
+        let partial = crate::tee::partial_path(&capture);
+        // No partial file: no capture runs, nothing to wait for.
+        let started = Instant::now();
+        wait_for_capture(&capture, &partial, Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Removed while waiting.
+        std::fs::write(&partial, b"").unwrap();
+        let gone = partial.clone();
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::remove_file(gone).unwrap();
+        });
+        wait_for_capture(&capture, &partial, Duration::from_secs(10));
+        remover.join().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Never finished: bounded by the limit.
+        std::fs::write(&partial, b"").unwrap();
+        let started = Instant::now();
+        wait_for_capture(&capture, &partial, Duration::from_millis(300));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(5));
     }
 }

@@ -513,3 +513,27 @@ fn a_frame_state_dir_someone_else_owns_fails_the_task_and_gets_no_record() {
     assert!(!out.task_output.contains("ran"), "{}", out.transcript());
     assert!(!state.join("records").exists());
 }
+
+#[test]
+fn output_still_written_after_the_task_ends_is_waited_for_and_recorded() {
+    // A background child keeps the task's stdout open past the task's end: the record writer
+    // waits for the capture to finish (blocking on its rename, at most 5 s) and records the
+    // late line as complete output.
+    let dir = temp_dir("late");
+    let out = array_task(
+        &dir,
+        4,
+        "(sleep 0.3; echo 'RESULT:{\"late\":1}') & printf 'png' > \"$FRAME_PATH\"",
+    );
+    assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
+    let records = records(&dir);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(
+        record["results"],
+        serde_json::json!([{"late": 1}]),
+        "{record}"
+    );
+    assert_eq!(record["result_errors"], serde_json::json!([]), "{record}");
+    assert_eq!(record["status"], "done", "{record}");
+}
