@@ -87,19 +87,26 @@ trap - EXIT
 "$cluster" down
 echo "Slurm 22.05: $(( $(date +%s) - t22 )) s"
 
-section "integration tests on Slurm 24.11 and 26.05 (debootstrapped root filesystems)"
+section "integration tests on Slurm 24.11 and 26.05, side by side (debootstrapped root filesystems)"
 # The plugins build-all built against each release's own headers; the user tools are the
 # host's build. The 22.05 build of spank_frames is the "other release" plugin Slurm must refuse.
+# Each release runs on a cluster instance of its own (SPANK_CLUSTER_ID 1 and 2: own scratch dir,
+# bridge, namespaces, rootfs overlay and munged), both at once: their tests mostly wait on
+# Slurm, so the two suites share the two cores at little cost. Each suite writes its own log,
+# printed whole (and counted) once both are done.
 other_release_plugin=$repo/target/slurm-bookworm/release/libspank_frames.so
-release_times=()
-for rel in 24.11 26.05; do
-    case $rel in 24.11) suite=trixie ;; 26.05) suite=sid ;; esac
+release_suite() { # RELEASE SUITE INSTANCE
+    local rel=$1 suite=$2 rel_started rstage dir sdk_root sdk_started rc=0 bad
     rel_started=$(date +%s)
+    export SPANK_CLUSTER_ID=$3
+    unset SPANK_CLUSTER_DIR SPANK_CLUSTER_ENV
+    trap '"$cluster" logs >&2 || true; "$cluster" down || true' EXIT
     rstage=$(PLUGINS_FROM="target/slurm-$suite/release" tests/stage-plugins.sh "target/stage-$suite")
-    trap cleanup EXIT
     SPANK_SLURM_DEBUG=debug "$cluster" up --release "$rel" --plugins "$rstage"
-    install -d -m 0755 "$tools"
-    install -m 0755 "$rstage"/bin/* "$tools/"
+    dir=$(bash "$cluster" dir)
+    install -d -m 0755 "$dir/bin"
+    install -m 0755 "$rstage"/bin/* "$dir/bin/"
+    export SPANK_CLUSTER_ENV=$dir/cluster.env
     # The real QRMI SDK inside the rootfs the jobs run in (the host's venv is not visible there).
     # shellcheck disable=SC1090
     sdk_root=$(. "$SPANK_CLUSTER_ENV" && echo "$SPANK_ROOT")
@@ -110,8 +117,7 @@ for rel in 24.11 26.05; do
     SPANK_OTHER_RELEASE_PLUGIN=$other_release_plugin \
         cargo test -p integration-tests --test foundation --test frames --test frames_model \
         --test frames_queue --test qrmi --test qrmi_compat --test qrmi_sdk --test backend_faults \
-        --test releases -- --ignored --test-threads=1
-    unset QRMI_SDK_PYTHON
+        --test releases -- --ignored --test-threads=1 || rc=1
     # shellcheck disable=SC1090
     . "$SPANK_CLUSTER_ENV"
     # The release's own sinfo (a 22.05 client cannot talk to a newer controller).
@@ -120,14 +126,29 @@ for rel in 24.11 26.05; do
     if [ -n "$bad" ]; then
         echo "unhealthy nodes on Slurm $rel after the tests:" >&2
         echo "$bad" >&2
-        exit 1
+        rc=1
+    else
+        echo "Slurm $rel: all nodes healthy"
     fi
-    echo "Slurm $rel: all nodes healthy"
-    trap - EXIT
+    ((rc == 0)) && trap - EXIT
     "$cluster" down
-    release_times+=("Slurm $rel: $(( $(date +%s) - rel_started )) s")
+    echo "Slurm $rel: $(( $(date +%s) - rel_started )) s (stage + up + tests + down)"
+    return "$rc"
+}
+releases_started=$(date +%s)
+(release_suite 24.11 trixie 1) >target/suite-24.11.log 2>&1 &
+pid_2411=$!
+(release_suite 26.05 sid 2) >target/suite-26.05.log 2>&1 &
+pid_2605=$!
+releases_rc=0
+wait "$pid_2411" || releases_rc=1
+wait "$pid_2605" || releases_rc=1
+for rel in 24.11 26.05; do
+    printf '\n---- Slurm %s (target/suite-%s.log)\n' "$rel" "$rel"
+    cat "target/suite-$rel.log"
 done
-echo "time per release (stage + up + tests + down): ${release_times[*]}"
+echo "Slurm 24.11 and 26.05 side by side: $(( $(date +%s) - releases_started )) s"
+((releases_rc == 0)) || { echo "integration tests on Slurm 24.11 or 26.05 failed (above)" >&2; exit 1; }
 
 section "controller failover (primary + backup slurmctld sharing StateSaveLocation)"
 trap cleanup EXIT

@@ -8,17 +8,21 @@
 #   trixie    Slurm 24.11
 #   sid       Slurm 26.05  (default: all three)
 #
-# For each suite: fetch-headers.sh SUITE, then, from the repository root,
-#   SLURM_INCLUDE_DIR=<dir> cargo build --release -p spank-qrmi -p spank-frames \
-#       --target-dir target/slurm-<suite>
+# All suites share ONE cargo target dir (${CARGO_TARGET_DIR:-target}), so the dependencies are
+# compiled once for every release, and only slurm-sys and what depends on it is rebuilt when the
+# headers change. For each suite: fetch-headers.sh SUITE, then, from the repository root,
+#   SLURM_INCLUDE_DIR=<dir> cargo build --release -p spank-qrmi -p spank-frames
+# (for bookworm, the system's own /usr/include, without SLURM_INCLUDE_DIR: exactly the build
+# tests/stage-plugins.sh makes, so it is not rebuilt there), the two plugins copied to
+#   ${BUILD_ALL_TARGET_BASE:-target}/slurm-<suite>/release/
 # and, for every suite but bookworm (whose headers the main `cargo test --workspace` uses),
-#   SLURM_INCLUDE_DIR=<dir> cargo test --workspace --release --target-dir target/slurm-<suite>
-# so the whole workspace, the C test host included, builds and passes against that release's
-# headers (BUILD_ALL_WORKSPACE_TESTS=0 skips this),
-# (the base directory `target` can be changed with BUILD_ALL_TARGET_BASE=DIR),
-# then, for target/slurm-<suite>/release/lib{spank_qrmi,spank_frames}.so,
-# plugin-info.sh must report plugin_version == SLURM_VERSION_NUMBER of that
-# header set's slurm/slurm_version.h and plugin_type == spank.
+#   SLURM_INCLUDE_DIR=<dir> cargo test --workspace
+# (dev profile, sharing the main test build's dependencies) so the whole workspace, the C test
+# host included, builds and passes against that release's headers (BUILD_ALL_WORKSPACE_TESTS=0
+# skips this). The default order builds bookworm last, leaving the host's build in place.
+# Then, for each copied lib{spank_qrmi,spank_frames}.so, plugin-info.sh must report
+# plugin_version == SLURM_VERSION_NUMBER of that header set's slurm/slurm_version.h and
+# plugin_type == spank.
 #
 # Prints a table on stdout; exits 1 if any fetch, build or check failed.
 # Cargo's own output goes to stderr.  Extra cargo arguments can be given in
@@ -31,7 +35,7 @@ root=$(cd "$here/../.." && pwd)
 packages=(spank-qrmi spank-frames)
 
 suites=("$@")
-[[ ${#suites[@]} -gt 0 ]] || suites=(bookworm trixie sid)
+[[ ${#suites[@]} -gt 0 ]] || suites=(trixie sid bookworm)
 for s in "${suites[@]}"; do
     [[ $s == -h || $s == --help ]] && { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0; }
 done
@@ -68,17 +72,27 @@ for suite in "${suites[@]}"; do
     log "$suite: Slurm ${vstr:-?} ($expected), headers in $inc"
 
     tdir=${BUILD_ALL_TARGET_BASE:-target}/slurm-$suite
+    built=${CARGO_TARGET_DIR:-target}/release
+    # The system's headers are found by slurm-sys without the variable; naming them anyway
+    # would change the build's fingerprint and make every later plain build start again.
+    headers=(env SLURM_INCLUDE_DIR="$inc")
+    [[ $inc == /usr/include ]] && headers=(env -u SLURM_INCLUDE_DIR)
     pargs=()
     for p in "${packages[@]}"; do pargs+=(-p "$p"); done
-    log "$suite: SLURM_INCLUDE_DIR=$inc cargo build --release ${pargs[*]} --target-dir $tdir ${BUILD_ALL_CARGO_ARGS:-}"
+    log "$suite: SLURM_INCLUDE_DIR=$inc cargo build --release ${pargs[*]} ${BUILD_ALL_CARGO_ARGS:-}"
     tb=$SECONDS
     # shellcheck disable=SC2086  # BUILD_ALL_CARGO_ARGS is a word list on purpose
-    if ! SLURM_INCLUDE_DIR=$inc cargo build --release "${pargs[@]}" --target-dir "$tdir" \
-            ${BUILD_ALL_CARGO_ARGS:-} >&2; then
+    if ! "${headers[@]}" cargo build --release "${pargs[@]}" ${BUILD_ALL_CARGO_ARGS:-} >&2; then
         row "$suite" "${vstr:-?}" "-" "-" "$expected" FAIL "cargo build failed"
         continue
     fi
     log "$suite: build took $((SECONDS - tb)) s"
+    mkdir -p "$tdir/release"
+    for p in "${packages[@]}"; do
+        so=lib${p//-/_}.so
+        # install, not cp: a cluster may have the previous copy mapped.
+        [[ -f $built/$so ]] && install -m 0755 "$built/$so" "$tdir/release/$so"
+    done
 
     for p in "${packages[@]}"; do
         so=$tdir/release/lib${p//-/_}.so
@@ -104,11 +118,10 @@ for suite in "${suites[@]}"; do
         fi
     done
     if [[ $suite != bookworm && ${BUILD_ALL_WORKSPACE_TESTS:-1} != 0 ]]; then
-        log "$suite: SLURM_INCLUDE_DIR=$inc cargo test --workspace --release --target-dir $tdir"
+        log "$suite: SLURM_INCLUDE_DIR=$inc cargo test --workspace"
         tt=$SECONDS
         # shellcheck disable=SC2086
-        if SLURM_INCLUDE_DIR=$inc cargo test --workspace --release --target-dir "$tdir" \
-                ${BUILD_ALL_CARGO_ARGS:-} >&2; then
+        if "${headers[@]}" cargo test --workspace ${BUILD_ALL_CARGO_ARGS:-} >&2; then
             row "$suite" "$vstr" "workspace tests" "-" "-" OK "cargo test --workspace: $((SECONDS - tt)) s"
         else
             row "$suite" "$vstr" "workspace tests" "-" "-" FAIL "cargo test --workspace failed"
