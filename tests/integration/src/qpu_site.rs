@@ -1,14 +1,12 @@
 //! The QPU site of the hardening tests: mock backends on the bridge address and the cluster's
-//! qrmi_config.json pointing at them (the same two QPUs as qrmi.rs). Included with `#[path]`
-//! by the test files that need it, next to `mock_server`.
-#![allow(dead_code)] // each test file uses part of it
+//! qrmi_config.json pointing at them (the same two QPUs as qrmi.rs).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use integration_tests::Cluster;
+use spank_test_support::mock_server::{MockServer, Recorded};
 
-use crate::mock_server::{MockServer, Recorded};
+use crate::Cluster;
 
 pub struct Site {
     pub cluster: Cluster,

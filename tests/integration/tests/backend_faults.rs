@@ -4,18 +4,13 @@
 //! the job fails within a bounded time with the QPU and the reason in srun's output, nothing
 //! stays held, the node is not drained; a failed release is retried and stays recorded.
 //! (HTTP-level trickling and floods: spank-qrmi/tests/faults.rs.)
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-#[path = "../src/reliability.rs"]
-mod reliability;
-
 use std::time::{Duration, Instant};
 
-use mock_server::Mode;
+use integration_tests::qpu_site;
 use qpu_site::{site, site_with, state_dir, wait_for};
 use reliability::report;
+use spank_test_support::mock_server::Mode;
+use spank_test_support::reliability;
 
 fn error_lines(stderr: &str) -> String {
     stderr

@@ -7,17 +7,13 @@
 //! On a cluster without a backup controller (the main suite's) the test prints why and
 //! passes without doing anything, unless SPANK_FAILOVER_REQUIRED=1 (tests/run-all.sh's
 //! failover section), where a missing backup fails it.
-#[path = "../src/controllers.rs"]
-mod controllers;
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use integration_tests::controllers;
 use integration_tests::{Cluster, read_json, record_files};
-use mock_server::MockServer;
+use spank_test_support::mock_server::MockServer;
 
 /// Array tasks; with 4 CPUs on each of c1 and c2 they run in three waves.
 const TASKS: u64 = 24;

@@ -2,14 +2,11 @@
 //! listening on the bridge address (reachable from every node's namespace): --qpu and GRES
 //! requests in srun, sbatch and salloc jobs, release after every kind of job end, failures,
 //! secrets kept out of every log, accounting.
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use integration_tests::{Cluster, cluster_script};
-use mock_server::{MockServer, Mode, Recorded};
+use spank_test_support::mock_server::{MockServer, Mode, Recorded};
 
 const API_KEY: &str = "sekret-apikey-6f1e9c";
 

@@ -1,15 +1,13 @@
 //! spank_qrmi as a drop-in for the upstream plugin (issue 15), on the real cluster, as the test
 //! user: plugstack words and qrmi_config.json contents upstream accepts must not fail jobs
 //! upstream would run. Each test would have failed before its fix (item numbers of issue 15).
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-
 use std::time::Duration;
 
 use integration_tests::Cluster;
-use qpu_site::{Site, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases};
+
+use integration_tests::qpu_site::{
+    Site, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases,
+};
 
 fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()

@@ -5,15 +5,11 @@
 //! liboqtopus_py_bridge.so it does not ship, so the PyPI SDK cannot run an oqtopus task.) The stand-in (mock_server) refuses a task whose session is not one the plugin opened
 //! and still holds, and the test checks that every session the SDK used was released after the
 //! job, also when the job failed.
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use qpu_site::{Site, is_release, site, wait_for, wait_for_earlier_releases};
+use integration_tests::qpu_site::{Site, is_release, site, wait_for, wait_for_earlier_releases};
+use spank_test_support::mock_server;
 
 /// The venv's python as the jobs see it (QRMI_SDK_PYTHON, else install-qrmi-sdk.sh's default
 /// place); on a rootfs release it must be inside the rootfs (`install-qrmi-sdk.sh --root`).
