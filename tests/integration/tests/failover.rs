@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use integration_tests::controllers;
+use integration_tests::qpu_site::held_leases;
 use integration_tests::{Cluster, read_json, record_files};
 use spank_test_support::mock_server::MockServer;
 
@@ -28,19 +29,6 @@ fn finish_markers(dir: &Path) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-/// Lease files of `node` that still say "held".
-fn held_leases(cluster: &Cluster, node: &str) -> Vec<String> {
-    let dir = cluster.scratch().join("qrmi-state").join(node);
-    std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter(|text| text.contains("\"held\""))
-        .collect()
 }
 
 /// The mock warden on the bridge address and the cluster's qrmi_config.json naming it.

@@ -6,13 +6,9 @@ use std::time::Duration;
 use integration_tests::Cluster;
 
 use integration_tests::qpu_site::{
-    Site, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases,
+    Site, env_value, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases,
+    write_config,
 };
-
-fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-}
 
 /// Puts plugstack.conf back when dropped (also when the test fails).
 struct PlugstackGuard<'a> {
@@ -52,16 +48,6 @@ fn with_plugstack<'a>(cluster: &'a Cluster, text: &str) -> PlugstackGuard<'a> {
         cluster,
         old: Some(cluster.set_plugstack(text)),
     }
-}
-
-fn write_config(site: &Site, config: &serde_json::Value, mode: &str) {
-    wait_for_earlier_releases(&site.cluster);
-    let path = site.cluster.scratch().join("etc").join("qrmi_config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let run = site
-        .cluster
-        .as_root("chmod", &[mode, path.to_str().unwrap()]);
-    assert!(run.ok(), "{run:?}");
 }
 
 fn torino_env(site: &Site, mode: &str) -> serde_json::Value {

@@ -5,11 +5,11 @@
 //! user-controlled path, no crossing between users, a clear error, nothing hung.
 //! (frames.rs already covers a planted `.frames` symlink at submission and a one-shot swap of
 //! the records directory inside the job; this file races and widens them.)
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use integration_tests::qpu_site;
+use integration_tests::qpu_site::{self, state_dir};
 use integration_tests::{Cluster, Run};
 use reliability::report;
 use spank_test_support::reliability;
@@ -607,11 +607,6 @@ fn not_owned_by(dir: &Path, uid: u32) -> Vec<String> {
 fn is_plugin_line(line: &str, so: &str) -> bool {
     let mut words = line.split_whitespace();
     matches!(words.next(), Some("required" | "optional")) && words.next() == Some(so)
-}
-
-/// Path of the QPU state directory of a node.
-fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
-    cluster.scratch().join("qrmi-state").join(node)
 }
 
 #[test]
