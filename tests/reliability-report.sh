@@ -7,7 +7,7 @@
 #                                        # only if a test cluster is up), then the table
 #
 # Each hardening test writes `RELIABILITY: area | tried | saw | recorded | test` lines to
-# target/reliability/<test>.txt (tests/integration/src/reliability.rs), from what it observed;
+# target/reliability/<test>.txt (tests/support/src/reliability.rs), from what it observed;
 # lines found in target/run-all.log (runs with --nocapture) are merged in. The fuzz helper's
 # target/fuzz/report.md (executions per target) is appended when present.
 set -euo pipefail

@@ -5,8 +5,6 @@
 //! `TYPE requests_per_cycle p50_ms p99_ms min_ms max_ms raw_http_p50_ms cycles`.
 //! raw_http is one plain GET to the same server with a fresh connection (what the loopback and
 //! the server cost per request), so "our side" ≈ p50 − requests × raw_http. Prints numbers only.
-#[path = "../tests/mock_server/mod.rs"]
-mod mock_server;
 // `acquire` is private to the library: compile the very same source file here. Its `crate::`
 // paths resolve to these re-exports of the library's public modules.
 #[path = "../src/acquire.rs"]
@@ -21,8 +19,8 @@ use acquire::{Node, Retry};
 use backend::{AcquireContext, backend_for};
 use config::{Config, Resource};
 use lease::LeaseStore;
-use mock_server::MockServer;
 use spank_qrmi::http::HttpConfig;
+use spank_test_support::mock_server::MockServer;
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -1,14 +1,12 @@
 //! Every backend protocol against the loopback mock server: request shapes, responses, failure
 //! modes, timeouts, idempotent release, and no secret in any error.
-mod mock_server;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mock_server::{IAM_TOKEN, MockServer, Mode};
 use spank_qrmi::backend::{AcquireContext, BackendError, Operation, backend_for};
 use spank_qrmi::config::{Config, Resource};
 use spank_qrmi::http::HttpConfig;
+use spank_test_support::mock_server::{IAM_TOKEN, MockServer, Mode};
 
 const APIKEY: &str = "APIKEY-sk-0a1b2c3d4e5f";
 const CRN: &str = "crn:v1:bluemix:public:quantum-computing:us-east:a/secretacct::";

@@ -5,14 +5,12 @@
 //! loaded machine) with an error that says what happened. (tests/backends.rs covers the same
 //! faults through each backend with the mock server; this file covers what the mock cannot
 //! do: trickling, chunked and header floods.)
-#[path = "../../tests/integration/src/reliability.rs"]
-mod reliability;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use spank_qrmi::http::{Body, Http, HttpConfig, HttpErrorKind};
+use spank_test_support::reliability;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// Scheduling slack on a loaded 2-core CI machine; the bound that matters is "not unbounded".

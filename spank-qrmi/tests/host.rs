@@ -162,14 +162,12 @@ fn unused_plugin_changes_nothing_in_a_job() {
     assert!(!out.stdout.contains("exported job_"));
 }
 
-mod mock_server;
-
 mod lifecycle {
     //! Acquire in slurmstepd, release at the batch step's exit or by the job's keeper once
     //! "squeue" (a stand-in on the keeper's PATH, answering from a file) says the job ended,
     //! through the C host with a fake controller answer and the loopback mock backends.
-    use super::mock_server::{MockServer, Mode};
     use spank_test_host::{Host, Outcome, plugin_path};
+    use spank_test_support::mock_server::{MockServer, Mode};
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
 

@@ -352,7 +352,7 @@ Method: \`spank-qrmi/examples/qpu_bench.rs\` runs the plugin's own acquire and r
 (\`acquire::acquire_all\` then \`acquire::release_job\`, the functions slurmstepd and the job
 epilog call: job lock, lease file written and fsynced, accounting line appended, backend HTTP
 calls) $cycles times per QPU type against the tests' loopback mock server
-(spank-qrmi/tests/mock_server), which answers at once. Wall time per acquire+release cycle;
+(tests/support/src/mock_server.rs), which answers at once. Wall time per acquire+release cycle;
 "raw HTTP" is one plain GET to the same server on a fresh connection (loopback + server cost of
 one request). Not pinned; other processes on the machine show in p99.
 

@@ -1,10 +1,9 @@
 //! The controllers of a test cluster brought up with `cluster.sh up --backup-ctl`: what
 //! `scontrol ping` says about each, and whether one of them is in control (answers RPCs).
-//! Used by tests/failover.rs, which includes this file with `#[path]` (so lib.rs, shared with
-//! other work, needs no change).
+//! Used by tests/failover.rs.
 use std::time::{Duration, Instant};
 
-use integration_tests::{Cluster, cluster_script};
+use crate::{Cluster, cluster_script};
 
 /// One line of `scontrol ping`: `Slurmctld(primary) at ctl is UP`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,9 @@
 //! debootstrapped root filesystem (`SPANK_ROOT` in cluster.env): its clients are that
 //! release's own, so every Slurm command runs chrooted there (the scratch dir is bound at the
 //! same path inside, so paths need no translation).
+pub mod controllers;
+pub mod qpu_site;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

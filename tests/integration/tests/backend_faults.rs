@@ -4,18 +4,13 @@
 //! the job fails within a bounded time with the QPU and the reason in srun's output, nothing
 //! stays held, the node is not drained; a failed release is retried and stays recorded.
 //! (HTTP-level trickling and floods: spank-qrmi/tests/faults.rs.)
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-#[path = "../src/reliability.rs"]
-mod reliability;
-
 use std::time::{Duration, Instant};
 
-use mock_server::Mode;
-use qpu_site::{site, site_with, state_dir, wait_for};
+use integration_tests::qpu_site;
+use qpu_site::{held_leases, site, site_with, state_dir, wait_for};
 use reliability::report;
+use spank_test_support::mock_server::Mode;
+use spank_test_support::reliability;
 
 fn error_lines(stderr: &str) -> String {
     stderr
@@ -24,17 +19,6 @@ fn error_lines(stderr: &str) -> String {
         .take(2)
         .collect::<Vec<_>>()
         .join(" / ")
-}
-
-fn held_leases(cluster: &integration_tests::Cluster, node: &str) -> usize {
-    std::fs::read_dir(state_dir(cluster, node))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter(|t| t.contains("\"held\""))
-        .count()
 }
 
 #[test]
@@ -90,7 +74,7 @@ fn each_backend_fault_fails_the_job_in_bounded_time_with_the_reason() {
             &["-p", "quantum", "-w", "q2", "--qpu=fresnel", "true"],
         );
         let took = started.elapsed();
-        let held = held_leases(&site.cluster, "q2");
+        let held = held_leases(&site.cluster, "q2").len();
         report(
             "fault: QPU backend (acquire)",
             &format!("srun --qpu=fresnel; the backend's session call gets {tried}"),

@@ -7,17 +7,14 @@
 //! On a cluster without a backup controller (the main suite's) the test prints why and
 //! passes without doing anything, unless SPANK_FAILOVER_REQUIRED=1 (tests/run-all.sh's
 //! failover section), where a missing backup fails it.
-#[path = "../src/controllers.rs"]
-mod controllers;
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use integration_tests::controllers;
+use integration_tests::qpu_site::held_leases;
 use integration_tests::{Cluster, read_json, record_files};
-use mock_server::MockServer;
+use spank_test_support::mock_server::MockServer;
 
 /// Array tasks; with 4 CPUs on each of c1 and c2 they run in three waves.
 const TASKS: u64 = 24;
@@ -32,19 +29,6 @@ fn finish_markers(dir: &Path) -> Vec<String> {
         .collect();
     out.sort();
     out
-}
-
-/// Lease files of `node` that still say "held".
-fn held_leases(cluster: &Cluster, node: &str) -> Vec<String> {
-    let dir = cluster.scratch().join("qrmi-state").join(node);
-    std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter(|text| text.contains("\"held\""))
-        .collect()
 }
 
 /// The mock warden on the bridge address and the cluster's qrmi_config.json naming it.

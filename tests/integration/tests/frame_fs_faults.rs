@@ -4,14 +4,12 @@
 //! the host's mount namespace). What must hold: the tasks fail, the reason is shown to the user
 //! (srun's stderr, from slurmstepd) and in the node's log, the records written before are
 //! byte-for-byte intact, nothing hangs and no node is drained.
-#[path = "../src/reliability.rs"]
-mod reliability;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use integration_tests::{Cluster, Run};
 use reliability::report;
+use spank_test_support::reliability;
 
 const TEST: &str = "frame_dir_file_system_full_or_read_only";
 

@@ -8,13 +8,11 @@
 //!
 //! Heavy (about 1,000 step launches): skips itself unless SPANK_HEAVY_TESTS=1; run it under
 //! `flock /work/heavy.lock` where the machine is shared.
-#[path = "../src/reliability.rs"]
-mod reliability;
-
 use std::path::Path;
 use std::time::Instant;
 
 use integration_tests::Cluster;
+use spank_test_support::reliability;
 
 const TEST: &str = "slurmstepd_memory_flat_across_1000_steps_with_both_plugins";
 const STEPS: u32 = 1000;

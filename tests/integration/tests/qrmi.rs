@@ -2,76 +2,23 @@
 //! listening on the bridge address (reachable from every node's namespace): --qpu and GRES
 //! requests in srun, sbatch and salloc jobs, release after every kind of job end, failures,
 //! secrets kept out of every log, accounting.
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use integration_tests::{Cluster, cluster_script};
-use mock_server::{MockServer, Mode, Recorded};
+use integration_tests::cluster_script;
+use integration_tests::qpu_site::{self, Site, env_value, held_leases, is_release, state_dir};
+use spank_test_support::mock_server::Mode;
 
 const API_KEY: &str = "sekret-apikey-6f1e9c";
 
-struct Site {
-    cluster: Cluster,
-    server: MockServer,
-}
-
 fn site() -> Site {
-    let cluster = Cluster::connect();
-    let server = MockServer::start_on(cluster.var("SPANK_BRIDGE_ADDR"));
-    let etc = cluster.scratch().join("etc");
-    std::fs::create_dir_all(&etc).unwrap();
-    let config = serde_json::json!({"resources": [
-        {"name": "ibm_torino", "type": "ibm-quantum-compute-service", "environment": {
-            "QRMI_IBM_QCS_ENDPOINT": format!("{}/api", server.base),
-            "QRMI_IBM_QCS_IAM_ENDPOINT": server.base,
-            "QRMI_IBM_QCS_IAM_APIKEY": API_KEY,
-            "QRMI_IBM_QCS_SERVICE_CRN": "crn:v1:bluemix:public:quantum-computing:us-east:a/test::",
-            "QRMI_IBM_QCS_SESSION_MODE": "batch"}},
-        {"name": "fresnel", "type": "pasqal-local", "environment": {
-            "QRMI_WARDEN_URL": format!("{}/warden", server.base)}}
-    ]});
-    let path = etc.join("qrmi_config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let run = cluster.as_root("chmod", &["0600", path.to_str().unwrap()]);
-    assert!(run.ok(), "{run:?}");
-    Site { cluster, server }
+    qpu_site::site_with_apikey(API_KEY)
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn is_release(r: &Recorded) -> bool {
-    (r.method == "DELETE" || r.method == "PATCH") && r.target.contains("/sessions/")
-}
-
-fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-}
-
-fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
-    cluster.scratch().join("qrmi-state").join(node)
-}
-
-fn held_leases(cluster: &Cluster, node: &str) -> Vec<String> {
-    let dir = state_dir(cluster, node);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("lease-"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter(|text| text.contains("\"held\""))
-        .collect()
+fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    assert!(
+        qpu_site::wait_for(limit, done),
+        "{what}: not within {limit:?}"
+    );
 }
 
 #[test]

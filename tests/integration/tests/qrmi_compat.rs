@@ -1,20 +1,14 @@
 //! spank_qrmi as a drop-in for the upstream plugin (issue 15), on the real cluster, as the test
 //! user: plugstack words and qrmi_config.json contents upstream accepts must not fail jobs
 //! upstream would run. Each test would have failed before its fix (item numbers of issue 15).
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-
 use std::time::Duration;
 
 use integration_tests::Cluster;
-use qpu_site::{Site, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases};
 
-fn env_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-}
+use integration_tests::qpu_site::{
+    Site, env_value, is_release, site, site_with, state_dir, wait_for, wait_for_earlier_releases,
+    write_config,
+};
 
 /// Puts plugstack.conf back when dropped (also when the test fails).
 struct PlugstackGuard<'a> {
@@ -54,16 +48,6 @@ fn with_plugstack<'a>(cluster: &'a Cluster, text: &str) -> PlugstackGuard<'a> {
         cluster,
         old: Some(cluster.set_plugstack(text)),
     }
-}
-
-fn write_config(site: &Site, config: &serde_json::Value, mode: &str) {
-    wait_for_earlier_releases(&site.cluster);
-    let path = site.cluster.scratch().join("etc").join("qrmi_config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let run = site
-        .cluster
-        .as_root("chmod", &[mode, path.to_str().unwrap()]);
-    assert!(run.ok(), "{run:?}");
 }
 
 fn torino_env(site: &Site, mode: &str) -> serde_json::Value {

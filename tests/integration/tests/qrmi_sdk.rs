@@ -5,15 +5,11 @@
 //! liboqtopus_py_bridge.so it does not ship, so the PyPI SDK cannot run an oqtopus task.) The stand-in (mock_server) refuses a task whose session is not one the plugin opened
 //! and still holds, and the test checks that every session the SDK used was released after the
 //! job, also when the job failed.
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use qpu_site::{Site, is_release, site, wait_for, wait_for_earlier_releases};
+use integration_tests::qpu_site::{self, Site, is_release, site, wait_for};
+use spank_test_support::mock_server;
 
 /// The venv's python as the jobs see it (QRMI_SDK_PYTHON, else install-qrmi-sdk.sh's default
 /// place); on a rootfs release it must be inside the rootfs (`install-qrmi-sdk.sh --root`).
@@ -72,7 +68,6 @@ sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 "#;
 
 fn write_config(site: &Site) {
-    wait_for_earlier_releases(&site.cluster);
     let base = &site.server.base;
     let crn = "crn:v1:bluemix:public:quantum-computing:us-east:a/test::";
     let config = serde_json::json!({"resources": [
@@ -88,12 +83,7 @@ fn write_config(site: &Site) {
             "QRMI_IQM_ISA_ENDPOINT": format!("{base}/iqm"),
             "QRMI_IQM_ISA_TOKEN": mock_server::IQM_TOKEN}}
     ]});
-    let path = site.cluster.scratch().join("etc").join("qrmi_config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let run = site
-        .cluster
-        .as_root("chmod", &["0600", path.to_str().unwrap()]);
-    assert!(run.ok(), "{run:?}");
+    qpu_site::write_config(site, &config, "0600");
 }
 
 /// Checks what the SDK printed (`steps` runs of the job script) and that each session it used

@@ -17,13 +17,11 @@
 //! The cluster's nodes have 4 CPUs; to run 500 tasks at once the test creates a partition
 //! `storm` over c1 and c2 with OverSubscribe=FORCE:64 (8 CPUs x 64 = 512 job slots) at run
 //! time and deletes it afterwards, so other tests see the cluster unchanged.
-#[path = "../src/reliability.rs"]
-mod reliability;
-
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use integration_tests::Cluster;
+use spank_test_support::reliability;
 
 const TASKS: usize = 500;
 const TEST: &str = "storm_of_500_simultaneous_endings_three_times";

@@ -5,19 +5,14 @@
 //! user-controlled path, no crossing between users, a clear error, nothing hung.
 //! (frames.rs already covers a planted `.frames` symlink at submission and a one-shot swap of
 //! the records directory inside the job; this file races and widens them.)
-#[path = "../../../spank-qrmi/tests/mock_server/mod.rs"]
-mod mock_server;
-#[path = "../src/qpu_site.rs"]
-mod qpu_site;
-#[path = "../src/reliability.rs"]
-mod reliability;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use integration_tests::qpu_site::{self, state_dir};
 use integration_tests::{Cluster, Run};
 use reliability::report;
+use spank_test_support::reliability;
 
 fn records(dir: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
@@ -614,11 +609,6 @@ fn is_plugin_line(line: &str, so: &str) -> bool {
     matches!(words.next(), Some("required" | "optional")) && words.next() == Some(so)
 }
 
-/// Path of the QPU state directory of a node.
-fn state_dir(cluster: &Cluster, node: &str) -> PathBuf {
-    cluster.scratch().join("qrmi-state").join(node)
-}
-
 #[test]
 #[ignore = "needs the test cluster: tests/run-all.sh"]
 fn users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused() {
@@ -755,16 +745,4 @@ fn users_cannot_reach_the_qpu_state_and_a_user_owned_state_dir_is_refused() {
         );
     }
     cluster.assert_no_unhealthy_nodes();
-}
-
-#[allow(dead_code)]
-fn wait(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    true
 }

@@ -13,7 +13,6 @@
 //! `GET /jobs/{id}/results` (a JSON document sent as a JSON string, as the SDK reads it); the
 //! warden answers `POST /jobs` (401 without `x-munge-cred`, 403 unless `X-Warden-Session` is an
 //! open session) and `GET /jobs/{id}` (DONE, with results).
-#![allow(dead_code)]
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

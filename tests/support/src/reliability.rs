@@ -2,13 +2,12 @@
 //! user saw and what was recorded, from the output it observed. A line is printed (visible
 //! with `--nocapture`) and appended to `target/reliability/<test>.txt` (or `$RELIABILITY_DIR`),
 //! which `tests/reliability-report.sh` turns into the table.
-#![allow(dead_code)] // each test file includes this module and uses part of it
 
 use std::io::Write;
 use std::path::PathBuf;
 
 /// `$RELIABILITY_DIR`, else `target/reliability` of the workspace (the first directory up
-/// from the including crate that holds Cargo.lock).
+/// from this crate that holds Cargo.lock).
 fn out_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RELIABILITY_DIR") {
         return PathBuf::from(dir);
