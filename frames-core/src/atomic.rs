@@ -137,6 +137,15 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// The first `limit` bytes of a regular file (see [`open_regular`]; a final symlink is
+/// followed). For files whose tail may be dropped, unlike [`read_regular_nofollow`].
+pub fn read_regular_prefix(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_regular(path)?.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Reads a whole file of at most `cap` bytes that must be a regular file: a final symlink is
 /// not followed (O_NOFOLLOW) and a FIFO does not block (O_NONBLOCK, then fstat refuses it), so
 /// a user planting one where a record or submission is expected gets a named error instead

@@ -84,6 +84,7 @@ spank::spank_plugin!(
     [
         init_post_opt,
         local_user_init,
+        task_init,
         task_post_fork,
         task_exit,
         exit

@@ -5,9 +5,6 @@ use std::path::PathBuf;
 use frames_core::pattern::FramePattern;
 use spank::{Error, OptionSpec, Result};
 
-pub const DEFAULT_PATTERN: &str = "frame_%04d.png";
-pub const DEFAULT_PREFIX: &str = "RESULT:";
-
 pub const SPECS: &[OptionSpec] = &[
     OptionSpec::with_arg(
         "frame-dir",
@@ -54,11 +51,12 @@ impl Default for FrameOptions {
     fn default() -> Self {
         FrameOptions {
             frame_dir: None,
-            pattern: FramePattern::parse(DEFAULT_PATTERN).unwrap_or_else(|_| unreachable!()),
-            pattern_text: DEFAULT_PATTERN.to_string(),
+            pattern: FramePattern::parse(frames_core::pattern::DEFAULT_PATTERN)
+                .unwrap_or_else(|_| unreachable!()),
+            pattern_text: frames_core::pattern::DEFAULT_PATTERN.to_string(),
             t0: 0.0,
             dt: 1.0,
-            result_prefix: DEFAULT_PREFIX.to_string(),
+            result_prefix: frames_core::options::DEFAULT_RESULT_PREFIX.to_string(),
             sha256: false,
             given: Vec::new(),
         }

@@ -56,24 +56,6 @@ pub struct Remote {
     starts: HashMap<u32, f64>,
 }
 
-/// The node's name for the record. From the host, not the job's environment: the user
-/// controls that, and the per-node counts of the summary must be trustworthy.
-fn node_name() -> String {
-    spank::host::hostname()
-}
-
-fn signal_name(signal: i32) -> String {
-    // SAFETY: strsignal returns a static or thread-local string.
-    let text = unsafe { libc::strsignal(signal) };
-    if text.is_null() {
-        return format!("signal {signal}");
-    }
-    // SAFETY: non-NULL C string.
-    unsafe { std::ffi::CStr::from_ptr(text) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// The job's restart count. Slurm 22.05's slurmstepd reports 0 for S_SLURM_RESTART_COUNT in
 /// a requeued batch job while it sets SLURM_RESTART_COUNT in the job's environment: take the
 /// larger.
@@ -292,7 +274,9 @@ impl Remote {
             job_task_count: step.job_task_count,
             uid: Some(step.identity.uid),
             submission: step.submission.clone(),
-            node: node_name(),
+            // From the host, not the job's environment: the user controls that, and the
+            // summary's per-node counts must be trustworthy.
+            node: spank::host::hostname(),
             exit_code,
             signal,
             core_dumped,
@@ -319,7 +303,10 @@ impl Remote {
             Err(text) => tracing::error!("task {global}: record not written: {text}"),
         }
         if let Some(signal) = signal {
-            tracing::debug!("task {global} ended by {}", signal_name(signal));
+            match frames_core::record::signal_name(signal) {
+                Some(name) => tracing::debug!("task {global} ended by {name}"),
+                None => tracing::debug!("task {global} ended by signal {signal}"),
+            }
         }
         Ok(())
     }
@@ -379,15 +366,6 @@ fn warnings(errors: &[ResultError]) -> Vec<String> {
         ));
     }
     out
-}
-
-fn read_regular(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    frames_core::atomic::open_regular(path)?
-        .take(RESULT_FILE_LIMIT)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// Waits until the capture process has published `capture` (it renames `partial` there at the
@@ -510,7 +488,7 @@ fn write_record(
                 meta.len()
             ),
         }),
-        Ok(_) => match read_regular(&result_file) {
+        Ok(_) => match frames_core::atomic::read_regular_prefix(&result_file, RESULT_FILE_LIMIT) {
             Ok(bytes) => match std::str::from_utf8(&bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|text| RawJson::parse(text).map_err(|e| e.to_string()))

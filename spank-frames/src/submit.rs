@@ -254,12 +254,7 @@ pub fn exit(pending: &mut Option<Pending>) {
 /// The batch script, for its #SBATCH lines: only a regular file (a FIFO would block sbatch
 /// here and lose its content for sbatch itself), at most 16 MiB.
 fn read_script(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    frames_core::atomic::open_regular(path)?
-        .take(16 << 20)
-        .read_to_end(&mut text)?;
-    Ok(text)
+    frames_core::atomic::read_regular_prefix(path, 16 << 20)
 }
 
 #[cfg(test)]

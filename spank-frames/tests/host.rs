@@ -94,6 +94,8 @@ fn exports_no_prolog_or_epilog() {
         !exported.contains(&"job_prolog") && !exported.contains(&"job_epilog"),
         "{exported:?}"
     );
+    // The result capture starts there; the export list names it (the layer adds no hook).
+    assert!(exported.contains(&"task_init"), "{exported:?}");
 }
 
 #[test]

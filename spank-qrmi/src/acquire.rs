@@ -134,7 +134,7 @@ fn acquire_locked(
             }
             backend.acquire(job)
         });
-        let now = accounting::now_unix();
+        let now = spank::host::unix_secs();
         let token = match attempt {
             Ok(token) => token,
             Err(e) => {
@@ -256,7 +256,7 @@ fn release_lease(
             qpu: resource.name.clone(),
             kind: resource.type_name.clone(),
             time_acquired: lease.acquired_at,
-            time_released: Some(accounting::now_unix()),
+            time_released: Some(spank::host::unix_secs()),
             outcome: if outcome.is_ok() {
                 Outcome::Ok
             } else {
@@ -321,7 +321,7 @@ pub fn release_job(
                         qpu: lease.qpu.clone(),
                         kind: lease.kind.clone(),
                         time_acquired: lease.acquired_at,
-                        time_released: Some(accounting::now_unix()),
+                        time_released: Some(spank::host::unix_secs()),
                         outcome: Outcome::Ok,
                         error: None,
                     },

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use spank::host::ProcessId;
 
-use crate::accounting::{Flock, now_unix};
+use crate::accounting::Flock;
 use crate::config::{Redacted, RedactedMap, is_qpu_name};
+use spank::host::unix_secs;
 
 /// The base of the default state directory; each host uses `<base>/<cluster>/<host>`, so two
 /// clusters on one host never see (and never release) each other's leases: job ids repeat
@@ -325,7 +326,7 @@ impl LeaseStore {
             kind: kind.to_string(),
             token: token.to_string(),
             uid,
-            acquired_at: now_unix(),
+            acquired_at: unix_secs(),
             state: LeaseState::Held,
             released_at: None,
             release_attempts: 0,
@@ -386,7 +387,7 @@ impl LeaseStore {
         match outcome {
             ReleaseOutcome::Released => {
                 lease.state = LeaseState::Released;
-                lease.released_at = Some(now_unix());
+                lease.released_at = Some(unix_secs());
                 lease.last_error = None;
             }
             ReleaseOutcome::Failed(why) => {

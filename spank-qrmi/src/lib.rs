@@ -102,4 +102,6 @@ impl Plugin for Qrmi {
     }
 }
 
-spank::spank_plugin!(Qrmi, "spank_qrmi", [init_post_opt, exit]);
+// task_init only surfaces errors deferred from slurmstepd's init/init_post_opt (the layer's
+// failure policy): Qrmi itself does nothing there.
+spank::spank_plugin!(Qrmi, "spank_qrmi", [init_post_opt, task_init, exit]);

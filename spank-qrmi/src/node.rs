@@ -65,12 +65,16 @@ fn cluster_name() -> String {
         .unwrap_or_else(|| "cluster".to_string())
 }
 
-/// The lease and accounting directory of this slurmd: see [`lease::state_dir_for`].
+/// The lease and accounting directory of this slurmd: see [`lease::state_dir_for`]. Named
+/// after the host (slurmstepd has no other record of its node name, and the job's environment
+/// is the user's): several slurmd of one cluster on one host therefore share it, which is safe
+/// as job ids are unique within a cluster (the leases there are the job's on that host, reused
+/// by its steps and released once by the first epilog).
 pub fn state_dir(plugstack: &PlugstackConfig) -> PathBuf {
     lease::state_dir_for(
         plugstack.state_dir.as_deref(),
         &cluster_name(),
-        &node_name(),
+        &spank::host::hostname(),
     )
 }
 
@@ -99,12 +103,4 @@ pub fn http_config(plugstack: &PlugstackConfig) -> HttpConfig {
         .map(|list| list.split(',').map(|h| h.trim().to_string()).collect())
         .unwrap_or_default();
     http
-}
-
-/// This host's name (not taken from the job's environment, which the user controls; slurmstepd
-/// has no other record of its node name). Several slurmd of one cluster on one host therefore
-/// share a state directory: job ids are unique within a cluster, so the leases there are the
-/// job's on that host, reused by its steps and released once by the first epilog.
-pub fn node_name() -> String {
-    spank::host::hostname()
 }

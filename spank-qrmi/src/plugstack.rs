@@ -6,6 +6,8 @@
 //! too), never the others. Pure.
 use std::path::PathBuf;
 
+use crate::config::is_env_name;
+
 const PLUGIN: &str = "spank_qrmi";
 pub const KEYS: &[&str] = &[
     "config",
@@ -34,12 +36,6 @@ pub struct PlugstackConfig {
     /// Why no QPU can be acquired with this line (each problem, naming the argument). Jobs
     /// that ask for a QPU fail with it; other jobs are not affected.
     pub qpu_errors: Vec<String>,
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn seconds(value: &str) -> Option<f64> {

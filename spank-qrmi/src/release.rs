@@ -5,7 +5,7 @@ use crate::acquire::{self, Node, Retry};
 use crate::backend;
 use crate::config::Config;
 use crate::lease::LeaseStore;
-use crate::node::{http_config, munge_fn, node_name, state_dir};
+use crate::node::{http_config, munge_fn, state_dir};
 use crate::plugstack::PlugstackConfig;
 
 /// Releases what the job holds here; Ok(released count), or why some release failed.
@@ -29,7 +29,7 @@ pub fn release_job_here(plugstack: &PlugstackConfig, job_id: u32) -> Result<usiz
     let make = |resource: &crate::config::Resource| {
         backend::backend_for(resource, &http, munge_fn(plugstack))
     };
-    let node = node_name();
+    let node = spank::host::hostname();
     let (released, failed) = acquire::release_job(
         config.as_ref(),
         &Node {

@@ -15,7 +15,7 @@ use crate::jobenv::{self, JobEnvInput};
 use crate::joblookup;
 use crate::keeper;
 use crate::lease::{LeaseStore, Role};
-use crate::node::{http_config, munge_fn, node_name, node_qpu_gres, state_dir};
+use crate::node::{http_config, munge_fn, node_qpu_gres, state_dir};
 use crate::plugstack::PlugstackConfig;
 use crate::release;
 use crate::usersupplied;
@@ -32,7 +32,7 @@ pub fn init_post_opt(
     plugstack: &PlugstackConfig,
     qpu_option: &[String],
 ) -> Result<Option<Holding>> {
-    let node = node_name();
+    let node = spank::host::hostname();
     let configured_here = node_qpu_gres(&node);
     if qpu_option.is_empty() && configured_here.is_empty() {
         return Ok(None);

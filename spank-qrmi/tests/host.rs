@@ -137,6 +137,8 @@ fn exports_no_job_prolog_or_epilog_but_an_exit_hook() {
     let exported = host().describe().run();
     let exported = exported.exported();
     assert!(exported.contains(&"exit"), "{exported:?}");
+    // Listed only so errors deferred from slurmstepd's init_post_opt fail the tasks.
+    assert!(exported.contains(&"task_init"), "{exported:?}");
     assert!(
         !exported.contains(&"job_prolog") && !exported.contains(&"job_epilog"),
         "{exported:?}"

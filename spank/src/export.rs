@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, Once};
 use std::time::Instant;
 
 use slurm_sys as sys;
@@ -35,21 +35,18 @@ impl<P: Plugin> PluginCell<P> {
         }
     }
 
-    /// Locks the state, creating it on first use. A panic in an earlier callback poisons the
-    /// mutex; the poison is cleared so that callback is the only one that fails.
-    fn lock(&self) -> MutexGuard<'_, Option<State<P>>> {
+    /// Runs `f` on the state, creating it on first use. A panic in an earlier callback poisons
+    /// the mutex; the poison is cleared so that callback is the only one that fails.
+    fn with<R>(&self, f: impl FnOnce(&mut State<P>) -> R) -> R {
         let mut guard = self.inner.lock().unwrap_or_else(|poisoned| {
             self.inner.clear_poison();
             poisoned.into_inner()
         });
-        if guard.is_none() {
-            *guard = Some(State {
-                plugin: P::default(),
-                deferred: None,
-                initialized: false,
-            });
-        }
-        guard
+        f(guard.get_or_insert_with(|| State {
+            plugin: P::default(),
+            deferred: None,
+            initialized: false,
+        }))
     }
 }
 
@@ -140,7 +137,7 @@ unsafe fn plugstack_args(argc: c_int, argv: *mut *mut c_char) -> Vec<String> {
 fn finish<P: Plugin>(
     hook: Hook,
     context: Context,
-    state: Option<&mut State<P>>,
+    state: &mut State<P>,
     result: Result<()>,
 ) -> c_int {
     let Err(error) = result else { return 0 };
@@ -156,9 +153,7 @@ fn finish<P: Plugin>(
         }
         OnError::DeferToTask => {
             tracing::error!("{}: {error} (the job's tasks will fail)", hook.name());
-            if let Some(state) = state
-                && state.deferred.is_none()
-            {
+            if state.deferred.is_none() {
                 state.deferred = Some(error);
             }
             0
@@ -170,7 +165,8 @@ fn finish<P: Plugin>(
     }
 }
 
-/// Installs logging, registers options (only possible inside slurm_spank_init) and calls
+/// Installs the panic hook and logging (the first callback of every process comes here),
+/// registers options (only possible inside slurm_spank_init) and calls
 /// `Plugin::init` with the plugstack.conf arguments.
 ///
 /// # Safety
@@ -211,18 +207,15 @@ unsafe fn initialize<P: Exported>(
 /// # Safety
 /// Called by Slurm with its handle and plugstack arguments.
 pub unsafe fn init<P: Exported>(sp: sys::spank_t, argc: c_int, argv: *mut *mut c_char) -> c_int {
-    install_panic_hook();
-    crate::log::install(P::NAME);
     let context = Context::current();
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut guard = P::cell().lock();
-        let result = run_contained(|| match guard.as_mut() {
+        P::cell().with(|state| {
             // SAFETY: forwarded from Slurm.
-            Some(state) => unsafe { initialize(state, sp, context, true, argc, argv) },
-            None => Ok(()),
-        });
-        finish(Hook::Init, context, guard.as_mut(), result)
+            let result =
+                run_contained(|| unsafe { initialize(state, sp, context, true, argc, argv) });
+            finish(Hook::Init, context, state, result)
+        })
     }));
     log_hook_time(Hook::Init, context, started);
     outcome.unwrap_or(-1)
@@ -252,39 +245,37 @@ pub unsafe fn call<P: Exported>(
     let context = Context::current();
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut guard = P::cell().lock();
-        let result = run_contained(|| {
-            let Some(state) = guard.as_mut() else {
-                return Ok(());
-            };
-            if !state.initialized {
-                // SAFETY: forwarded from Slurm.
-                unsafe { initialize(state, sp, context, false, argc, argv)? };
-            }
-            if matches!(hook, Hook::TaskInit | Hook::TaskInitPrivileged)
-                && let Some(error) = &state.deferred
-            {
-                return Err(error.clone());
-            }
-            // SAFETY: `sp` is the handle of this callback.
-            let handle = unsafe { Spank::from_raw(sp) };
-            let plugin = &mut state.plugin;
-            match hook {
-                Hook::Init => Ok(()),
-                Hook::InitPostOpt => plugin.init_post_opt(&handle),
-                Hook::LocalUserInit => plugin.local_user_init(&handle),
-                Hook::UserInit => plugin.user_init(&handle),
-                Hook::TaskInitPrivileged => plugin.task_init_privileged(&handle),
-                Hook::TaskInit => plugin.task_init(&handle),
-                Hook::TaskPostFork => plugin.task_post_fork(&handle),
-                Hook::TaskExit => plugin.task_exit(&handle),
-                Hook::Exit => plugin.exit(&handle),
-                Hook::JobProlog => plugin.job_prolog(&handle),
-                Hook::JobEpilog => plugin.job_epilog(&handle),
-                Hook::SlurmdExit => plugin.slurmd_exit(&handle),
-            }
-        });
-        finish(hook, context, guard.as_mut(), result)
+        P::cell().with(|state| {
+            let result = run_contained(|| {
+                if !state.initialized {
+                    // SAFETY: forwarded from Slurm.
+                    unsafe { initialize(state, sp, context, false, argc, argv)? };
+                }
+                if matches!(hook, Hook::TaskInit | Hook::TaskInitPrivileged)
+                    && let Some(error) = &state.deferred
+                {
+                    return Err(error.clone());
+                }
+                // SAFETY: `sp` is the handle of this callback.
+                let handle = unsafe { Spank::from_raw(sp) };
+                let plugin = &mut state.plugin;
+                match hook {
+                    Hook::Init => Ok(()),
+                    Hook::InitPostOpt => plugin.init_post_opt(&handle),
+                    Hook::LocalUserInit => plugin.local_user_init(&handle),
+                    Hook::UserInit => plugin.user_init(&handle),
+                    Hook::TaskInitPrivileged => plugin.task_init_privileged(&handle),
+                    Hook::TaskInit => plugin.task_init(&handle),
+                    Hook::TaskPostFork => plugin.task_post_fork(&handle),
+                    Hook::TaskExit => plugin.task_exit(&handle),
+                    Hook::Exit => plugin.exit(&handle),
+                    Hook::JobProlog => plugin.job_prolog(&handle),
+                    Hook::JobEpilog => plugin.job_epilog(&handle),
+                    Hook::SlurmdExit => plugin.slurmd_exit(&handle),
+                }
+            });
+            finish(hook, context, state, result)
+        })
     }));
     log_hook_time(hook, context, started);
     outcome.unwrap_or(-1)
@@ -298,42 +289,43 @@ pub unsafe extern "C" fn option_callback<P: Exported>(
 ) -> c_int {
     let context = Context::current();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut guard = P::cell().lock();
-        let result = run_contained(|| {
-            let spec = usize::try_from(val)
-                .ok()
-                .and_then(|i| P::OPTIONS.get(i))
-                .ok_or_else(|| Error::new(format!("option callback with unknown index {val}")))?;
-            let value = if optarg.is_null() {
-                None
-            } else {
-                // SAFETY: non-NULL C string from Slurm's option parser.
-                Some(
-                    unsafe { CStr::from_ptr(optarg) }
-                        .to_string_lossy()
-                        .into_owned(),
-                )
-            };
-            let Some(state) = guard.as_mut() else {
-                return Ok(());
-            };
-            state
-                .plugin
-                .option(spec.name, value.as_deref(), remote != 0)
-                .map_err(|e| e.context(format_args!("--{}", spec.name)))
-        });
-        // An option refused in slurmstepd fails the tasks, like an init error there.
-        finish(Hook::Init, context, guard.as_mut(), result)
+        P::cell().with(|state| {
+            let result = run_contained(|| {
+                let spec = usize::try_from(val)
+                    .ok()
+                    .and_then(|i| P::OPTIONS.get(i))
+                    .ok_or_else(|| {
+                        Error::new(format!("option callback with unknown index {val}"))
+                    })?;
+                let value = if optarg.is_null() {
+                    None
+                } else {
+                    // SAFETY: non-NULL C string from Slurm's option parser.
+                    Some(
+                        unsafe { CStr::from_ptr(optarg) }
+                            .to_string_lossy()
+                            .into_owned(),
+                    )
+                };
+                state
+                    .plugin
+                    .option(spec.name, value.as_deref(), remote != 0)
+                    .map_err(|e| e.context(format_args!("--{}", spec.name)))
+            });
+            // An option refused in slurmstepd fails the tasks, like an init error there.
+            finish(Hook::Init, context, state, result)
+        })
     }));
     outcome.unwrap_or(-1)
 }
 
 /// Declares a SPANK plugin: exports `plugin_name`, `plugin_type`, `plugin_version` (from the
-/// headers this build used), `slurm_spank_init` and `slurm_spank_task_init` (which surfaces
-/// errors deferred from before the fork), and exactly the other hooks listed.
+/// headers this build used), `slurm_spank_init` and exactly the hooks listed. List `task_init`
+/// whenever a hook can fail in slurmstepd before the fork: an error deferred there fails the
+/// tasks only from task_init (or task_init_privileged).
 ///
 /// ```ignore
-/// spank::spank_plugin!(MyPlugin, "spank_mine", [init_post_opt, task_exit]);
+/// spank::spank_plugin!(MyPlugin, "spank_mine", [init_post_opt, task_init, task_exit]);
 /// ```
 #[macro_export]
 macro_rules! spank_plugin {
@@ -371,7 +363,6 @@ macro_rules! spank_plugin {
             unsafe { $crate::export::init::<$ty>(sp, ac, av) }
         }
 
-        $crate::__spank_hook!($ty, slurm_spank_task_init, TaskInit);
         $( $crate::__spank_hook!($ty, $hook); )*
     };
 }
@@ -390,6 +381,9 @@ macro_rules! __spank_hook {
     };
     ($ty:ty, task_init_privileged) => {
         $crate::__spank_hook!($ty, slurm_spank_task_init_privileged, TaskInitPrivileged);
+    };
+    ($ty:ty, task_init) => {
+        $crate::__spank_hook!($ty, slurm_spank_task_init, TaskInit);
     };
     ($ty:ty, task_post_fork) => {
         $crate::__spank_hook!($ty, slurm_spank_task_post_fork, TaskPostFork);
@@ -462,16 +456,14 @@ mod tests {
     #[test]
     fn poisoned_cell_recovers_and_keeps_state() {
         let cell: &'static PluginCell<Counter> = Box::leak(Box::new(PluginCell::new()));
-        cell.lock().as_mut().unwrap().plugin.calls = 1;
-        let _ = std::thread::spawn(move || {
-            let _guard = cell.lock();
-            panic!("boom");
-        })
-        .join();
+        cell.with(|state| state.plugin.calls = 1);
+        let _ = std::thread::spawn(move || cell.with(|_| panic!("boom"))).join();
         assert!(cell.inner.is_poisoned());
-        let mut guard = cell.lock();
-        assert!(!cell.inner.is_poisoned());
-        guard.as_mut().unwrap().plugin.calls += 1;
-        assert_eq!(guard.as_ref().unwrap().plugin.calls, 2);
+        let calls = cell.with(|state| {
+            assert!(!cell.inner.is_poisoned());
+            state.plugin.calls += 1;
+            state.plugin.calls
+        });
+        assert_eq!(calls, 2);
     }
 }

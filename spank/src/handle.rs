@@ -144,18 +144,6 @@ impl Spank {
         self.get_u32(sys::S_JOB_GID, "job gid")
     }
 
-    pub fn node_count(&self) -> Result<u32> {
-        self.get_u32(sys::S_JOB_NNODES, "node count")
-    }
-
-    pub fn node_id(&self) -> Result<u32> {
-        self.get_u32(sys::S_JOB_NODEID, "node id")
-    }
-
-    pub fn local_task_count(&self) -> Result<u32> {
-        self.get_u32(sys::S_JOB_LOCAL_TASK_COUNT, "local task count")
-    }
-
     pub fn total_task_count(&self) -> Result<u32> {
         self.get_u32(sys::S_JOB_TOTAL_TASK_COUNT, "total task count")
     }
@@ -181,16 +169,6 @@ impl Spank {
 
     pub fn task_global_id(&self) -> Result<u32> {
         self.get_u32(sys::S_TASK_GLOBAL_ID, "global task id")
-    }
-
-    pub fn task_pid(&self) -> Result<i32> {
-        let mut pid: libc::pid_t = 0;
-        // SAFETY: S_TASK_PID takes one pid_t*.
-        let rc = unsafe { sys::spank_get_item(self.raw, sys::S_TASK_PID, &mut pid as *mut _) };
-        if rc != sys::ESPANK_SUCCESS {
-            return Err(spank_error("task pid", rc));
-        }
-        Ok(pid)
     }
 
     /// The ended task's status (valid in task_exit).
@@ -226,18 +204,6 @@ impl Spank {
         }
         // SAFETY: Slurm's array of `count` gids.
         Ok(unsafe { std::slice::from_raw_parts(gids, count) }.to_vec())
-    }
-
-    /// The job's memory in MB.
-    pub fn job_alloc_mem(&self) -> Result<u64> {
-        let mut value: u64 = 0;
-        // SAFETY: S_JOB_ALLOC_MEM takes one uint64_t*.
-        let rc =
-            unsafe { sys::spank_get_item(self.raw, sys::S_JOB_ALLOC_MEM, &mut value as *mut u64) };
-        if rc != sys::ESPANK_SUCCESS {
-            return Err(spank_error("job memory", rc));
-        }
-        Ok(value)
     }
 
     /// The command the tasks run.
@@ -342,16 +308,6 @@ impl Spank {
         }
     }
 
-    pub fn unsetenv(&self, name: &str) -> Result<()> {
-        let c_name = c_string("environment variable name", name)?;
-        // SAFETY: valid C string.
-        let rc = unsafe { sys::spank_unsetenv(self.raw, c_name.as_ptr()) };
-        if rc != sys::ESPANK_SUCCESS {
-            return Err(spank_error(&format!("unsetenv {name}"), rc));
-        }
-        Ok(())
-    }
-
     /// Sets a variable that reaches the job's Prolog/Epilog as SPANK_<name> (local and
     /// allocator contexts only).
     pub fn job_control_setenv(&self, name: &str, value: &str, overwrite: bool) -> Result<()> {
@@ -370,29 +326,6 @@ impl Spank {
             return Err(spank_error(&format!("job_control_setenv {name}"), rc));
         }
         Ok(())
-    }
-
-    /// The value of one of this plugin's registered options, read the way the prolog/epilog
-    /// context must (from the SPANK_ variables Slurm passes). None when not given.
-    pub fn getopt(&self, name: &str) -> Result<Option<String>> {
-        let Some(spec) = crate::options::registered(name) else {
-            return Err(Error::new(format!("option --{name} was never registered")));
-        };
-        let mut opt = spec;
-        let mut value: *mut c_char = std::ptr::null_mut();
-        // SAFETY: `opt` is a copy of the struct we registered; Slurm only reads it.
-        let rc = unsafe { sys::spank_option_getopt(self.raw, &mut opt, &mut value) };
-        match rc {
-            sys::ESPANK_SUCCESS if value.is_null() => Ok(Some(String::new())),
-            // SAFETY: non-NULL C string owned by Slurm.
-            sys::ESPANK_SUCCESS => Ok(Some(
-                unsafe { CStr::from_ptr(value) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )),
-            sys::ESPANK_ERROR => Ok(None),
-            other => Err(spank_error(&format!("getopt --{name}"), other)),
-        }
     }
 }
 

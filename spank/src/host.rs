@@ -20,6 +20,14 @@ pub fn unix_time() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whole seconds since the epoch (0 if the clock is before 1970), for timestamps in files.
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// One process, told apart from a later one that reuses its pid by its start time (clock
 /// ticks since boot, field 22 of /proc/PID/stat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +81,7 @@ mod tests {
     fn hostname_and_time() {
         assert!(!hostname().is_empty());
         assert!(unix_time() > 1.7e9);
+        assert!(unix_secs() > 1_700_000_000);
     }
 
     #[test]

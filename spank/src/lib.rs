@@ -1,7 +1,8 @@
 //! The safe SPANK layer both plugins stand on.
 //!
 //! A plugin implements [`Plugin`] (one default method per SPANK callback) and exports itself
-//! with [`spank_plugin!`], naming only the hooks it implements. The layer then:
+//! with [`spank_plugin!`], naming exactly the hooks Slurm should call (the implemented ones,
+//! plus `task_init` when errors deferred from slurmstepd must fail the tasks). The layer then:
 //! - registers the plugin's options in every context that parses them;
 //! - runs each callback inside `catch_unwind`, so no panic reaches Slurm, and keeps no
 //!   poisoned state: the next callback works;

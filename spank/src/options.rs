@@ -118,12 +118,6 @@ pub unsafe fn register(
     Ok(())
 }
 
-/// The raw struct registered under `name`, for spank_option_getopt.
-pub(crate) fn registered(name: &str) -> Option<sys::spank_option> {
-    let registered = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
-    registered.iter().find(|r| r.name == name).map(|r| r.raw)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

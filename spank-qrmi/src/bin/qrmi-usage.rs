@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spank_qrmi::accounting::{self, accounting_path, now_unix, parse_time, usage_report};
+use spank::host::unix_secs;
+use spank_qrmi::accounting::{self, accounting_path, parse_time, usage_report};
 use spank_qrmi::lease::DEFAULT_STATE_DIR;
 
 /// DIR/accounting.jsonl, and those of the per-cluster, per-host directories under it (the
@@ -85,7 +86,7 @@ fn user_name(uid: u32) -> Option<String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let from = args.from.unwrap_or(0);
-    let to = args.to.unwrap_or_else(|| now_unix().saturating_add(1));
+    let to = args.to.unwrap_or_else(|| unix_secs().saturating_add(1));
     if from >= to {
         eprintln!(
             "qrmi-usage: --from {} is not before --to {}",

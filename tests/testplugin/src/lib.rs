@@ -125,6 +125,7 @@ spank::spank_plugin!(
         local_user_init,
         user_init,
         task_init_privileged,
+        task_init,
         task_post_fork,
         task_exit,
         exit,
