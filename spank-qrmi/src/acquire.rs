@@ -6,7 +6,7 @@ use crate::accounting::{self, Event, Outcome, Record};
 use crate::backend::{AcquireContext, Backend, BackendError};
 use crate::config::{Config, Resource, ResourceType};
 use crate::jobenv::AcquiredQpu;
-use crate::lease::{LeaseState, LeaseStore, ReleaseOutcome};
+use crate::lease::{Lease, LeaseState, LeaseStore, ReleaseOutcome};
 
 /// Makes the backend of one resource.
 pub type MakeBackend<'a> = &'a dyn Fn(&Resource) -> Result<Box<dyn Backend>, BackendError>;
@@ -246,26 +246,31 @@ fn release_lease(
     if let Err(e) = node.store.mark_released(job_id, &resource.name, &result) {
         tracing::error!("job {job_id}: {e}");
     }
+    account_release(node, &lease, &resource.type_name, outcome.err());
+    matches!(result, ReleaseOutcome::Released)
+}
+
+/// The accounting line of a release: `error` None when it worked.
+fn account_release(node: &Node<'_>, lease: &Lease, kind: &str, error: Option<String>) {
     account(
         node,
         &Record {
             event: Event::Release,
-            job: job_id,
+            job: lease.job_id,
             uid: lease.uid,
             node: node.name.to_string(),
-            qpu: resource.name.clone(),
-            kind: resource.type_name.clone(),
+            qpu: lease.qpu.clone(),
+            kind: kind.to_owned(),
             time_acquired: lease.acquired_at,
             time_released: Some(spank::host::unix_secs()),
-            outcome: if outcome.is_ok() {
+            outcome: if error.is_none() {
                 Outcome::Ok
             } else {
                 Outcome::Failed
             },
-            error: outcome.err(),
+            error,
         },
     );
-    matches!(result, ReleaseOutcome::Released)
 }
 
 /// Releases every lease the job holds on this node (at the job's end). Failed releases stay
@@ -311,21 +316,7 @@ pub fn release_job(
                 let _ = node
                     .store
                     .mark_released(job_id, &lease.qpu, &ReleaseOutcome::Released);
-                account(
-                    node,
-                    &Record {
-                        event: Event::Release,
-                        job: job_id,
-                        uid: lease.uid,
-                        node: node.name.to_string(),
-                        qpu: lease.qpu.clone(),
-                        kind: lease.kind.clone(),
-                        time_acquired: lease.acquired_at,
-                        time_released: Some(spank::host::unix_secs()),
-                        outcome: Outcome::Ok,
-                        error: None,
-                    },
-                );
+                account_release(node, lease, &lease.kind, None);
                 released += 1;
             }
             None => {
