@@ -1,6 +1,7 @@
 //! spank_frames.so through the C host, including whole tasks run the way slurmstepd runs
 //! them (fork, task_init in the child, exec, task_exit with the real wait status).
-use std::path::{Path, PathBuf};
+use frames_core::test_util::TempDir;
+use std::path::Path;
 
 use spank_test_host::{Host, Outcome, plugin_path};
 
@@ -8,11 +9,9 @@ fn host() -> Host {
     Host::new(plugin_path("spank-frames"))
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spank-frames-host-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test, removed with its contents when the guard drops.
+fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("spank-frames-host-{name}"))
 }
 
 fn ids() -> (u32, u32) {
@@ -164,7 +163,8 @@ fn unused_plugin_changes_nothing_in_a_job() {
 
 #[test]
 fn frame_sha256_adds_a_sha256_beside_the_blake3() {
-    let dir = temp_dir("sha256");
+    let tmp = temp_dir("sha256");
+    let dir = tmp.path().to_path_buf();
     let out = array_task_with(&dir, 3, "printf 'png' > \"$FRAME_PATH\"", &["frame-sha256"]);
     assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
     let records = records(&dir);
@@ -182,7 +182,8 @@ fn frame_sha256_adds_a_sha256_beside_the_blake3() {
 
 #[test]
 fn task_gets_its_frame_variables_and_a_record_is_written() {
-    let dir = temp_dir("vars");
+    let tmp = temp_dir("vars");
+    let dir = tmp.path().to_path_buf();
     let out = array_task(
         &dir,
         7,
@@ -224,7 +225,8 @@ fn task_gets_its_frame_variables_and_a_record_is_written() {
 
 #[test]
 fn exit_codes_signals_and_missing_frames_are_failures_with_reasons() {
-    let dir = temp_dir("fail");
+    let tmp = temp_dir("fail");
+    let dir = tmp.path().to_path_buf();
     array_task(&dir, 0, "printf x > \"$FRAME_PATH\"; exit 3");
     array_task(&dir, 1, "printf x > \"$FRAME_PATH\"; kill -9 $$");
     array_task(&dir, 2, "true");
@@ -264,7 +266,8 @@ fn exit_codes_signals_and_missing_frames_are_failures_with_reasons() {
 
 #[test]
 fn result_file_is_collected_and_bad_json_kept_as_an_error() {
-    let dir = temp_dir("resultfile");
+    let tmp = temp_dir("resultfile");
+    let dir = tmp.path().to_path_buf();
     array_task(
         &dir,
         0,
@@ -283,7 +286,8 @@ fn result_file_is_collected_and_bad_json_kept_as_an_error() {
 
 #[test]
 fn a_second_attempt_never_overwrites_the_first() {
-    let dir = temp_dir("attempts");
+    let tmp = temp_dir("attempts");
+    let dir = tmp.path().to_path_buf();
     array_task(&dir, 4, "exit 1");
     let first = std::fs::read_dir(dir.join(".frames/records"))
         .unwrap()
@@ -307,7 +311,8 @@ fn a_second_attempt_never_overwrites_the_first() {
 
 #[test]
 fn output_reaches_slurm_byte_for_byte() {
-    let dir = temp_dir("bytes");
+    let tmp = temp_dir("bytes");
+    let dir = tmp.path().to_path_buf();
     let out = array_task(
         &dir,
         0,
@@ -323,7 +328,8 @@ fn output_reaches_slurm_byte_for_byte() {
 
 #[test]
 fn last_task_merges_manifest_and_summaries() {
-    let dir = temp_dir("merge");
+    let tmp = temp_dir("merge");
+    let dir = tmp.path().to_path_buf();
     // What sbatch records at submission (the host's own command line is not sbatch's).
     let argv: Vec<String> = ["sbatch", "--array=0-2", "render.sh"]
         .iter()
@@ -363,7 +369,8 @@ fn last_task_merges_manifest_and_summaries() {
 fn a_requeued_job_counts_its_attempt_from_slurms_environment() {
     // Slurm 22.05 reports S_SLURM_RESTART_COUNT as 0 in a requeued batch job's slurmstepd, but
     // sets SLURM_RESTART_COUNT in its environment.
-    let dir = temp_dir("requeue");
+    let tmp = temp_dir("requeue");
+    let dir = tmp.path().to_path_buf();
     let (uid, gid) = ids();
     let out = host()
         .context("remote")
@@ -393,7 +400,8 @@ fn a_requeued_job_counts_its_attempt_from_slurms_environment() {
 
 #[test]
 fn results_are_recorded_exactly_as_printed() {
-    let dir = temp_dir("as-printed");
+    let tmp = temp_dir("as-printed");
+    let dir = tmp.path().to_path_buf();
     let printed = r#"{"id":12345678901234567890123,"z":1,"a":2,"a":3,"f":1.50}"#;
     let document = "{\n  \"rps\": 1200.0,\n  \"big\": 98765432109876543210\n}\n";
     let out = array_task(
@@ -436,7 +444,8 @@ fn results_are_recorded_exactly_as_printed() {
 
 #[test]
 fn dropped_result_data_is_a_warning_on_the_record() {
-    let dir = temp_dir("warnings");
+    let tmp = temp_dir("warnings");
+    let dir = tmp.path().to_path_buf();
     array_task(
         &dir,
         0,
@@ -498,7 +507,8 @@ fn a_frame_state_dir_someone_else_owns_fails_the_task_and_gets_no_record() {
     if unsafe { libc::geteuid() } != 0 {
         return; // needs a second identity (chown); CI runs as root
     }
-    let dir = temp_dir("foreign");
+    let tmp = temp_dir("foreign");
+    let dir = tmp.path().to_path_buf();
     let state = dir.join(".frames");
     std::fs::create_dir(&state).unwrap();
     let c = std::ffi::CString::new(state.as_os_str().as_encoded_bytes()).unwrap();
@@ -521,7 +531,8 @@ fn output_still_written_after_the_task_ends_is_waited_for_and_recorded() {
     // A background child keeps the task's stdout open past the task's end: the record writer
     // waits for the capture to finish (blocking on its rename, at most 5 s) and records the
     // late line as complete output.
-    let dir = temp_dir("late");
+    let tmp = temp_dir("late");
+    let dir = tmp.path().to_path_buf();
     let out = array_task(
         &dir,
         4,
