@@ -325,7 +325,15 @@ impl Host {
         // SAFETY: dup2 between fork and exec moves the pipe's write end to a fixed number.
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(task_fd, TASK_FD) < 0 {
+                // When the pipe already sits at TASK_FD, dup2 does nothing and the descriptor
+                // keeps its close-on-exec flag: the host then found fd 9 closed and its task
+                // exited 126 (a rare CI flake, whenever the pipe happened to get fd 9).
+                let moved = if task_fd == TASK_FD {
+                    libc::fcntl(TASK_FD, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(task_fd, TASK_FD)
+                };
+                if moved < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
