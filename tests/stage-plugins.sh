@@ -10,7 +10,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$repo/target/stage}
 scratch=${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}
 cd "$repo"
-cargo build --release --quiet -p spank-qrmi -p spank-frames -p frames -p blackhole-render
+cargo build --release --quiet -p spank-qrmi -p qrmi-usage -p spank-frames -p frames -p blackhole-render
 rm -rf "$out"
 mkdir -p "$out/bin"
 rel=${CARGO_TARGET_DIR:-target}/release

@@ -85,7 +85,7 @@ fn gen_records(dir: &Path, n: u64) -> Result<(), String> {
             task_id: 0,
         };
         let bytes = serde_json::to_vec(&r).map_err(|e| e.to_string())?;
-        // The plugin's writer (atomic::write_new) adds a temp file, a link and two fsyncs per
+        // The plugin's writer (host_io::write_new) adds a temp file, a link and two fsyncs per
         // record: 100,000 of them take ~10 minutes here. The bytes and names are the same, and
         // the merge only reads them, so the generator writes them directly.
         std::fs::write(layout.record_path(&key), &bytes).map_err(|e| e.to_string())?;

@@ -171,7 +171,7 @@ const MAX_FILE_LINE: usize = 6 * MAX_LINE + 4096;
 /// writer was killed) or a corrupt line becomes an `Invalid` entry; past [`MAX_ENTRIES`]
 /// entries the rest is counted, not kept, and one last `Invalid` entry says how many there were.
 pub fn read_capture_file(path: &Path) -> io::Result<Vec<CapturedLine>> {
-    let file = crate::atomic::open_regular(path)?;
+    let file = host_io::open_regular(path)?;
     let mut reader = io::BufReader::new(file);
     let mut out = Vec::new();
     let mut beyond: u64 = 0;

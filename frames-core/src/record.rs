@@ -297,7 +297,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Size and BLAKE3 (and SHA-256 when `sha256`) of a regular file, read once in 1 MiB blocks.
 /// BLAKE3 runs at memory speed with SIMD on one core; SHA-256 is several times slower.
 pub fn frame_checksum(path: &Path, sha256: bool) -> io::Result<FrameDigest> {
-    let mut file = crate::atomic::open_regular(path)?;
+    let mut file = host_io::open_regular(path)?;
     let mut blake = blake3::Hasher::new();
     let mut sha = sha256.then(Sha256::new);
     let mut buf = vec![0u8; 1 << 20];

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::layout::Layout;
 use crate::options::DEFAULT_RESULT_PREFIX;
 use crate::pattern::DEFAULT_PATTERN;
-use crate::{Problem, atomic, ranges};
+use crate::{Problem, ranges};
 
 /// Version of the submission format written by this crate. Version 1 had no `id`, `uid`,
 /// `job_id` or `state`: such files are read as `Accepted` with an empty id (the plugin that
@@ -778,7 +778,7 @@ pub fn write(layout: &Layout, submission: &mut Submission, host: &str) -> io::Re
         };
         let bytes = serde_json::to_vec_pretty(submission).map_err(io::Error::other)?;
         let path = path_of(layout, &submission.id);
-        match atomic::write_new(&path, &bytes) {
+        match host_io::write_new(&path, &bytes) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -799,7 +799,7 @@ pub fn update(layout: &Layout, submission: &Submission) -> io::Result<PathBuf> {
     let mut bytes = serde_json::to_vec_pretty(submission).map_err(io::Error::other)?;
     bytes.push(b'\n');
     let path = path_of(layout, &submission.id);
-    atomic::write_atomic(&path, &bytes)?;
+    host_io::write_atomic(&path, &bytes)?;
     Ok(path)
 }
 
@@ -840,7 +840,7 @@ pub fn read_all_owned(layout: &Layout) -> io::Result<(Vec<OwnedFile>, Vec<Proble
             continue;
         }
         let path = entry.path();
-        match crate::atomic::read_regular_nofollow_owned(&path, MAX_SUBMISSION_BYTES) {
+        match host_io::read_regular_nofollow_owned(&path, MAX_SUBMISSION_BYTES) {
             Ok((bytes, uid)) => match serde_json::from_slice::<Submission>(&bytes) {
                 Ok(s) => found.push((name.to_owned(), uid, s)),
                 Err(e) => problems.push(Problem::new(&path, format!("not a submission: {e}"))),

@@ -7,15 +7,16 @@
 //! with slurmd but not slurm-client) whether the job still runs, and releases the job's QPUs
 //! here once it has ended, then exits. A batch job's QPUs are released by its batch step's exit already; the
 //! keeper covers srun and salloc jobs, other nodes of a job, and a slurmstepd killed outright.
+//! The process primitives it needs (fork, setsid, descriptors, signals) are the crate's only
+//! `unsafe`.
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spank::host::ProcessId;
 
-use crate::lease::{LeaseStore, Role};
-use crate::plugstack::PlugstackConfig;
-use crate::release;
+use qrmi_core::lease::{LeaseState, LeaseStore, Role};
+use qrmi_core::site::Site;
 
 /// First look soon after the last step ended; then less often while the job runs on
 /// (between salloc's steps, or while the controller is away).
@@ -25,29 +26,29 @@ const SQUEUE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Starts the job's keeper unless one runs already. Never fails the caller: without a keeper
 /// the leases stay until the batch step's exit or the next slurmd start releases them.
-pub fn ensure(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) {
+pub fn ensure(site: &Site, store: &LeaseStore, job_id: u32) {
     if !store.live(job_id, Role::Keeper).is_empty() {
         return;
     }
-    if let Err(e) = spawn(plugstack, store, job_id) {
+    if let Err(e) = spawn(site, store, job_id) {
         tracing::error!("job {job_id}: cannot start the process that releases its QPUs: {e}");
     }
 }
 
 /// When slurmd starts: a keeper for every job that still holds a lease here and has neither
 /// a running step nor a keeper (after a reboot, or a keeper that was killed).
-pub fn reclaim_orphans(plugstack: &PlugstackConfig, store: &LeaseStore) {
+pub fn reclaim_orphans(site: &Site, store: &LeaseStore) {
     let Ok(jobs) = store.jobs_holding() else {
         return;
     };
     for job_id in jobs {
         if store.live(job_id, Role::Step).is_empty() {
-            ensure(plugstack, store, job_id);
+            ensure(site, store, job_id);
         }
     }
 }
 
-fn spawn(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) -> Result<(), String> {
+fn spawn(site: &Site, store: &LeaseStore, job_id: u32) -> Result<(), String> {
     // SAFETY: fork; the child only calls setsid and fork and leaves with _exit, the grandchild
     // runs the keeper and leaves with _exit (Slurm's log lock is fork-safe: it installs
     // pthread_atfork handlers, and glibc's malloc is too).
@@ -65,7 +66,7 @@ fn spawn(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) -> Result
         }
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             detach();
-            run(plugstack, store, job_id)
+            run(site, store, job_id)
         }))
         .unwrap_or(70);
         // SAFETY: leave without running the forked process's atexit handlers.
@@ -188,7 +189,7 @@ fn squeue_state(job_id: u32) -> JobState {
     let mut child = match child {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return match crate::joblookup::job_runs(job_id) {
+            return match spank::slurm::job_runs(job_id) {
                 Ok(true) => JobState::Active,
                 Ok(false) => JobState::Ended("not running, says slurmctld".to_string()),
                 Err(e) => JobState::Unknown(e),
@@ -224,7 +225,7 @@ fn squeue_state(job_id: u32) -> JobState {
     job_state_from_squeue(status.success(), &stdout, &stderr)
 }
 
-fn run(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) -> i32 {
+fn run(site: &Site, store: &LeaseStore, job_id: u32) -> i32 {
     let Some(me) = ProcessId::current() else {
         return 1;
     };
@@ -240,22 +241,19 @@ fn run(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) -> i32 {
         store.unregister(job_id, Role::Keeper, me);
         return 0;
     }
-    let code = keep(plugstack, store, job_id);
+    let code = keep(site, store, job_id);
     store.unregister(job_id, Role::Keeper, me);
     code
 }
 
-fn keep(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) -> i32 {
+fn keep(site: &Site, store: &LeaseStore, job_id: u32) -> i32 {
     let mut wait = FIRST_LOOK;
     let mut said_unknown = false;
     loop {
         std::thread::sleep(wait);
         // The state directory gone or the leases released (the batch step's exit): done.
         match store.leases(job_id) {
-            Ok(leases)
-                if leases
-                    .iter()
-                    .any(|l| l.state != crate::lease::LeaseState::Released) => {}
+            Ok(leases) if leases.iter().any(|l| l.state != LeaseState::Released) => {}
             _ => return 0,
         }
         if !store.live(job_id, Role::Step).is_empty() {
@@ -266,7 +264,7 @@ fn keep(plugstack: &PlugstackConfig, store: &LeaseStore, job_id: u32) -> i32 {
             JobState::Active => {}
             JobState::Ended(why) => {
                 tracing::debug!("job {job_id}: {why}: releasing its QPUs");
-                return match release::release_job_here(plugstack, job_id) {
+                return match site.release_job_here(job_id) {
                     Ok(_) => 0,
                     Err(e) => {
                         tracing::error!("{e}");

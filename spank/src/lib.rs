@@ -10,6 +10,9 @@
 //!   fail the task (never the node) in slurmstepd, and are only logged in slurmd and in
 //!   prolog/epilog, where a failing plugin would drain the node;
 //! - routes `tracing` events to Slurm's log functions.
+//!
+//! [`slurm`] holds the only libslurm calls outside the SPANK API (job lookup, hostlists), so
+//! no plugin or core crate names `slurm_sys`.
 
 pub mod args;
 pub mod context;
@@ -22,6 +25,7 @@ pub mod log;
 pub mod options;
 pub mod plugin;
 pub mod policy;
+pub mod slurm;
 
 pub use context::Context;
 pub use error::{Error, Result};

@@ -75,7 +75,7 @@ if ((!render)); then
     log "building (release): frames CLI, plugins, bench helpers"
     cargo build --release --quiet -p frames -p spank-qrmi -p spank-frames
     cargo build --release --quiet -p frames-core --example frames_bench
-    cargo build --release --quiet -p spank-qrmi --example qpu_bench
+    cargo build --release --quiet -p qrmi-core --example qpu_bench
 fi
 rel=$CARGO_TARGET_DIR/release
 frames=$rel/frames

@@ -1,8 +1,7 @@
 //! PNG encoding and atomic file replacement.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Encodes tightly packed 8-bit RGB as a PNG.
@@ -21,68 +20,31 @@ pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::E
 #[derive(Debug)]
 pub struct WriteError {
     pub path: PathBuf,
-    pub action: &'static str,
     pub source: io::Error,
 }
 
 impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot {} '{}': {}",
-            self.action,
-            self.path.display(),
-            self.source
-        )
+        write!(f, "cannot write '{}': {}", self.path.display(), self.source)
     }
 }
 
 impl std::error::Error for WriteError {}
 
-/// The temporary name used while writing `path`: a hidden sibling in the same directory, so
-/// the final rename stays on one file system and is atomic.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-fn err(action: &'static str, path: &Path, source: io::Error) -> WriteError {
-    WriteError {
-        path: path.to_path_buf(),
-        action,
-        source,
-    }
-}
-
-/// Writes `bytes` to `path` atomically: readers see either the old file or the complete new
-/// one, never a partial frame (a watcher or `frames video` may be reading the directory).
+/// Writes `bytes` to `path` atomically (host_io's crash-safe write): readers see either the
+/// old file or the complete new one, never a partial frame (a watcher or `frames video` may be
+/// reading the directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let tmp = temp_path(path);
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| err("create temporary file for", path, e))?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    drop(file);
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(err("write", path, e));
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err("rename temporary file onto", path, e));
-    }
-    Ok(())
+    host_io::write_atomic(path, bytes).map_err(|source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn scratch(name: &str) -> PathBuf {
         let dir =

@@ -60,7 +60,7 @@ impl RecordDir {
     }
 
     /// Reads and parses the record file `name` (never following a symlink). Records are
-    /// written whole and never modified (atomic::write_new), so when the first read returns
+    /// written whole and never modified (host_io::write_new), so when the first read returns
     /// less than the buffer and parses as a record, that is the file: one read system call
     /// instead of two, which matters with 100,000 files.
     fn read(

@@ -50,7 +50,7 @@ fn complete_by_names(layout: &Layout, keys: &[(TaskKey, String)]) -> io::Result<
         }
         let record = names.iter().find_map(|name| {
             let path = layout.records_dir().join(name);
-            let bytes = crate::atomic::read_regular_nofollow(&path, MAX_RECORD_BYTES).ok()?;
+            let bytes = host_io::read_regular_nofollow(&path, MAX_RECORD_BYTES).ok()?;
             serde_json::from_slice::<TaskRecord>(&bytes).ok()
         });
         match record {

@@ -19,7 +19,7 @@ fn put(layout: &Layout, r: &TaskRecord) -> std::path::PathBuf {
     let mut r = r.clone();
     // SAFETY: geteuid(2) has no preconditions.
     r.uid = Some(unsafe { libc::geteuid() });
-    crate::atomic::write_new(&path, &serde_json::to_vec(&r).unwrap()).unwrap();
+    host_io::write_new(&path, &serde_json::to_vec(&r).unwrap()).unwrap();
     path
 }
 

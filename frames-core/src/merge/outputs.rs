@@ -5,9 +5,9 @@ use std::io::{self, Write as _};
 
 use super::{Collection, Summary, UnitKey};
 use crate::layout::Layout;
+use crate::ranges;
 use crate::record::TaskRecord;
 use crate::submission::{OutputTemplate, Submission};
-use crate::{atomic, ranges};
 
 fn csv_field(out: &mut Vec<u8>, s: &str) {
     if s.contains([',', '"', '\n', '\r']) {
@@ -213,9 +213,9 @@ signal,duration,frame_time,frame_size,frame_sha256,frame_blake3,frame_path,outpu
 
 /// Writes manifest.jsonl, summary.json and summary.csv, each atomically.
 pub fn write_outputs(layout: &Layout, c: &Collection, s: &Summary) -> io::Result<()> {
-    atomic::write_atomic(&layout.manifest_path(), &manifest_bytes(c, s))?;
+    host_io::write_atomic(&layout.manifest_path(), &manifest_bytes(c, s))?;
     let mut json = serde_json::to_vec_pretty(s).map_err(io::Error::other)?;
     json.push(b'\n');
-    atomic::write_atomic(&layout.summary_json_path(), &json)?;
-    atomic::write_atomic(&layout.summary_csv_path(), &csv_bytes(c, s))
+    host_io::write_atomic(&layout.summary_json_path(), &json)?;
+    host_io::write_atomic(&layout.summary_csv_path(), &csv_bytes(c, s))
 }

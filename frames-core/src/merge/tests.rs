@@ -1,6 +1,5 @@
 //! Unit tests of the merge: the job model, choice rules, trust, outputs, finisher election.
 use super::*;
-use crate::atomic;
 use crate::layout::{StepId, TaskKey};
 use crate::record::Status;
 use crate::record::tests::sample;
@@ -25,7 +24,7 @@ fn put(layout: &Layout, r: &TaskRecord) {
     let mut r = r.clone();
     // SAFETY: geteuid(2) has no preconditions.
     r.uid = Some(unsafe { libc::geteuid() });
-    atomic::write_new(
+    host_io::write_new(
         &layout.record_path(&key(&r)),
         &serde_json::to_vec(&r).unwrap(),
     )

@@ -10,8 +10,8 @@
 //! when the job starts, where a real problem fails the job with its reason.
 use spank::{Error, Result};
 
-use crate::config::Config;
-use crate::plugstack::PlugstackConfig;
+use qrmi_core::config::Config;
+use qrmi_core::plugstack::PlugstackConfig;
 
 pub fn check(plugstack: &PlugstackConfig, names: &[String]) -> Result<()> {
     if names.is_empty() || plugstack.qpu_unusable().is_some() {

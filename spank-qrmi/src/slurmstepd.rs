@@ -1,29 +1,28 @@
 //! slurmstepd side (root, before the tasks start): find which QPUs the job asked for, acquire
 //! them once per job (later steps reuse the lease) and give the tasks their environment; at
-//! the step's end, let go of them (see `release`). Errors before the tasks fail the tasks with
+//! the step's end, let go of them (the batch step's exit releases them). Errors before the tasks fail the tasks with
 //! the reason in the user's output (the layer defers them to task_init), never the node.
 use std::collections::BTreeMap;
 
 use spank::host::ProcessId;
 use spank::{Error, Result, Spank};
 
-use crate::acquire::{self, Node, Retry};
-use crate::backend::{self, AcquireContext};
-use crate::config::Config;
-use crate::gres;
-use crate::jobenv::{self, JobEnvInput};
-use crate::joblookup;
+use qrmi_core::backend::AcquireContext;
+use qrmi_core::config::Config;
+use qrmi_core::gres;
+use qrmi_core::jobenv::{self, JobEnvInput};
+use qrmi_core::lease::Role;
+use qrmi_core::plugstack::PlugstackConfig;
+use qrmi_core::site::Site;
+use qrmi_core::usersupplied;
+
 use crate::keeper;
-use crate::lease::{LeaseStore, Role};
-use crate::node::{http_config, munge_fn, node_qpu_gres, state_dir};
-use crate::plugstack::PlugstackConfig;
-use crate::release;
-use crate::usersupplied;
 
 /// A step that uses the job's leases on this node: it is registered with them until it ends.
 pub struct Holding {
     job_id: u32,
     step: ProcessId,
+    site: Site,
 }
 
 /// Acquires (or reuses) what the step asked for. `Some` when the step now uses leases here.
@@ -32,14 +31,14 @@ pub fn init_post_opt(
     plugstack: &PlugstackConfig,
     qpu_option: &[String],
 ) -> Result<Option<Holding>> {
-    let node = spank::host::hostname();
-    let configured_here = node_qpu_gres(&node);
+    let site = Site::new(plugstack.clone());
+    let configured_here = site.node_qpu_gres(spank::slurm::hostlist_contains);
     if qpu_option.is_empty() && configured_here.is_empty() {
         return Ok(None);
     }
     let job_id = sp.job_id()?;
     // The one controller call of this step on this node.
-    let facts = match joblookup::load_job(job_id, &node) {
+    let facts = match spank::slurm::load_job(job_id, &site.node) {
         Ok(facts) => facts,
         Err(e) if qpu_option.is_empty() => {
             // A job that did not name a QPU is not failed for the controller's sake.
@@ -98,35 +97,21 @@ pub fn init_post_opt(
         *resource =
             usersupplied::effective_resource(resource, &job_env, &shown).map_err(Error::new)?;
     }
-    let store = LeaseStore::open(&state_dir(plugstack)).map_err(|e| Error::new(e.to_string()))?;
+    let store = site.open_store().map_err(|e| Error::new(e.to_string()))?;
     // Registered before acquiring, so the job's keeper never takes this step for gone.
     let step = ProcessId::current()
         .ok_or_else(|| Error::new("cannot read this slurmstepd's /proc/self/stat"))?;
     store
         .register(job_id, Role::Step, step)
         .map_err(|e| Error::new(e.to_string()))?;
-    let holding = Holding { job_id, step };
+
     let time_limit_secs = facts.time_limit_minutes.map(|m| u64::from(m) * 60);
     let job = AcquireContext {
         job_id,
         uid: sp.uid()?,
         time_limit_secs,
     };
-    let http = http_config(plugstack);
-    let make = |resource: &crate::config::Resource| {
-        backend::backend_for(resource, &http, munge_fn(plugstack))
-    };
-    let acquired = match acquire::acquire_all(
-        &config,
-        &Node {
-            name: &node,
-            store: &store,
-        },
-        &job,
-        &names,
-        &make,
-        Retry::default(),
-    ) {
+    let acquired = match site.acquire(&config, &store, &job, &names) {
         Ok(acquired) => acquired,
         Err(e) => {
             store.unregister(job_id, Role::Step, step);
@@ -134,7 +119,7 @@ pub fn init_post_opt(
         }
     };
     // Whatever ends the job from here on, its keeper releases what is left.
-    keeper::ensure(plugstack, &store, job_id);
+    keeper::ensure(&site, &store, job_id);
     let user_env_names: Vec<String> = job_env.keys().cloned().collect();
     let env = jobenv::job_environment(&JobEnvInput {
         job_id,
@@ -156,27 +141,28 @@ pub fn init_post_opt(
         );
     }
     tracing::info!(
-        "job {job_id}: QPUs {} ready on {node}",
+        "job {job_id}: QPUs {} ready on {}",
         acquired
             .iter()
             .map(|q| q.name.as_str())
             .collect::<Vec<_>>()
-            .join(",")
+            .join(","),
+        site.node
     );
-    Ok(Some(holding))
+    Ok(Some(Holding { job_id, step, site }))
 }
 
 /// At the end of a step that used the job's leases (slurm_spank_exit, root). The batch step
 /// lasts as long as the job, so its end is the job's: release at once, as upstream does.
 /// Other steps only let go; the keeper releases once Slurm says the job has ended.
-pub fn exit(sp: &Spank, plugstack: &PlugstackConfig, holding: Holding) -> Result<()> {
+pub fn exit(sp: &Spank, holding: Holding) -> Result<()> {
     // Released before letting go, so the keeper never sees the job without a step mid-release.
     let released = if sp.is_batch_step() {
-        release::release_job_here(plugstack, holding.job_id).map(|_| ())
+        holding.site.release_job_here(holding.job_id).map(|_| ())
     } else {
         Ok(())
     };
-    if let Ok(store) = LeaseStore::open(&state_dir(plugstack)) {
+    if let Ok(store) = holding.site.open_store() {
         store.unregister(holding.job_id, Role::Step, holding.step);
     }
     released.map_err(Error::new)

@@ -11,11 +11,11 @@
 //! 0600, and each line is written with one `write_all` under an exclusive `flock` (a line may be
 //! longer than PIPE_BUF, so O_APPEND alone would not keep lines whole on every filesystem).
 //! `error` must already be free of secrets (backend errors are scrubbed).
+use crate::os::Flock;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -69,32 +69,6 @@ pub fn append(path: &Path, record: &Record) -> std::io::Result<()> {
     let _lock = Flock::exclusive(&file)?;
     (&file).write_all(line.as_bytes())?;
     Ok(())
-}
-
-/// Holds an exclusive flock until dropped (closing the file would release it too).
-pub(crate) struct Flock<'a>(&'a File);
-
-impl<'a> Flock<'a> {
-    pub(crate) fn exclusive(file: &'a File) -> std::io::Result<Flock<'a>> {
-        loop {
-            // SAFETY: a valid open descriptor; flock has no memory effects.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(Flock(file));
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-    }
-}
-
-impl Drop for Flock<'_> {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
 }
 
 /// Reads records; lines that do not parse are counted, not fatal (a crashed writer can leave

@@ -508,8 +508,7 @@ impl Config {
             .read_to_string(&mut text)
             .map_err(unreadable)?;
         let mut config = Config::parse(path, &text)?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = crate::os::effective_uid();
         let warnings = check_permissions(path, meta.mode(), meta.uid(), euid, &config)?;
         config.warnings.extend(warnings);
         Ok(config)

@@ -1,7 +1,7 @@
 //! The qrmi-usage command end to end on a written accounting log.
 use std::process::Command;
 
-use spank_qrmi::accounting::{Event, Outcome, Record, append};
+use qrmi_core::accounting::{Event, Outcome, Record, append};
 
 fn record(event: Event, job: u32, uid: u32, qpu: &str, acq: u64, rel: Option<u64>) -> Record {
     Record {

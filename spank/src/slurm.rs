@@ -1,7 +1,8 @@
-//! The one controller call spank_qrmi makes: `slurm_load_job`, once per step and node, and only
-//! for steps that may use a QPU. Count-only GRES leaves nothing in a job's environment, so the
-//! job's GRES request, this node's GRES allocation and the time limit come from here. The job's
-//! keeper asks the same where squeue is not installed ([`job_runs`]).
+//! libslurm beyond the SPANK API, answered as plain facts: a job's record ([`load_job`], one
+//! `slurm_load_job` RPC: spank_qrmi's one controller call per step and node, as count-only
+//! GRES leaves nothing in a job's environment), whether a job still runs ([`job_runs`], for a
+//! node without squeue) and hostlist membership ([`hostlist_contains`]). The Slurm release's
+//! API differences are gated on slurm-sys's `slurm_ge_MAJOR_MINOR` cfgs (see build.rs).
 use std::ffi::{CStr, CString, c_char};
 
 use slurm_sys as sys;
@@ -15,7 +16,7 @@ const SHOW_ALL: u16 = 0x0001;
 const SHOW_LOCAL: u16 = 0x0010;
 const SHOW_FLAGS: u16 = SHOW_ALL | SHOW_LOCAL;
 
-/// What spank_qrmi needs to know about a job.
+/// What a plugin needs to know about a job on one of its nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JobFacts {
     /// None = unlimited.

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use qrmi_core::accounting::{self, accounting_path, parse_time, usage_report};
+use qrmi_core::lease::DEFAULT_STATE_DIR;
 use spank::host::unix_secs;
-use spank_qrmi::accounting::{self, accounting_path, parse_time, usage_report};
-use spank_qrmi::lease::DEFAULT_STATE_DIR;
 
 /// DIR/accounting.jsonl, and those of the per-cluster, per-host directories under it (the
 /// plugin's default is DIR/<ClusterName>/<host>).

@@ -5,7 +5,7 @@
 //!
 //! - [`LeaseStore::open`] creates the directory 0700 if missing and refuses it if it is a
 //!   symlink, not a directory, not owned by the effective uid, or accessible by group/others.
-//! - Files are written atomically (temp file `O_EXCL|O_NOFOLLOW`, fsync, rename, fsync of the
+//! - Files are written atomically (host_io: temp file `O_EXCL|O_NOFOLLOW`, fsync, rename, fsync of the
 //!   directory) with mode 0600, and read with `O_NOFOLLOW`.
 //! - A release that fails is recorded (`ReleaseFailed`, attempts, last error) and kept for a
 //!   retry, never dropped. A released lease stays (`Released`) so a second release is a no-op,
@@ -19,17 +19,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use spank::host::ProcessId;
 
-use crate::accounting::Flock;
 use crate::config::{Redacted, RedactedMap, is_qpu_name};
+use crate::os::Flock;
 use spank::host::unix_secs;
 
 /// The base of the default state directory; each host uses `<base>/<cluster>/<host>`, so two
@@ -215,8 +213,7 @@ impl LeaseStore {
         }
         let meta = fs::symlink_metadata(dir)
             .map_err(|e| LeaseError(format!("state directory {shown}: {e}")))?;
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
+        let euid = crate::os::effective_uid();
         if meta.file_type().is_symlink() {
             return Err(LeaseError(format!(
                 "state directory {shown} is a symbolic link: refusing it (use a real directory)"
@@ -492,54 +489,25 @@ impl LeaseStore {
         Ok(())
     }
 
+    /// Crash-safe (host_io: temp file `O_EXCL|O_NOFOLLOW` created 0600, fsync, rename, fsync
+    /// of the directory): a lease is the only record of a QPU to give back.
     fn write(&self, lease: &Lease) -> Result<()> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let path = self.path(lease.job_id, &lease.qpu)?;
         let data = serde_json::to_vec_pretty(lease)
             .map_err(|e| LeaseError(format!("{}: cannot encode: {e}", path.display())))?;
-        let tmp = self.dir.join(format!(
-            ".tmp-{}-{}-{}",
-            Self::file_name(lease.job_id, &lease.qpu),
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let fail = |what: &str, e: std::io::Error| {
-            let _ = fs::remove_file(&tmp);
-            LeaseError(format!("{}: cannot {what}: {e}", path.display()))
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(|e| fail("create a temporary file", e))?;
-        file.write_all(&data).map_err(|e| fail("write", e))?;
-        file.sync_all().map_err(|e| fail("fsync", e))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| fail("rename into place", e))?;
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        host_io::write_atomic_mode(&path, &data, 0o600)
+            .map_err(|e| LeaseError(format!("{}: cannot write: {e}", path.display())))
     }
 }
 
+/// A lease file (at most 1 MiB, a regular file, a final symlink not followed); None if absent.
 fn read_lease(path: &Path) -> Result<Option<Lease>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path);
-    let file = match file {
-        Ok(f) => f,
+    let bytes = match host_io::read_regular_nofollow(path, 1024 * 1024) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LeaseError(format!("{}: cannot open: {e}", path.display()))),
+        Err(e) => return Err(LeaseError(e.to_string())),
     };
-    let mut text = String::new();
-    file.take(1024 * 1024)
-        .read_to_string(&mut text)
-        .map_err(|e| LeaseError(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text)
+    serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| LeaseError(format!("{}: corrupt lease record: {e}", path.display())))
 }
@@ -678,7 +646,7 @@ mod tests {
         // Owned by someone else: only testable as root (chown); the check itself is the uid
         // comparison above.
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::os::effective_uid() == 0 {
             let other = base.join("other");
             fs::create_dir(&other).unwrap();
             fs::set_permissions(&other, fs::Permissions::from_mode(0o700)).unwrap();
@@ -754,7 +722,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
         fs::remove_dir_all(base).unwrap();
     }
 

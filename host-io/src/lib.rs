@@ -1,6 +1,6 @@
-//! Crash-safe file writes on local file systems and NFS.
+//! Crash-safe file writes and bounded regular-file reads, on local file systems and NFS.
 //!
-//! Both functions write a temporary file in the destination's directory (created with
+//! Both writers write a temporary file in the destination's directory (created with
 //! `O_CREAT|O_EXCL|O_NOFOLLOW`, so a planted symlink is never followed), fsync it, then publish it:
 //! [`write_atomic`] by `rename` (replaces), [`write_new`] by `link` (never replaces:
 //! `link(2)` fails with EEXIST atomically, also on NFS, where `renameat2(RENAME_NOREPLACE)` is
@@ -14,7 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path`, replacing any existing file atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(path, bytes)?;
+    write_atomic_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] creating the file with `mode` (before the umask): 0o600 for state that
+/// holds secrets, which must never be readable by others, not even while being written.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = write_temp(path, bytes, mode)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(annotate(e, "cannot rename into", path));
@@ -25,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Writes `bytes` to `path` only if nothing exists there: `ErrorKind::AlreadyExists` otherwise,
 /// leaving the existing file untouched.
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(path, bytes)?;
+    let tmp = write_temp(path, bytes, 0o666)?;
     let linked = std::fs::hard_link(&tmp, path);
     let result = match linked {
         Ok(()) => Ok(()),
@@ -85,12 +91,12 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     Ok(path.with_file_name(tmp))
 }
 
-fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
     let tmp = temp_path(path)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o666)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(|e| annotate(e, "cannot create", &tmp))?;
@@ -193,8 +199,33 @@ pub fn read_regular_nofollow_owned(path: &Path, cap: usize) -> io::Result<(Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
     use std::sync::Arc;
+
+    /// A fresh directory under the system temp dir, removed with its contents on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "host-io-test-{tag}-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).expect("create test temp dir");
+            TempDir(path)
+        }
+
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 
     fn leftovers(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir)
@@ -211,6 +242,18 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert!(leftovers(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn atomic_mode_is_applied_from_creation() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new("atomic-mode");
+        let p = tmp.path().join("secret.json");
+        write_atomic_mode(&p, b"key", 0o600).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"key");
         assert!(leftovers(tmp.path()).is_empty());
     }
 

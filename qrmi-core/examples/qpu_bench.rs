@@ -1,16 +1,11 @@
 //! Benchmark helper for tests/bench/run.sh (issue #5, item 8): QPU acquire + release through the
-//! plugin's own code (acquire::acquire_all, acquire::release_job, backend::backend_for, a
+//! plugin's own code in qrmi-core (acquire::acquire_all, acquire::release_job, backend::backend_for, a
 //! LeaseStore and the accounting log) against the loopback mock server of the tests, which
 //! answers at once. Prints one line per QPU type:
 //! `TYPE requests_per_cycle p50_ms p99_ms min_ms max_ms raw_http_p50_ms cycles`.
 //! raw_http is one plain GET to the same server with a fresh connection (what the loopback and
 //! the server cost per request), so "our side" ≈ p50 − requests × raw_http. Prints numbers only.
-// `acquire` is private to the library: compile the very same source file here. Its `crate::`
-// paths resolve to these re-exports of the library's public modules.
-#[path = "../src/acquire.rs"]
-#[allow(dead_code)]
-mod acquire;
-use spank_qrmi::{accounting, backend, config, jobenv, lease};
+use qrmi_core::{acquire, backend, config, lease};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +14,7 @@ use acquire::{Node, Retry};
 use backend::{AcquireContext, backend_for};
 use config::{Config, Resource};
 use lease::LeaseStore;
-use spank_qrmi::http::HttpConfig;
+use qrmi_core::http::HttpConfig;
 use spank_test_support::mock_server::MockServer;
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
