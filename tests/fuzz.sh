@@ -39,7 +39,6 @@ if ! cargo fuzz build >"$OUT/build.log" 2>&1; then
     fi
 fi
 BIN_DIR="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}"
 
 TARGETS="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 rm -rf "$OUT/runs"

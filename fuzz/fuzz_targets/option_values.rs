@@ -4,7 +4,7 @@
 use frames_core::options::{format_frame_time, frame_time, parse_result_prefix, parse_time_value};
 use frames_core::pattern::{FramePattern, JobIds};
 use libfuzzer_sys::fuzz_target;
-use spank_qrmi::request::parse_qpu_list;
+use qrmi_core::request::parse_qpu_list;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {

@@ -2,8 +2,8 @@
 //! (upstream line and key=value) and the generic key=value parser spank_frames uses.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use qrmi_core::plugstack::PlugstackConfig;
 use spank::args::PluginArgs;
-use spank_qrmi::plugstack::PlugstackConfig;
 
 fuzz_target!(|data: &[u8]| {
     let words = spank_fuzz::split_strings(data, 64);

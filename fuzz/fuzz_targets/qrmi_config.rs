@@ -2,7 +2,7 @@
 //! has unique names, and every error names the file.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use spank_qrmi::config::Config;
+use qrmi_core::config::Config;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,8 @@
 //! slurmstepd side (root, before the tasks start): find which QPUs the job asked for, acquire
 //! them once per job (later steps reuse the lease) and give the tasks their environment; at
-//! the step's end, let go of them (the batch step's exit releases them). Errors before the tasks fail the tasks with
-//! the reason in the user's output (the layer defers them to task_init), never the node.
+//! the step's end, let go of them (the batch step's exit releases them, as the job ends with
+//! it). The site is built once per step. Errors before the tasks fail the tasks with the
+//! reason in the user's output (the layer defers them to task_init), never the node.
 use std::collections::BTreeMap;
 
 use spank::host::ProcessId;
