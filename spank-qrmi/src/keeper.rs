@@ -5,8 +5,9 @@
 //! waits while a step of the job still runs here; when none does, it asks Slurm (`squeue`, a
 //! fresh process; libslurm's slurm_load_job where squeue is not installed, as on a Debian node
 //! with slurmd but not slurm-client) whether the job still runs, and releases the job's QPUs
-//! here once it has ended, then exits. A batch job's QPUs are released by its batch step's exit already; the
-//! keeper covers srun and salloc jobs, other nodes of a job, and a slurmstepd killed outright.
+//! here once it has ended, then exits. A batch job's QPUs are released by its batch step's exit
+//! already; the keeper covers srun and salloc jobs, other nodes of a job, and a slurmstepd
+//! killed outright.
 //! The process primitives it needs (fork, setsid, descriptors, signals) are the crate's only
 //! `unsafe`.
 use std::io::Read;
