@@ -187,7 +187,16 @@ unsafe fn initialize<P: Exported>(
         unsafe { crate::options::register(sp, P::OPTIONS, option_callback::<P>)? };
     }
     // SAFETY: as promised by our caller.
-    let args = unsafe { plugstack_args(argc, argv) };
+    let mut args = unsafe { plugstack_args(argc, argv) };
+    if let Some(problem) = crate::log::take_level_argument(&mut args) {
+        // Said once, where the admin reads it (slurmd reads plugstack.conf when it starts);
+        // in a job's processes it would reach the user's terminal on every srun.
+        if context == Context::Slurmd {
+            tracing::error!("plugstack.conf: {problem}; the default level (info) is used");
+        } else {
+            tracing::debug!("plugstack.conf: {problem}; the default level (info) is used");
+        }
+    }
     // SAFETY: `sp` is the handle of this callback.
     let handle = unsafe { Spank::from_raw(sp) };
     state.plugin.init(&handle, &args)?;

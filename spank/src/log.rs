@@ -46,6 +46,34 @@ pub fn parse_level(value: &str) -> Result<u8> {
     }
 }
 
+/// The plugstack.conf `log_level=` word, handled here for every plugin: it is removed from
+/// `args` (the plugin never sees it) and its level applied. A bad or repeated value never fails
+/// the plugin (a log setting must not fail jobs): the default level stays, and the returned
+/// problem names the word and what is expected.
+pub fn take_level_argument(args: &mut Vec<String>) -> Option<Error> {
+    let words: Vec<String> = args
+        .iter()
+        .filter(|word| word.starts_with("log_level="))
+        .cloned()
+        .collect();
+    args.retain(|word| !word.starts_with("log_level="));
+    match words.as_slice() {
+        [] => None,
+        [word] => match parse_level(&word["log_level=".len()..]) {
+            Ok(rank) => {
+                set_max_level(rank);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        _ => Some(Error::new(format!(
+            "log_level is given {} times ({}): expected it once",
+            words.len(),
+            words.join(" ")
+        ))),
+    }
+}
+
 pub fn set_max_level(rank: u8) {
     MAX_LEVEL.store(rank.min(5), Ordering::Relaxed);
 }
@@ -144,5 +172,41 @@ mod tests {
         assert_eq!(parse_level("off"), Ok(0));
         let err = parse_level("loud").unwrap_err();
         assert!(err.message().contains("'loud'") && err.message().contains("trace"));
+    }
+
+    #[test]
+    fn level_argument_is_taken_out_of_the_plugin_arguments() {
+        let mut args: Vec<String> = ["config=/a", "log_level=trace", "b=c"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(take_level_argument(&mut args), None);
+        assert_eq!(args, ["config=/a", "b=c"]);
+        assert_eq!(MAX_LEVEL.load(Ordering::Relaxed), 5);
+        set_max_level(3);
+
+        let mut bad: Vec<String> = ["log_level=loud", "x=1"].map(String::from).to_vec();
+        let problem = take_level_argument(&mut bad).expect("a bad level is a problem");
+        assert!(problem.message().contains("log_level='loud'"), "{problem}");
+        assert_eq!(bad, ["x=1"]);
+        assert_eq!(
+            MAX_LEVEL.load(Ordering::Relaxed),
+            3,
+            "the default level stays"
+        );
+
+        let mut twice: Vec<String> = ["log_level=debug", "log_level=off"]
+            .map(String::from)
+            .to_vec();
+        let problem = take_level_argument(&mut twice).expect("twice is a problem");
+        assert!(
+            problem.message().contains("log_level=debug log_level=off"),
+            "{problem}"
+        );
+        assert!(twice.is_empty());
+        assert_eq!(MAX_LEVEL.load(Ordering::Relaxed), 3);
+
+        let mut none: Vec<String> = vec!["log_levels=1".into()];
+        assert_eq!(take_level_argument(&mut none), None);
+        assert_eq!(none, ["log_levels=1"], "only the exact key is taken");
     }
 }

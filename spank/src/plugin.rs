@@ -16,7 +16,8 @@ pub trait Plugin: Default + Send + 'static {
         Ok(())
     }
 
-    /// First callback in every context; `args` are the plugstack.conf arguments.
+    /// First callback in every context; `args` are the plugstack.conf arguments except
+    /// `log_level=`, which the layer applies for every plugin.
     fn init(&mut self, _sp: &Spank, _args: &[String]) -> Result<()> {
         Ok(())
     }

@@ -79,10 +79,8 @@ impl Plugin for TestPlugin {
     }
 
     fn init(&mut self, sp: &Spank, args: &[String]) -> Result<()> {
-        let args = PluginArgs::parse(Self::NAME, args, &["panic_in", "fail_in", "log_level"])?;
-        if let Some(level) = args.get("log_level") {
-            spank::log::set_max_level(spank::log::parse_level(level)?);
-        }
+        // log_level= is the layer's: it never reaches a plugin.
+        let args = PluginArgs::parse(Self::NAME, args, &["panic_in", "fail_in"])?;
         self.panic_in = args.get("panic_in").map(str::to_string);
         self.fail_in = args.get("fail_in").map(str::to_string);
         tracing::debug!("debug line");

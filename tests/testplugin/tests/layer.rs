@@ -214,6 +214,46 @@ fn log_level_argument_controls_debug_lines() {
 }
 
 #[test]
+fn a_bad_log_level_never_fails_a_plugin_and_slurmd_names_it() {
+    // In every context the plugin loads (a log setting must not fail jobs), at the default
+    // level; only slurmd's start (where admins read) says what is wrong, once.
+    for context in ["local", "allocator", "remote", "slurmd", "job_script"] {
+        for (word, named) in [
+            ("log_level=loud", "log_level='loud'"),
+            (
+                "log_level=debug log_level=off",
+                "log_level=debug log_level=off",
+            ),
+        ] {
+            let mut run = host().context(context);
+            for w in word.split(' ') {
+                run = run.arg(w);
+            }
+            let out = run.call("init").run();
+            assert_eq!(
+                out.rc("init"),
+                Some(0),
+                "{context} {word}: {}",
+                out.transcript()
+            );
+            assert!(
+                out.logs("debug").is_empty(),
+                "{context}: default level kept"
+            );
+            let errors = out.logs("error").join("\n");
+            if context == "slurmd" {
+                assert!(
+                    errors.contains("plugstack.conf") && errors.contains(named),
+                    "{word}: {errors}"
+                );
+            } else {
+                assert!(errors.is_empty(), "{context} {word}: {errors}");
+            }
+        }
+    }
+}
+
+#[test]
 fn each_callback_logs_its_own_duration_at_debug_level() {
     let loud = host()
         .context("remote")
