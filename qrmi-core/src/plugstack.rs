@@ -1,6 +1,6 @@
 //! plugstack.conf arguments. Accepts the upstream line unchanged
 //! (`spank_qrmi.so /etc/slurm/qrmi_config.json --env:NAME=VALUE ...`) and our `key=value`
-//! arguments. Parsing never fails: words upstream would ignore are warnings, and a problem that
+//! arguments (`log_level=` is the SPANK layer's, for every plugin). Parsing never fails: words upstream would ignore are warnings, and a problem that
 //! makes QPUs unusable (a relative config path, a malformed `--env:`, a bad value of one of our
 //! keys) is kept in `qpu_error`, so only jobs that ask for a QPU fail (upstream fails those
 //! too), never the others. Pure.
@@ -12,7 +12,6 @@ const PLUGIN: &str = "spank_qrmi";
 pub const KEYS: &[&str] = &[
     "config",
     "state_dir",
-    "log_level",
     "http_connect_timeout",
     "http_timeout",
     "warden_munge",
@@ -25,7 +24,6 @@ pub struct PlugstackConfig {
     /// `--env:NAME=VALUE`: set in slurmstepd and in the job.
     pub env: Vec<(String, String)>,
     pub state_dir: Option<PathBuf>,
-    pub log_level: Option<u8>,
     pub http_connect_timeout_secs: Option<f64>,
     pub http_timeout_secs: Option<f64>,
     /// Send a munge credential (`x-munge-cred`) with pasqal-local session calls.
@@ -126,10 +124,6 @@ impl PlugstackConfig {
                         );
                     }
                 }
-                "log_level" => match spank::log::parse_level(value) {
-                    Ok(level) => config.log_level = Some(level),
-                    Err(e) => bad(&mut config, word, e.message().to_string()),
-                },
                 "http_connect_timeout" | "http_timeout" => match seconds(value) {
                     Some(s) if key == "http_timeout" => config.http_timeout_secs = Some(s),
                     Some(s) => config.http_connect_timeout_secs = Some(s),
@@ -215,7 +209,6 @@ mod tests {
         let config = PlugstackConfig::parse(&[
             "config=/etc/slurm/q.json",
             "state_dir=/var/spool/qrmi",
-            "log_level=debug",
             "http_timeout=2.5",
             "warden_munge=yes",
         ]);
@@ -223,7 +216,6 @@ mod tests {
         assert_eq!(config.warden_munge, Some(true));
         assert_eq!(config.config_path, Some(PathBuf::from("/etc/slurm/q.json")));
         assert_eq!(config.state_dir, Some(PathBuf::from("/var/spool/qrmi")));
-        assert_eq!(config.log_level, Some(4));
         assert_eq!(config.http_timeout_secs, Some(2.5));
     }
 
@@ -265,7 +257,7 @@ mod tests {
             (vec!["warden_munge=maybe"], "warden_munge='maybe'"),
             (vec!["config=relative.json"], "must be absolute"),
             (vec!["/etc/a.json", "config=/etc/b.json"], "twice"),
-            (vec!["log_level=1", "log_level=2"], "given twice"),
+            (vec!["http_timeout=1", "http_timeout=2"], "given twice"),
         ] {
             let config = PlugstackConfig::parse(&args);
             let all = config.qpu_errors.join("; ");

@@ -33,9 +33,6 @@ impl Plugin for Qrmi {
 
     fn init(&mut self, sp: &Spank, args: &[String]) -> Result<()> {
         self.config = PlugstackConfig::parse(args);
-        if let Some(level) = self.config.log_level {
-            spank::log::set_max_level(level);
-        }
         // Said once, when slurmd starts (it reads plugstack.conf then), not per job.
         if sp.context() == Context::Slurmd {
             slurmd::init(&self.config);
