@@ -88,19 +88,21 @@ frames=$rel/frames
 fb=$rel/examples/frames_bench
 
 # ---- timing: wall clock from bash's EPOCHREALTIME (no fork inside the timed span).
-# now_us: the wall clock in microseconds.
-now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }
-# seconds T0_US T1_US: the span in seconds, 6 decimals (the raw timing format).
-seconds() { local d=$(($2 - $1)); printf '%d.%06d\n' $((d / 1000000)) $((d % 1000000)); }
+# seconds T0 T1: the span between two "seconds.micros" times (EPOCHREALTIME's form) in seconds,
+# 6 decimals (the raw timing format).
+seconds() {
+    local d=$((${2//[!0-9]/} - ${1//[!0-9]/}))
+    printf '%d.%06d\n' $((d / 1000000)) $((d % 1000000))
+}
 # run_timed NAME CMD...: appends one duration (s) to $res/NAME.
 run_timed() {
     local name=$1 t0 t1
     shift
-    t0=$(now_us)
+    t0=$EPOCHREALTIME
     if ! "$@" >/dev/null 2>"$res/$name.err"; then
         log "FAILED: $name: $*"; cat "$res/$name.err" >&2; return 1
     fi
-    t1=$(now_us)
+    t1=$EPOCHREALTIME
     seconds "$t0" "$t1" >>"$res/$name"
 }
 
@@ -263,16 +265,16 @@ run_array() {
     shift
     d=$SPANK_SHARED_DIR/array-$name-$RANDOM
     asuser mkdir "$d"
-    t0=$(now_us)
+    t0=$EPOCHREALTIME
     if ! asuser sbatch --wait --array=0-$((tasks - 1)) -p normal -o /dev/null "$@" --wrap "touch $d/\$SLURM_ARRAY_TASK_ID" >/dev/null 2>"$res/$name.err"; then
         log "FAILED: $name"; cat "$res/$name.err" >&2; return 1
     fi
     n=$(find "$d" -type f | wc -l)
     [ "$n" -eq "$tasks" ] || { log "FAILED: $name: $n of $tasks tasks ran"; return 1; }
-    # The newest modification time, "seconds.fraction" -> microseconds.
+    # The newest modification time, "seconds.nanos" cut to micros.
     last=$(find "$d" -type f -printf '%T@\n' | sort -g | tail -1)
     local frac=${last#*.}000000
-    seconds "$t0" "$((${last%.*} * 1000000 + 10#${frac:0:6}))" >>"$res/$name"
+    seconds "$t0" "${last%.*}.${frac:0:6}" >>"$res/$name"
     echo touch >"$res/array-method"
 }
 # settle: waits (untimed) until the controller lists no job of this cluster and slurmd had a
