@@ -1,19 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs (Slurm 22.05 + headers, munge, libclang for
-# bindgen, a C compiler, iproute2 for the test cluster's namespaces). Idempotent; root only.
+# bindgen, a C compiler, iproute2 for the test cluster's namespaces; the list is
+# tests/packages.sh's "host" column). Idempotent; root only.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-packages=(
-    slurmctld slurmd slurm-client munge libslurm-dev
-    libclang-dev pkg-config
-    build-essential binutils
-    iproute2 util-linux procps
-    ffmpeg                      # frames video
-    debootstrap                 # root filesystems of the 24.11 / 26.05 test clusters
-    valgrind                    # C-host tests under memcheck
-    e2fsprogs                   # small loop-mounted filesystems (full / read-only frame dir)
-    ca-certificates
-)
+# shellcheck source=packages.sh
+source "$(dirname "$0")/packages.sh"
+mapfile -t packages < <(packages_for host)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

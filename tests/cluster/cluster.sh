@@ -358,10 +358,12 @@ ensure_packages() {
 		command -v "$c" >/dev/null || missing=1
 	done
 	((missing)) || return 0
-	msg "installing slurmctld slurmd slurm-client munge (apt)"
+	local packages
+	mapfile -t packages < <(packages_for cluster)
+	msg "installing ${packages[*]} (apt)"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq slurmctld slurmd slurm-client munge iproute2 util-linux passwd >/dev/null
+	apt-get install -y -qq "${packages[@]}" >/dev/null
 }
 
 slurm_plugin_dir() {
@@ -795,6 +797,8 @@ cmd_start_node() {
 	msg "start-node $n: slurmd pid $(cat "$RUN_DIR/slurmd-$n.pid")"
 }
 
+# shellcheck source=../packages.sh
+source "$HERE/../packages.sh"
 # shellcheck source=rootfs.sh
 source "$HERE/rootfs.sh"
 # shellcheck source=backup-ctl.sh

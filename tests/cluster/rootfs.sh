@@ -19,11 +19,11 @@
 # SPANK_ROOTFS_MAX_AGE_DAYS (default 14 days: sid moves). A rootfs that a running
 # cluster has mounted is never replaced (used stale, with a warning).
 # Uses: ID, SCRATCH, RUN_DIR, LOG_DIR, CONF, CTL_ADDR, CTL_NAME, NODES, NODE_ADDR, msg, die,
-# pid_alive, stop_pids (cluster.sh).
+# pid_alive, stop_pids (cluster.sh); packages_for (tests/packages.sh, sourced by cluster.sh).
 
 ROOTFS_CACHE=${SPANK_ROOTFS_CACHE:-/var/cache/spank-rootfs}
 ROOTFS_MAX_AGE_DAYS=${SPANK_ROOTFS_MAX_AGE_DAYS:-14}
-ROOTFS_INCLUDE=slurmd,slurmctld,slurm-client,munge,passwd,python3,python3-venv
+ROOTFS_INCLUDE=$(packages_for rootfs | paste -sd,)
 ROOT_BASE=/run/spank-rootfs-$ID
 RELEASE_FILE=$SCRATCH/release
 RELEASE=22.05
