@@ -9,6 +9,7 @@ packages=(
     build-essential binutils
     iproute2 util-linux procps
     ffmpeg                      # frames video
+    chromium                    # headless browser that checks the frames report page
     debootstrap                 # root filesystems of the 24.11 / 26.05 test clusters
     valgrind                    # C-host tests under memcheck
     e2fsprogs                   # small loop-mounted filesystems (full / read-only frame dir)

@@ -58,13 +58,16 @@ for i in range(n):
         json.dump(rec, f)
 EOF
 cores=$(nproc)
+# Wall time, and CPU time (user + sys): on a machine others share, the CPU time is the figure
+# that does not depend on their load.
 run() { # LABEL ARGS...
-    local label=$1 start end
+    local label=$1 t
     shift
-    start=$(date +%s.%N)
-    "$frames" report "$work/dir" -o "$work/out/report.html" --no-queue "$@" >/dev/null 2>"$work/last.err"
-    end=$(date +%s.%N)
-    printf '%-44s %8.2f s\n' "$label" "$(echo "$end - $start" | bc)"
+    t=$( { TIMEFORMAT='%R %U %S'; time "$frames" report "$work/dir" -o "$work/out/report.html" \
+        --no-queue "$@" >/dev/null 2>"$work/last.err"; } 2>&1)
+    read -r real user sys <<<"$t"
+    printf '%-36s %8.2f s wall %8.2f s CPU (load %s)\n' "$label" "$real" "$(echo "$user + $sys" | bc)" \
+        "$(cut -d' ' -f1 /proc/loadavg)"
 }
 {
     echo "frames report, $n frames of 320x180 PNG ($(du -sh "$work/dir" | cut -f1) of frames), $(nproc) core(s), $(date -u +%F)"
