@@ -53,16 +53,17 @@ const STYLE: &str = r#"
 body{font:14px/1.4 system-ui,sans-serif;margin:0 1.5em 2em;color:#222;background:#fafafa}
 h1{font-size:1.4em;margin:.6em 0 .1em}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ccc}
 code,.mono{font-family:ui-monospace,monospace;font-size:.92em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}
 .counts b{font-size:1.1em}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:600}.miss{color:#8a6d00;font-weight:600}
 .notes{color:#555;margin:.3em 0;padding-left:1.2em}
 .sheet{display:flex;flex-wrap:wrap;gap:6px}
-.tile{margin:0;padding:2px;border:3px solid transparent;background:#fff;content-visibility:auto;contain-intrinsic-size:auto 180px}
+.tile{margin:0;padding:2px;border:3px solid transparent;background:#fff}
 .tile .pic{display:block;object-fit:contain;background:#111}
 .tile figcaption{font-size:12px;max-width:var(--w);overflow-wrap:anywhere}
 .tile.failed{border-color:#d32f2f;background:#ffebee}
 .tile.failed .pic{opacity:.55}
 .tile.missing .pic{background:repeating-linear-gradient(45deg,#eee 0 8px,#ddd 8px 16px);color:#666}
-.ph{display:flex;align-items:center;justify-content:center;font-weight:700;text-transform:uppercase;font-size:13px}
+.tile .ph{display:flex;align-items:center;justify-content:center;font-weight:700;text-transform:uppercase;font-size:13px}
 .tile.failed .ph{background:#d32f2f;color:#fff;opacity:1}
 .badge{display:inline-block;padding:0 4px;border-radius:3px;font-size:11px;font-weight:700;color:#fff;background:#d32f2f}
 .badge.rerun{background:#1565c0}.badge.changed{background:#ef6c00}
@@ -81,7 +82,7 @@ tr.slow td{background:#fff3e0;font-weight:600}
 "#;
 
 /// Sorting (click a header; numbers by `data-v` or their text), and a layout probe for the
-/// browser test: with `#probe` in the URL, the boxes of the tiles and timeline rows as drawn
+/// browser test: with `?probe` in the URL, the boxes of the tiles and timeline rows as drawn
 /// are written into `<pre id="probe">` (the test reads them from the DOM and checks the
 /// screenshot's pixels there).
 const SCRIPT: &str = r#"
@@ -96,9 +97,9 @@ document.querySelectorAll('table.sortable').forEach(function(t){
   rows.forEach(function(x){b.appendChild(x[1]);});
  });
 });
-if(location.hash==='#probe'){
+if(location.search==='?probe'){
  var out=[];var box=function(k,el){var r=el.getBoundingClientRect();
-  out.push([k,Math.round(r.left),Math.round(r.top),Math.round(r.width),Math.round(r.height)].join(' '));};
+  out.push([k,Math.round(r.left+scrollX),Math.round(r.top+scrollY),Math.round(r.width),Math.round(r.height)].join(' '));};
  document.querySelectorAll('.tile').forEach(function(el){box('tile-'+el.dataset.state+'-'+el.dataset.index,el);});
  document.querySelectorAll('g.node-row').forEach(function(el){box('row '+el.dataset.node,el);});
  var p=document.createElement('pre');p.id='probe';p.textContent=out.join('\n');document.body.appendChild(p);
@@ -454,6 +455,6 @@ pub fn page(p: &Page) -> String {
     node_table(&mut out, r);
     out.push_str("</section>");
     results(&mut out, r);
-    let _ = write!(out, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use frames_core::merge::{self, Collection, OwnedSubmission};
-use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord};
+use frames_core::record::{RECORD_VERSION, RawJson, TaskRecord};
 use frames_core::submission::Submission;
 use frames_core::test_util::TempDir;
 
@@ -12,38 +12,22 @@ use super::model::{self, Lost, Outcome, TileState};
 use super::thumbs::{self, Thumb};
 use super::{assets_name, relative};
 
+/// A record as the plugin writes it (through its JSON, as `frames` reads it).
 fn record(index: u64, job: u32, node: &str, start: f64, secs: f64, code: i32) -> TaskRecord {
-    let mut r = TaskRecord {
-        version: RECORD_VERSION,
-        index,
-        attempt: 0,
-        job_id: job + index as u32 + 1,
-        array_job_id: Some(job),
-        array_task_id: Some(index as u32),
-        step: "batch".into(),
-        task_id: 0,
-        task_count: 1,
-        job_task_count: None,
-        uid: Some(1000),
-        submission: None,
-        node: node.into(),
-        exit_code: Some(code),
-        signal: None,
-        core_dumped: false,
-        start_time: Some(start),
-        end_time: start + secs,
-        frame_path: Some(format!("frame_{index:04}.png")),
-        frame_size: Some(100),
-        frame_sha256: None,
-        frame_blake3: Some("ab".repeat(32)),
-        results: vec![
-            RawJson::parse(&format!(r#"{{"frame_time": {index}, "loss": 0.5}}"#)).unwrap(),
-        ],
-        result_errors: vec![],
-        warnings: vec![],
-        status: Status::Done,
-        reason: None,
-    };
+    let text = format!(
+        r#"{{"version":{RECORD_VERSION},"index":{index},"attempt":0,"job_id":{id},
+        "array_job_id":{job},"array_task_id":{index},"step":"batch","task_id":0,"task_count":1,
+        "uid":1000,"node":{node},"exit_code":{code},"signal":null,"core_dumped":false,
+        "start_time":{start},"end_time":{end},"frame_path":"frame_{index:04}.png",
+        "frame_size":100,"frame_sha256":null,"frame_blake3":"{blake3}",
+        "results":[{{"frame_time": {index}, "loss": 0.5}}],"result_errors":[],
+        "status":"done","reason":null}}"#,
+        id = job + index as u32 + 1,
+        node = serde_json::Value::from(node),
+        end = start + secs,
+        blake3 = "ab".repeat(32),
+    );
+    let mut r: TaskRecord = serde_json::from_str(&text).unwrap();
     r.decide(true);
     r
 }

@@ -52,8 +52,8 @@ fn browse(args: &[&str], url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The page's layout probe (`#probe`): "tile-STATE-INDEX x y w h" and "row NODE x y w h".
-fn probe(dom: &str) -> BTreeMap<String, (i64, i64, i64, i64)> {
+/// The page's layout probe (`?probe`): "tile-STATE-INDEX x y w h" and "row NODE x y w h".
+fn probe(dom: &str) -> Boxes {
     let start = dom
         .find(r#"<pre id="probe">"#)
         .expect("the page's script ran (probe)");
@@ -67,6 +67,9 @@ fn probe(dom: &str) -> BTreeMap<String, (i64, i64, i64, i64)> {
         })
         .collect()
 }
+
+/// What the probe says was drawn where: name → (x, y, width, height) in CSS pixels.
+type Boxes = BTreeMap<String, (i64, i64, i64, i64)>;
 
 /// A decoded screenshot: width, height and RGB of each pixel.
 struct Shot {
@@ -121,7 +124,7 @@ fn report_in_browser(
     dir: &Path,
     page: &Path,
     name: &str,
-) -> (String, BTreeMap<String, (i64, i64, i64, i64)>, Shot) {
+) -> (String, Boxes, Shot) {
     let run = cluster
         .as_user(
             &cluster.tool("frames"),
@@ -135,7 +138,7 @@ fn report_in_browser(
         )
         .expect_ok("frames report");
     assert!(run.stdout.contains("report of"), "{run:?}");
-    let url = format!("file://{}#probe", page.display());
+    let url = format!("file://{}?probe", page.display());
     let dom = browse(&["--dump-dom"], &url);
     let shot_path = artifacts().join(format!("{name}.png"));
     let _ = std::fs::remove_file(&shot_path);
@@ -147,7 +150,7 @@ fn report_in_browser(
     (dom, boxes, shot)
 }
 
-fn count(boxes: &BTreeMap<String, (i64, i64, i64, i64)>, prefix: &str) -> usize {
+fn count(boxes: &Boxes, prefix: &str) -> usize {
     boxes.keys().filter(|k| k.starts_with(prefix)).count()
 }
 
@@ -175,22 +178,12 @@ fn report_of_a_run_with_a_failed_frame_a_killed_node_and_a_resubmit_reads_in_a_b
         ),
     );
     let dir = work.join("frames");
-    cluster
-        .as_user(
-            "sbatch",
-            &[
-                "--parsable",
-                "-p",
-                "normal",
-                "--array=0-15",
-                "--no-requeue",
-                "-o",
-                "/dev/null",
-                &format!("--frame-dir={}", dir.display()),
-                script.to_str().unwrap(),
-            ],
-        )
-        .expect_ok("sbatch");
+    let frame_dir = format!("--frame-dir={}", dir.display());
+    let mut args: Vec<&str> = "--parsable -p normal --array=0-15 --no-requeue -o /dev/null"
+        .split(' ')
+        .collect();
+    args.extend([frame_dir.as_str(), script.to_str().unwrap()]);
+    cluster.as_user("sbatch", &args).expect_ok("sbatch");
     // The first wave (0-7) ends; the slow second wave is running when c2 dies.
     let start = Instant::now();
     while record_files(&dir).len() < 8 {
@@ -243,7 +236,8 @@ fn report_of_a_run_with_a_failed_frame_a_killed_node_and_a_resubmit_reads_in_a_b
     assert_eq!(count(&boxes, "tile-done-"), 15, "{boxes:?}");
     assert_eq!(count(&boxes, "tile-failed-"), 1, "{boxes:?}");
     assert_eq!(dom.matches(r#"<img class="pic""#).count(), 15);
-    assert!(dom.matches(r#"class="badge rerun""#).count() >= missing + 1);
+    // The lost frames and the failed one were rerun.
+    assert!(dom.matches(r#"class="badge rerun""#).count() > missing);
     // The failed frame is framed red; a done frame shows its render (the dark sky), not the
     // page's background.
     let (x, y, _, h) = boxes["tile-failed-5"];
