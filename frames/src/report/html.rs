@@ -274,10 +274,16 @@ fn contact_sheet(out: &mut String, p: &Page) {
                     r#"<div class="pic ph" style="width:{w}px;height:{h}px">failed</div>"#
                 );
             }
-            _ => {
+            (_, state) => {
+                // A done frame without an image: its file is gone, unreadable, or the
+                // run made none.
+                let what = match state {
+                    TileState::Missing => "missing",
+                    _ => "no image",
+                };
                 let _ = write!(
                     out,
-                    r#"<div class="pic ph" style="width:{w}px;height:{h}px">missing</div>"#
+                    r#"<div class="pic ph" style="width:{w}px;height:{h}px">{what}</div>"#
                 );
             }
         }
