@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The newcomer's first command: builds both plugins, brings up the local namespaced Slurm
 # cluster with them installed, and runs the main workflow through them: a black-hole
-# animation rendered one frame per array task, collected, and assembled into a video. The cluster stays up for
+# animation rendered one frame per array task, collected, assembled into a video, and
+# reported as an HTML page (contact sheet, node timeline, results). The cluster stays up for
 # you to try things (tests/cluster/cluster.sh as-user srun ...); `./demo.sh --down` tears it
 # down at the end instead. Run as root on Debian 12.
 set -euo pipefail
@@ -45,6 +46,11 @@ echo
 echo "== frames video: the frames in manifest order, assembled by ffmpeg"
 as_user "$tools/frames" video "$frames_dir" -o "$SPANK_SHARED_DIR/blackhole.mp4"
 ls -l "$SPANK_SHARED_DIR/blackhole.mp4"
+
+echo
+echo "== frames report: contact sheet, node timeline and results of the run, as one page"
+as_user "$tools/frames" report "$frames_dir" -o "$SPANK_SHARED_DIR/blackhole-report.html" --png
+echo "Open file://$SPANK_SHARED_DIR/blackhole-report.html in a browser (its images: $SPANK_SHARED_DIR/blackhole-report_files/)"
 
 echo
 echo "== a bad option value is refused before the job is queued"

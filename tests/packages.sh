@@ -26,6 +26,7 @@ build-essential  host
 binutils         host
 procps           host
 ffmpeg           host                  # frames video
+chromium         host                  # headless browser that checks the frames report page
 debootstrap      host                  # root filesystems of the 24.11 / 26.05 test clusters
 valgrind         host                  # C-host tests under memcheck
 e2fsprogs        host                  # small loop-mounted filesystems (full / read-only frame dir)

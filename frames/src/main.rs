@@ -1,6 +1,8 @@
-//! The `frames` CLI: status, watch, missing, resubmit, collect and video for a directory that
-//! jobs filled through spank_frames' `--frame-dir`. All logic lives in frames-core; this file
-//! is argument parsing, presentation and running sbatch/ffmpeg.
+//! The `frames` CLI: status, watch, missing, resubmit, collect, video and report for a
+//! directory that jobs filled through spank_frames' `--frame-dir`. All logic lives in
+//! frames-core; this file is argument parsing, presentation and running sbatch/ffmpeg
+//! (`report/` draws the HTML report).
+mod report;
 mod video;
 mod watch;
 
@@ -51,7 +53,7 @@ DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv. See frames(1).";
 #[command(
     name = "frames",
     version,
-    about = "Inspect and finish job arrays that ran with sbatch --frame-dir (spank_frames)",
+    about = "Inspect, finish and report job arrays that ran with sbatch --frame-dir (spank_frames)",
     after_help = EXIT_HELP
 )]
 struct Cli {
@@ -111,6 +113,22 @@ enum Command {
         /// Repeat the previous good frame in place of missing or failed ones
         #[arg(long)]
         fill_gaps: bool,
+    },
+    /// Write an HTML report: contact sheet, per-node timeline, results table
+    Report {
+        dir: PathBuf,
+        /// The page (overwritten); thumbnails and PNGs go to the folder NAME_files beside it
+        #[arg(short, long, default_value = "report.html")]
+        output: PathBuf,
+        /// Also draw the contact sheet and the timeline as PNG files (no text in them)
+        #[arg(long)]
+        png: bool,
+        /// Threads that make thumbnails (default: every core)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
+        /// Do not ask squeue/sacct what Slurm still runs: judge by the records alone
+        #[arg(long)]
+        no_queue: bool,
     },
 }
 
@@ -263,6 +281,21 @@ fn run(command: Command) -> Result<u8, Fail> {
             let (c, s) = summary_of(&dir)?;
             video::run(&dir, &c, &s, &output, fps, fill_gaps)
         }
+        Command::Report {
+            dir,
+            output,
+            png,
+            jobs,
+            no_queue,
+        } => report::run(
+            &dir,
+            &report::Options {
+                output,
+                png,
+                jobs: jobs.map(usize::from),
+                no_queue,
+            },
+        ),
     }
 }
 
