@@ -2,6 +2,7 @@
 //! directory that jobs filled through spank_frames' `--frame-dir`. All logic lives in
 //! frames-core; this file is argument parsing, presentation and running sbatch/ffmpeg
 //! (`report/` draws the HTML report).
+mod progress;
 mod report;
 mod video;
 mod watch;

@@ -1,13 +1,14 @@
 //! `frames video`: encodes the done frames in index order with ffmpeg, through an ffconcat list
 //! in a private temp directory (paths are quoted for ffconcat, never passed through a shell).
-use std::io::ErrorKind;
+use std::io::{BufRead, BufReader, ErrorKind};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use frames_core::merge::{Collection, Summary, UnitKey, UnitState};
 use frames_core::ranges;
 use frames_core::record::verify_frame;
 
+use crate::progress::Progress;
 use crate::{Fail, exit};
 
 /// The frame file of each array index, or `None` for a gap (missing, failed, its file gone,
@@ -17,6 +18,7 @@ fn frame_files(
     dir: &Path,
     c: &Collection,
     s: &Summary,
+    checked: &indicatif::ProgressBar,
 ) -> (Vec<(u64, Option<PathBuf>)>, Vec<String>) {
     let mut changed = Vec::new();
     let files = s
@@ -27,6 +29,7 @@ fn frame_files(
             UnitKey::Job(_) => None,
         })
         .map(|(index, u)| {
+            checked.inc(1);
             let record = u
                 .chosen
                 .filter(|_| u.state == UnitState::Done)
@@ -46,6 +49,11 @@ fn frame_files(
         })
         .collect();
     (files, changed)
+}
+
+/// The frame count of one line of ffmpeg's `-progress` output (`frame=42`).
+fn encoded_frames(line: &str) -> Option<u64> {
+    line.strip_prefix("frame=")?.trim().parse().ok()
 }
 
 /// Quotes a path for an ffconcat `file` line.
@@ -94,7 +102,14 @@ pub fn run(
     fps: u32,
     fill_gaps: bool,
 ) -> Result<u8, Fail> {
-    let (files, changed) = frame_files(dir, c, s);
+    let progress = Progress::new("frames video");
+    progress.step(&format!(
+        "checking the frames of {} against their records",
+        dir.display()
+    ));
+    let checked = progress.bar(s.units.len(), "checking");
+    let (files, changed) = frame_files(dir, c, s, &checked);
+    checked.finish_and_clear();
     for why in &changed {
         eprintln!("frames video: {why}");
     }
@@ -156,8 +171,15 @@ pub fn run(
     std::fs::write(&list_path, list)
         .map_err(|e| Fail::error(format!("cannot write {}: {e}", list_path.display())))?;
 
-    let status = Command::new("ffmpeg")
+    progress.step(&format!(
+        "encoding {} frames with ffmpeg into {}",
+        files.len(),
+        output.display()
+    ));
+    let child = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        // Machine-readable progress (`frame=N` lines) on stdout, which only we read.
+        .args(["-nostats", "-progress", "pipe:1"])
         .args(["-f", "concat", "-safe", "0", "-i"])
         .arg(&list_path)
         .arg("-vf")
@@ -169,9 +191,10 @@ pub fn run(
         .arg("-frames:v")
         .arg(files.len().to_string())
         .arg(output)
-        .status();
-    let status = match status {
-        Ok(st) => st,
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Fail::error(
                 "ffmpeg is not installed (not found on PATH): install it (e.g. apt-get install ffmpeg) to make videos",
@@ -179,6 +202,18 @@ pub fn run(
         }
         Err(e) => return Err(Fail::error(format!("cannot run ffmpeg: {e}"))),
     };
+    let encoded = progress.bar(files.len(), "encoding");
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(frame) = encoded_frames(&line) {
+                encoded.set_position(frame);
+            }
+        }
+    }
+    encoded.finish_and_clear();
+    let status = child
+        .wait()
+        .map_err(|e| Fail::error(format!("cannot wait for ffmpeg: {e}")))?;
     if !status.success() {
         return Err(Fail::error(format!(
             "ffmpeg failed ({status}) making {}",
@@ -204,6 +239,14 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_lines_of_ffmpeg() {
+        assert_eq!(encoded_frames("frame=42"), Some(42));
+        assert_eq!(encoded_frames("frame= 7 "), Some(7));
+        assert_eq!(encoded_frames("fps=25.0"), None);
+        assert_eq!(encoded_frames("frame=N/A"), None);
+    }
 
     #[test]
     fn quoting_for_ffconcat() {

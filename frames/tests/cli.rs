@@ -391,6 +391,13 @@ fn video_without_gaps_and_without_ffmpeg() {
         "4",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Not a terminal: one progress line per step, with the seconds since the start.
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("frames video: [") && err.contains("] checking the frames of"),
+        "{err}"
+    );
+    assert!(err.contains("] encoding 4 frames with ffmpeg into"), "{err}");
     let (_, frames_n, duration) = probe(&out_path);
     assert_eq!(frames_n, 4);
     assert!((duration - 1.0).abs() < 0.1, "{duration}");
@@ -409,8 +416,11 @@ fn video_without_gaps_and_without_ffmpeg() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    // After the progress lines ("frames video: [0.0 s] checking ..."), the error.
     let err = text(&out.stderr);
-    assert!(err.starts_with("frames: ffmpeg is not installed"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("frames: ffmpeg is not installed"), "{err}");
+    assert!(err.lines().all(|l| l.starts_with("frames")), "{err}");
 }
 
 #[test]

@@ -12,12 +12,12 @@ pub mod model;
 pub mod png;
 pub mod thumbs;
 
-use std::io::IsTerminal;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 use frames_core::Layout;
 
+use crate::progress::Progress;
 use crate::{Fail, exit};
 use thumbs::Thumb;
 
@@ -30,42 +30,6 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// Do not ask squeue/sacct (the report then judges by the records alone).
     pub no_queue: bool,
-}
-
-/// Progress: a bar on a terminal (stderr), one line per step otherwise.
-struct Progress {
-    tty: bool,
-    started: Instant,
-}
-
-impl Progress {
-    fn step(&self, what: &str) {
-        if self.tty {
-            eprintln!("frames report: {what}");
-        } else {
-            eprintln!(
-                "frames report: [{:.1} s] {what}",
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-    }
-
-    fn bar(&self, len: usize, what: &str) -> indicatif::ProgressBar {
-        if !self.tty {
-            return indicatif::ProgressBar::hidden();
-        }
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(len as u64),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{prefix} {bar:40.green/white} {pos}/{len} ({per_sec}, {eta} left)",
-        ) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(what.to_owned());
-        bar
-    }
 }
 
 /// `to` relative to the directory `from` ("../frames/bh/frame_0001.png"); `to` as is when
@@ -109,10 +73,7 @@ fn thumb_box(assets: &Path, thumbs: &[Thumb]) -> (u32, u32) {
 }
 
 pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
-    let progress = Progress {
-        tty: std::io::stderr().is_terminal(),
-        started: Instant::now(),
-    };
+    let progress = Progress::new("frames report");
     let (mut c, mut s) = crate::summary_of(dir)?;
     let mut notes = Vec::new();
     let mut lost = model::Lost::new();
