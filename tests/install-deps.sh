@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs (Slurm 22.05 + headers, munge, libclang for
-# bindgen, a C compiler, iproute2 for the test cluster's namespaces). Idempotent; root only.
+# bindgen, a C compiler, iproute2 for the test cluster's namespaces, the packaging tools).
+# Idempotent; root only.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
@@ -13,6 +14,9 @@ packages=(
     valgrind                    # C-host tests under memcheck
     e2fsprogs                   # small loop-mounted filesystems (full / read-only frame dir)
     ca-certificates
+    dpkg-dev lintian            # packaging/deb/build.sh (dpkg-shlibdeps, dpkg-deb) and its check
+    rpm                         # packaging/rpm/build.sh: rpmbuild checks the RPM spec
+    python3                     # tests/package-test.sh maps the old plugin during an upgrade
 )
 missing=()
 for p in "${packages[@]}"; do
