@@ -251,6 +251,10 @@ chmod 0644 "$troot/DEBIAN/control"
 debs=()
 for r in "$root" "$troot"; do
     pkg=$(basename "$r")
+    # What dh_md5sums makes: dpkg --verify checks installed files against it (conffiles aside).
+    (cd "$r" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' |
+        sort -z | xargs -0 md5sum >DEBIAN/md5sums)
+    chmod 0644 "$r/DEBIAN/md5sums"
     deb=$out/${pkg}_${version}_$arch.deb
     dpkg-deb --root-owner-group -Zxz --build "$r" "$deb" >&2
     debs+=("$deb")
