@@ -106,9 +106,10 @@ done
 [[ $(dpkg-query -W -f='${Conffiles}' spank-plugins | awk 'NF {print $1}' | sort | tr '\n' ' ') == \
     "/etc/slurm/plugstack.conf.d/spank_frames.conf /etc/slurm/plugstack.conf.d/spank_qrmi.conf " ]] ||
     fail "conffiles: $(dpkg-query -W -f='${Conffiles}' spank-plugins)"
+v=$(dpkg --verify spank-plugins spank-plugins-tools 2>&1) && [[ -z $v ]] || fail "dpkg --verify: $v"
 [[ $(stat -c '%U %G' "$state") == "root root" ]] || fail "$state: $(stat -c '%U %G %a' "$state")"
 [[ -n $state_before || $(stat -c '%a' "$state") == 700 ]] || fail "$state mode $(stat -c '%a' "$state")"
-ok "installed: plugins in $plugdir, CLIs in /usr/bin, 2 conffiles, $state $(stat -c '%U:%G %a' "$state")${state_before:+ (was there before)}"
+ok "installed: plugins in $plugdir, CLIs in /usr/bin, 2 conffiles, dpkg --verify clean, $state $(stat -c '%U:%G %a' "$state")${state_before:+ (was there before)}"
 
 # sbatch as an admin's login node runs it: Debian's plugstack.conf includes plugstack.conf.d.
 printf 'ClusterName=pkgtest\nSlurmctldHost=localhost\nPlugStackConfig=/etc/slurm/plugstack.conf\n' >"$scratch/slurm.conf"
