@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs (Slurm 22.05 + headers, munge, libclang for
-# bindgen, a C compiler, iproute2 for the test cluster's namespaces; the list is
+# bindgen, a C compiler, iproute2 for the test cluster's namespaces, the packaging tools; the list is
 # tests/packages.sh's "host" column). Idempotent; root only.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive

@@ -15,7 +15,7 @@ slurmctld        host cluster rootfs
 slurm-client     host cluster rootfs
 munge            host cluster rootfs
 passwd                cluster rootfs   # useradd for the cluster's test users
-python3                       rootfs   # the QRMI SDK's virtualenv inside the rootfs
+python3          host         rootfs   # the QRMI SDK's virtualenv in the rootfs; package-test maps the old plugin during an upgrade
 python3-venv                  rootfs
 iproute2         host cluster          # the cluster's namespaces and bridge
 util-linux       host cluster          # nsenter, unshare, runuser
@@ -31,6 +31,9 @@ debootstrap      host                  # root filesystems of the 24.11 / 26.05 t
 valgrind         host                  # C-host tests under memcheck
 e2fsprogs        host                  # small loop-mounted filesystems (full / read-only frame dir)
 ca-certificates  host
+dpkg-dev         host                  # packaging/deb/build.sh (dpkg-shlibdeps, dpkg-deb)
+lintian          host                  # checks the Debian packages
+rpm              host                  # packaging/rpm/build.sh: rpmbuild checks the RPM spec
 EOF_TABLE
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project, in order of cost: format and lint, unit and C-host tests,
 # the C-host tests under valgrind, fuzzing, builds against the Slurm 22.05 / 24.11 / 26.05
-# headers, then the integration tests on real namespaced Slurm clusters (brought up here and
-# always torn down): 22.05 with the heavy hardening tests, 24.11 and 26.05 from debootstrapped
-# root filesystems, and controller failover. Run as root on Debian 12; .ci/run calls this
+# headers, the packages (tests/package-test.sh, packaging/rpm/build.sh), then the integration
+# tests on real namespaced Slurm clusters (brought up here and always torn down), running the
+# plugins from those packages: 22.05 with the heavy hardening tests, 24.11 and 26.05 from
+# debootstrapped root filesystems, and controller failover. Run as root on Debian 12; .ci/run calls this
 # after installing what it needs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,11 @@ tests/fuzz.sh 60
 
 section "builds against three Slurm releases' headers"
 tests/versions/build-all.sh
+
+section "packages: .deb installed on this host and purged again, RPM spec built (rpmbuild)"
+# The clusters below run the plugins from these packages too (tests/stage-plugins.sh).
+tests/package-test.sh
+packaging/rpm/build.sh >/dev/null
 
 section "integration tests on the namespaced test cluster (Slurm 22.05, the host's)"
 t22=$(date +%s)

@@ -500,8 +500,9 @@ write_configs() {
 	fi
 	shopt -s nullglob
 	for d in "${plugin_dirs[@]}"; do
-		local sos=("$d"/*.so) confs=("$d"/*.conf)
-		((${#sos[@]} + ${#confs[@]} > 0)) || msg "WARNING: --plugins $d has no *.so or *.conf"
+		local sos=("$d"/*.so) confs=("$d"/*.conf) debs=("$d"/*.deb)
+		((${#sos[@]} + ${#confs[@]} + ${#debs[@]} > 0)) || msg "WARNING: --plugins $d has no *.so, *.conf or *.deb"
+		((${#debs[@]} == 0)) || install_debs "${debs[@]}"
 		for f in "${sos[@]}"; do
 			b=$(basename "$f")
 			install -m 0755 "$f" "$PLUGINS_DIR/"
@@ -519,6 +520,43 @@ write_configs() {
 		done
 	done
 	shopt -u nullglob
+}
+
+# install_debs DEB...: plugins from their Debian packages (packaging/deb/build.sh). A release
+# rootfs gets them installed for real, `dpkg -i` inside this instance's overlay (dependencies
+# checked against that release's Slurm, maintainer scripts run; the cached rootfs is not
+# written, `down` discards the overlay). The host's 22.05 is shared by every instance and by
+# the machine itself, so there the packages are only unpacked (`dpkg-deb -x`) into
+# SCRATCH/pkgroot; tests/package-test.sh installs them on the host for real. Either way every
+# *.so the packages hold is linked into PLUGINS_DIR, pointing at the packaged file (which a
+# rootfs's PluginDir also finds by itself), for tests that name SPANK_PLUGIN_DIR/NAME.so.
+install_debs() {
+	local deb so base=$SCRATCH/pkgroot
+	if [[ -n $ROOT ]]; then
+		mkdir -p "$ROOT/tmp/spank-debs"
+		cp "$@" "$ROOT/tmp/spank-debs/"
+		# shellcheck disable=SC2016 # expanded by the chroot's sh
+		if ! chroot "$ROOT" sh -c 'dpkg -i /tmp/spank-debs/*.deb' >"$LOG_DIR/dpkg-install.log" 2>&1; then
+			cat "$LOG_DIR/dpkg-install.log" >&2
+			die "dpkg -i of $* in the $RELEASE rootfs failed"
+		fi
+		rm -rf "$ROOT/tmp/spank-debs"
+		base=
+		for deb in "$@"; do
+			msg "installed in the $RELEASE rootfs: $(chroot "$ROOT" dpkg-query -W -f='${Package} ${Version} (${Status})' "$(dpkg-deb -f "$deb" Package)")"
+		done
+	else
+		mkdir -p "$base"
+		for deb in "$@"; do dpkg-deb -x "$deb" "$base"; done
+		msg "packages unpacked (dpkg-deb -x) into $base: $(for deb in "$@"; do basename "$deb"; done | tr '\n' ' ')"
+	fi
+	for deb in "$@"; do
+		while read -r so; do
+			so=${so#.}
+			ln -sfn "$base$so" "$PLUGINS_DIR/$(basename "$so")"
+			msg "plugin: $(basename "$so") from $(dpkg-deb -f "$deb" Package) ($base$so)"
+		done < <(dpkg-deb -c "$deb" | awk '$NF ~ /\.so$/ { print $NF }')
+	done
 }
 
 net_up() {

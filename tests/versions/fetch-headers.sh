@@ -27,6 +27,15 @@
 # Signed-By.  bookworm's debian-archive-keyring (2023.3+deb12u2) already holds
 # the trixie archive keys, which is what trixie and sid are signed with.
 #
+# fetch-headers.sh --plugin-dir SUITE
+#
+# Print the Slurm PluginDir of that suite's own packages instead: the directory holding
+# libslurmfull.so in slurm-wlm-basic-plugins (the package slurmd and slurm-client depend on,
+# of the same version as the cached libslurm-dev), read from `dpkg -L` for bookworm (the
+# system's) and from the suite's .deb (`dpkg-deb -c`, downloaded with the same private apt
+# state into a temporary directory) otherwise; remembered as <suite>/plugindir. Used by
+# packaging/deb/build.sh, so a package puts the plugins where that distribution's Slurm looks.
+#
 # Progress goes to stderr; stdout carries only the include directories.
 
 set -euo pipefail
@@ -214,7 +223,48 @@ system_headers() {
     printf '%s\n' "$inc"
 }
 
+# The PluginDir of SUITE's slurm-wlm-basic-plugins (see the header).
+plugin_dir() {
+    local suite=$1 f base ver line tmp d debs
+    if [[ $suite == bookworm || $suite == system ]]; then
+        # (grep reads to the end: -m1 would race dpkg into SIGPIPE under pipefail)
+        f=$(dpkg -L slurm-wlm-basic-plugins 2>/dev/null | grep '/libslurmfull\.so$' | head -n1) \
+            || die "bookworm: slurm-wlm-basic-plugins is not installed (no libslurmfull.so)"
+        dirname "$f"
+        return 0
+    fi
+    base=$CACHE/$suite
+    fetch_suite "$suite" >/dev/null
+    ver=$(<"$base/version")
+    if [[ -f $base/plugindir ]]; then
+        line=$(<"$base/plugindir")
+        [[ ${line%% *} == "$ver" ]] && { printf '%s\n' "${line#* }"; return 0; }
+    fi
+    tmp=$(mktemp -d)
+    # apt downloads as _apt where it can write.
+    chown _apt "$tmp" 2>/dev/null || true
+    log "$suite: reading PluginDir from slurm-wlm-basic-plugins $ver"
+    if ! (cd "$tmp" && private_apt apt-get "$base/apt" download "slurm-wlm-basic-plugins=$ver") >&2; then
+        rm -rf "$tmp"
+        die "$suite: apt-get download slurm-wlm-basic-plugins=$ver failed"
+    fi
+    debs=("$tmp"/*.deb)
+    # (awk reads to the end: an early exit would kill dpkg-deb's tar with SIGPIPE)
+    d=$(dpkg-deb -c "${debs[0]}" | awk '$NF ~ /\/libslurmfull\.so$/ && !d { d = $NF } END { print d }')
+    rm -rf "$tmp"
+    [[ -n $d ]] || die "$suite: slurm-wlm-basic-plugins $ver has no libslurmfull.so"
+    d=${d#.}
+    d=${d%/libslurmfull.so}
+    printf '%s %s\n' "$ver" "$d" >"$base/plugindir"
+    printf '%s\n' "$d"
+}
+
 [[ $# -ge 1 ]] || usage
+if [[ $1 == --plugin-dir ]]; then
+    [[ $# -eq 2 && $2 != *[!a-z0-9.-]* ]] || usage
+    plugin_dir "$2"
+    exit 0
+fi
 for suite in "$@"; do
     case $suite in
         -h | --help) usage ;;
