@@ -397,7 +397,10 @@ fn video_without_gaps_and_without_ffmpeg() {
         err.contains("frames video: [") && err.contains("] checking the frames of"),
         "{err}"
     );
-    assert!(err.contains("] encoding 4 frames with ffmpeg into"), "{err}");
+    assert!(
+        err.contains("] encoding 4 frames with ffmpeg into"),
+        "{err}"
+    );
     let (_, frames_n, duration) = probe(&out_path);
     assert_eq!(frames_n, 4);
     assert!((duration - 1.0).abs() < 0.1, "{duration}");
