@@ -6,15 +6,22 @@
 # blackhole-render, each copied with a distinct PNG text chunk (so every file has its own
 # checksum and decodes like a real frame). Prints the numbers and writes them to
 # target/bench/report-bench.txt. Usage: tests/bench/report-bench.sh [N]
+# `--make WORK N` only makes the frame dir (WORK/dir) and exits: tests/bench/run.sh (item 9)
+# times the reports itself.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
-n=${1:-10000}
+make_only=0
 target=${CARGO_TARGET_DIR:-$repo/target}
+work=$target/bench/report-bench
+if [[ ${1:-} == --make ]]; then
+    make_only=1 work=${2:?usage: report-bench.sh --make WORK N} n=${3:?usage: report-bench.sh --make WORK N}
+else
+    n=${1:-10000}
+fi
 cargo build --release --quiet -p frames -p blackhole-render
 frames=$target/release/frames
 render=$target/release/blackhole-render
-work=$target/bench/report-bench
 results=$target/bench/report-bench.txt
 rm -rf "$work"
 mkdir -p "$work/base" "$work/dir/.frames/records" "$work/out"
@@ -57,6 +64,7 @@ for i in range(n):
     with open(f"{d}/.frames/records/{i:08d}.a0.j{100000 + i}.sbatch.t0.json", "w") as f:
         json.dump(rec, f)
 EOF
+((make_only)) && exit 0
 cores=$(nproc)
 # Wall time, and CPU time (user + sys): on a machine others share, the CPU time is the figure
 # that does not depend on their load.

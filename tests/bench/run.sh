@@ -6,10 +6,11 @@
 #
 #   tests/bench/run.sh [--quick | --smoke] [--no-cluster | --cluster-only] [--out FILE] [--render]
 #
-# --quick: fewer repeats (3 instead of 5 locally, 1 instead of 3 on the cluster).
+# --quick: fewer repeats (3 instead of 5 locally, 1 instead of 3 on the cluster and for the
+# frames report, of 2,000 frames instead of 10,000).
 # --smoke: tiny workloads and no lock, to check the script itself (numbers meaningless; use
 #   with --out elsewhere and --cluster-only, the local items keep their full data sizes).
-# --no-cluster: only the items that need no Slurm (4 through the C host, 6, 7, 8); the cluster
+# --no-cluster: only the items that need no Slurm (4 through the C host, 6, 7, 8, 9); the cluster
 #   items are reported as not measured. --cluster-only: the reverse.
 # Otherwise the script brings up its own test cluster with SPANK_CLUSTER_ID (default 5; a
 # cluster of that id that is up gets replaced) three times: an empty plugstack, both plugins
@@ -81,7 +82,7 @@ qpu_bench_build() { cargo build --release --quiet -p qrmi-core --example qpu_ben
 qpu_bench=$rel/examples/qpu_bench
 
 log "building (release): frames CLI, plugins, bench helpers"
-cargo build --release --quiet -p frames -p spank-qrmi -p spank-frames
+cargo build --release --quiet -p frames -p spank-qrmi -p spank-frames -p blackhole-render
 cargo build --release --quiet -p frames-core --example frames_bench
 qpu_bench_build
 frames=$rel/frames
@@ -183,6 +184,28 @@ item7() {
     done
     report
     rm -rf "$dir"
+}
+
+# ============ item 9: frames report of 10,000 frames (issue 19)
+item9() {
+    local n=$((quick ? 2000 : 10000)) d=$work/report r cores
+    local page=(report "$work/report/dir" -o "$work/report/out/report.html" --no-queue)
+    cores=$(nproc)
+    log "item 9: frames report of $n frames of the demo renderer's size"
+    bash "$repo/tests/bench/report-bench.sh" --make "$d" "$n"
+    echo "frames=$n cores=$cores mib=$(du -sm --apparent-size "$d/dir" | cut -f1)" >"$res/report-params"
+    sync
+    for ((r = 0; r < creps; r++)); do
+        rm -rf "$d/out/report_files"
+        run_timed report-cold-1 "$frames" "${page[@]}" --jobs 1
+        rm -rf "$d/out/report_files"
+        run_timed report-cold-all "$frames" "${page[@]}" --jobs "$cores"
+        run_timed report-warm "$frames" "${page[@]}" --jobs "$cores"
+        run_timed report-warm-png "$frames" "${page[@]}" --jobs "$cores" --png
+    done
+    echo "page_kib=$(du -k "$d/out/report.html" | cut -f1) thumbs_kib=$(du -sk "$d/out/report_files/thumbs" | cut -f1)" >>"$res/report-params"
+    report
+    rm -rf "$d"
 }
 
 # ============ item 4: the exit hook of a step without QPU, through the C host
@@ -422,6 +445,7 @@ if ((local_items)); then
     loadmark "item 7 (checksums)"; item7
     loadmark "item 8 (QPU acquire/release)"; item8
     loadmark "item 4 (step exit, C host)"; item4
+    loadmark "item 9 (frames report)"; item9
 fi
 if ((cluster)); then
     if [ "$(id -u)" -ne 0 ]; then

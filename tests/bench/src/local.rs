@@ -337,6 +337,61 @@ Target ≤ 5 ms for a job without QPU: {target}; no SPANK epilog run at all (sec
     ))
 }
 
+/// Item 9: `frames report` on a frame dir of N frames (issue 19 asks for 10,000): cold on one
+/// thread and on every core, warm (every thumbnail cached), warm with the PNGs.
+pub fn frames_report(r: &Results) -> Option<String> {
+    let params = r.settings("report-params");
+    let get = |k: &str| params.get(k).cloned().unwrap_or_else(|| "?".into());
+    r.median("report-cold-1")?;
+    let per_frame = |name: &str| {
+        let frames: f64 = get("frames").parse().ok()?;
+        r.median(name)
+            .map(|t| format!("{:.2} ms", 1000.0 * t / frames))
+    };
+    let per = |name: &str| per_frame(name).unwrap_or_else(|| "n/a".into());
+    let speedup = ratio(r.median("report-cold-1"), r.median("report-cold-all"));
+    let mib = |k: &str| {
+        get(k)
+            .parse::<f64>()
+            .map_or_else(|_| "?".into(), |kib| format!("{:.1}", kib / 1024.0))
+    };
+    Some(format!(
+        r#"## 9. frames report of {frames} frames (no cluster)
+
+Method: `tests/bench/report-bench.sh --make` writes {frames} frames of the demo renderer's size
+(48 real `blackhole-render` frames of 320×180, each copied with its own PNG text chunk so every
+file has its own checksum; {mib} MiB) and one task record per frame as the plugin writes them
+(8 nodes, 1 failed frame in 997). Each run is `frames report DIR -o report.html --no-queue`
+(Slurm not asked), wall time, not pinned: "cold" removes the page's folder first (every
+thumbnail decoded, resized and written), "warm" finds every thumbnail in its cache (by the
+frame's BLAKE3), `--png` also draws the contact sheet and timeline as PNG files.
+
+| run | wall time | per frame |
+|---|---|---|
+| cold, 1 thread (`--jobs 1`) | {} | {} |
+| cold, every core (`--jobs {cores}`) | {} | {} |
+| warm (all thumbnails cached) | {} | {} |
+| warm, with `--png` | {} | {} |
+
+Cold, every core is {speedup}× as fast as one thread. The page is {page} MiB and its
+thumbnails {thumbs} MiB.
+"#,
+        r.describe("report-cold-1", 1.0, "s"),
+        per("report-cold-1"),
+        r.describe("report-cold-all", 1.0, "s"),
+        per("report-cold-all"),
+        r.describe("report-warm", 1.0, "s"),
+        per("report-warm"),
+        r.describe("report-warm-png", 1.0, "s"),
+        per("report-warm-png"),
+        frames = get("frames"),
+        cores = get("cores"),
+        mib = get("mib"),
+        page = mib("page_kib"),
+        thumbs = mib("thumbs_kib"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +415,38 @@ mod tests {
         ));
         assert!(s.contains("**missed** at p50 (6.24 ms)"));
         assert_eq!(qpu(&Results::open(&d.0.join("absent"))), None);
+    }
+
+    #[test]
+    fn frames_report_section_from_its_samples() {
+        let dir = TestDir::new("report-section");
+        assert!(frames_report(&Results::open(&dir.0)).is_none());
+        dir.write(
+            "report-params",
+            "frames=10000 cores=2 mib=868\npage_kib=7782 thumbs_kib=41984\n",
+        )
+        .write("report-cold-1", "17.0\n16.0\n18.0\n")
+        .write("report-cold-all", "8.0\n9.0\n8.5\n")
+        .write("report-warm", "0.5\n")
+        .write("report-warm-png", "2.3\n");
+        let text = frames_report(&Results::open(&dir.0)).unwrap();
+        assert!(
+            text.starts_with("## 9. frames report of 10000 frames"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| cold, 1 thread (`--jobs 1`) | 17.000 s"),
+            "{text}"
+        );
+        assert!(text.contains("| 1.70 ms |"), "{text}");
+        assert!(
+            text.contains("| cold, every core (`--jobs 2`) | 8.500 s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("page is 7.6 MiB and its\nthumbnails 41.0 MiB"),
+            "{text}"
+        );
     }
 
     #[test]

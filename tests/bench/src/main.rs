@@ -109,15 +109,23 @@ fn not_measured(r: &Results, load: &[String]) -> Option<String> {
         return None;
     }
     let cluster = r.exists("up-empty.log") || r.exists("steps-empty");
-    let local = ["merge-10000", "ck-mib", "qpu.txt", "stepexit-1"]
-        .iter()
-        .any(|f| r.exists(f));
+    let local = [
+        "merge-10000",
+        "ck-mib",
+        "qpu.txt",
+        "stepexit-1",
+        "report-cold-1",
+    ]
+    .iter()
+    .any(|f| r.exists(f));
     let mut s = String::from("## Not measured by this run\n");
     if !cluster {
         s.push_str("- Items 1, 2, 3 and 5 (memory) need the cluster: this run had --no-cluster or was not root.");
     }
     if !local {
-        s.push_str("- Items 4, 6, 7 and 8 run without the cluster: this run had --cluster-only.");
+        s.push_str(
+            "- Items 4, 6, 7, 8 and 9 run without the cluster: this run had --cluster-only.",
+        );
     }
     s.push_str("\n- Item 3 in srun's local context (see section 3: srun drops those debug lines).");
     if !cluster {
@@ -168,6 +176,7 @@ pub fn report(r: &Results, rerendered_at: Option<&str>) -> String {
         local::checksums(r),
         local::qpu(r),
         local::step_exit(r, &run),
+        local::frames_report(r),
         cluster::launch(r, &run),
         hooks::hook_times(r, &run),
         not_measured(r, &load),
