@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::Layout;
-use crate::options::DEFAULT_RESULT_PREFIX;
-use crate::pattern::DEFAULT_PATTERN;
+use crate::options::FrameOptions;
 use crate::{Problem, atomic, ranges};
 
 /// Version of the submission format written by this crate. Version 1 had no `id`, `uid`,
@@ -261,11 +260,6 @@ struct Parsed {
     array: Option<Hit>,
     /// Last `--exclude`/`-x`.
     exclude: Option<Hit>,
-    frame_dir: Option<String>,
-    frame_pattern: Option<String>,
-    frame_t0: Option<String>,
-    frame_dt: Option<String>,
-    frame_result_prefix: Option<String>,
     /// Last `--partition`/`-p`.
     partition: Option<String>,
     /// Last `--output`/`-o` and `--chdir`/`-D`.
@@ -370,11 +364,6 @@ impl Parsed {
         match option {
             "array" => self.array = Some(hit),
             "exclude" => self.exclude = Some(hit),
-            "frame-dir" => self.frame_dir = Some(hit.value),
-            "frame-pattern" => self.frame_pattern = Some(hit.value),
-            "frame-t0" => self.frame_t0 = Some(hit.value),
-            "frame-dt" => self.frame_dt = Some(hit.value),
-            "frame-result-prefix" => self.frame_result_prefix = Some(hit.value),
             "output" => self.output = Some(hit.value),
             "partition" => self.partition = Some(hit.value),
             "chdir" => self.chdir = Some(hit.value),
@@ -425,15 +414,12 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// Builds a submission from a command line. The array spec and the plugin's own options
-    /// are taken from sbatch's options (before the script); options missing from argv get
-    /// their defaults, which the plugin overrides with the values it actually parsed.
-    pub fn from_argv(argv: &[String], cwd: &str, time: f64) -> Submission {
+    /// The submission of a call made with `argv` (the submitting program's own command line,
+    /// replayed by `frames resubmit`) and the frame options Slurm gave the plugin: the array
+    /// spec is read from sbatch's options (before the script); the frame options are taken as
+    /// parsed, never read from argv again.
+    pub fn new(argv: &[String], cwd: &str, time: f64, options: &FrameOptions) -> Submission {
         let p = parse_sbatch(argv, 1);
-        let number = |v: Option<String>, default: f64| {
-            v.and_then(|s| crate::options::parse_time_value(&s).ok())
-                .unwrap_or(default)
-        };
         Submission {
             version: SUBMISSION_VERSION,
             id: String::new(),
@@ -445,18 +431,24 @@ impl Submission {
             cwd: cwd.to_owned(),
             argv: argv.to_vec(),
             array: p.array.map(|h| h.value),
-            frame_dir: p.frame_dir.unwrap_or_default(),
-            frame_pattern: p
-                .frame_pattern
-                .unwrap_or_else(|| DEFAULT_PATTERN.to_owned()),
-            t0: number(p.frame_t0, 0.0),
-            dt: number(p.frame_dt, 1.0),
-            result_prefix: p
-                .frame_result_prefix
-                .unwrap_or_else(|| DEFAULT_RESULT_PREFIX.to_owned()),
+            frame_dir: options
+                .frame_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            frame_pattern: options.pattern_text.clone(),
+            t0: options.t0,
+            dt: options.dt,
+            result_prefix: options.result_prefix.clone(),
             script_exclude: None,
             reruns_job: None,
         }
+    }
+
+    /// [`Submission::new`] with the default frame options and no frame dir: a command line
+    /// alone (tests, benchmarks, fuzzing).
+    pub fn from_argv(argv: &[String], cwd: &str, time: f64) -> Submission {
+        Submission::new(argv, cwd, time, &FrameOptions::default())
     }
 
     /// The batch script argument, if any (none with `--wrap` or a script on stdin).
@@ -856,6 +848,8 @@ pub fn read_all_owned(layout: &Layout) -> io::Result<(Vec<OwnedFile>, Vec<Proble
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::DEFAULT_RESULT_PREFIX;
+    use crate::pattern::DEFAULT_PATTERN;
 
     fn argv(s: &str) -> Vec<String> {
         s.split(' ').map(str::to_owned).collect()
@@ -902,14 +896,29 @@ mod tests {
     }
 
     #[test]
-    fn plugin_options_are_read() {
-        let s = sub(
-            "sbatch --frame-dir=/shared/f --frame-t0 1.5 --frame-dt=0.5 --frame-pattern=s/%d.exr --frame-result-prefix=R: x.sh",
+    fn plugin_options_are_taken_as_parsed() {
+        let mut options = FrameOptions::default();
+        for (name, value) in [
+            ("frame-dir", "/shared/f"),
+            ("frame-t0", "1.5"),
+            ("frame-dt", "0.5"),
+            ("frame-pattern", "s/%d.exr"),
+            ("result-prefix", "R:"),
+        ] {
+            options.set(name, Some(value)).unwrap();
+        }
+        let line = argv(
+            "sbatch --frame-dir=/shared/f --frame-t0 1.5 --frame-dt=0.5 --frame-pattern=s/%d.exr --result-prefix=R: x.sh",
         );
+        let s = Submission::new(&line, "/home/u", 1.5, &options);
         assert_eq!(s.frame_dir, "/shared/f");
         assert_eq!((s.t0, s.dt), (1.5, 0.5));
         assert_eq!(s.frame_pattern, "s/%d.exr");
         assert_eq!(s.result_prefix, "R:");
+        // The command line is kept as given (resubmit replays it); the options' values are
+        // not taken for the script.
+        assert_eq!(s.argv, line);
+        assert_eq!(s.script_path(), Some("x.sh"));
         let d = sub("sbatch x.sh");
         assert_eq!(d.frame_pattern, DEFAULT_PATTERN);
         assert_eq!(d.result_prefix, DEFAULT_RESULT_PREFIX);

@@ -3,16 +3,30 @@
 //! capture in `tee` and the drop to the job's user in `as_user`). Jobs without --frame-dir
 //! are untouched: every hook returns at once.
 mod as_user;
-pub mod options; // pub for fuzz/ only
 mod remote;
 mod submit;
 mod tee;
 
+use frames_core::options::{FrameOptions, OPTIONS};
 use spank::args::PluginArgs;
-use spank::{Context, OptionSpec, Plugin, Result, Spank};
+use spank::{Context, Error, OptionSpec, Plugin, Result, Spank};
 
-use options::FrameOptions;
 use remote::Remote;
+
+/// frames-core's option table in the form the SPANK layer registers.
+const SPECS: [OptionSpec; OPTIONS.len()] = {
+    let mut specs = [OptionSpec::flag("", ""); OPTIONS.len()];
+    let mut i = 0;
+    while i < OPTIONS.len() {
+        specs[i] = OptionSpec {
+            name: OPTIONS[i].name,
+            arginfo: OPTIONS[i].arg,
+            usage: OPTIONS[i].usage,
+        };
+        i += 1;
+    }
+    specs
+};
 
 #[derive(Default)]
 pub struct Frames {
@@ -27,10 +41,10 @@ const PLUGSTACK_KEYS: &[&str] = &["log_level"];
 
 impl Plugin for Frames {
     const NAME: &'static str = "spank_frames";
-    const OPTIONS: &'static [OptionSpec] = options::SPECS;
+    const OPTIONS: &'static [OptionSpec] = &SPECS;
 
     fn option(&mut self, name: &'static str, value: Option<&str>, _remote: bool) -> Result<()> {
-        self.options.set(name, value)
+        self.options.set(name, value).map_err(Error::new)
     }
 
     fn init(&mut self, _sp: &Spank, args: &[String]) -> Result<()> {

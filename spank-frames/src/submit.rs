@@ -23,10 +23,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use frames_core::layout::Layout;
+use frames_core::options::FrameOptions;
 use frames_core::submission::{SUBMISSION_ENV, Submission, SubmissionState};
 use spank::{Context, Error, Result, Spank};
-
-use crate::options::FrameOptions;
 
 /// Creates DIR (as the user: this process is the user's own srun/sbatch) and checks that the
 /// user can write there and owns the frame state. Errors name the directory and the reason.
@@ -97,18 +96,14 @@ pub enum Pending {
     },
 }
 
-/// The submission every client writes: command line, directory, the plugin's own options.
-fn new_submission(argv: Vec<String>, dir: &Path, options: &FrameOptions) -> Submission {
+/// The submission every client writes: its own command line (what `frames resubmit`
+/// replays), directory and the options Slurm gave this plugin.
+fn new_submission(argv: Vec<String>, options: &FrameOptions) -> Submission {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut submission = Submission::from_argv(&argv, &cwd, spank::host::unix_time());
+    let mut submission = Submission::new(&argv, &cwd, spank::host::unix_time(), options);
     submission.uid = Some(current_uid());
-    submission.frame_dir = dir.display().to_string();
-    submission.frame_pattern = options.pattern_text.clone();
-    submission.t0 = options.t0;
-    submission.dt = options.dt;
-    submission.result_prefix = options.result_prefix.clone();
     submission
 }
 
@@ -125,7 +120,7 @@ fn store(layout: &Layout, submission: &mut Submission) -> Result<()> {
 
 /// Runs once the options are parsed, before the job is queued.
 pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Option<Pending>> {
-    options.check_complete()?;
+    options.check_complete().map_err(Error::new)?;
     let Some(dir) = &options.frame_dir else {
         return Ok(None);
     };
@@ -139,7 +134,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
         .to_owned();
     match (context, command.as_str()) {
         (Context::Allocator, "sbatch") => {
-            let mut submission = new_submission(argv, dir, options);
+            let mut submission = new_submission(argv, options);
             // sbatch's precedence for --array: command line, then SBATCH_ARRAY_INX, then the
             // script's #SBATCH lines (read as the user, who is running this sbatch).
             submission.fill_from_env(std::env::var("SBATCH_ARRAY_INX").ok().as_deref());
@@ -167,7 +162,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
             Ok(None)
         }
         (Context::Allocator, "salloc") => {
-            let mut submission = new_submission(argv, dir, options);
+            let mut submission = new_submission(argv, options);
             submission.array = None;
             store(&layout, &mut submission)?;
             sp.job_control_setenv(SUBMISSION_ENV, &submission.id, true)?;
@@ -180,7 +175,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
         // An srun inside an allocation (a batch script, salloc) adds a step to that job.
         (Context::Local, _) if std::env::var_os("SLURM_JOB_ID").is_some() => Ok(None),
         (Context::Local, _) => {
-            let mut submission = new_submission(argv, dir, options);
+            let mut submission = new_submission(argv, options);
             submission.array = None;
             Ok(Some(Pending::Srun {
                 layout,
