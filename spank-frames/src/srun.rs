@@ -18,14 +18,14 @@
 //! - srun that makes its own job: written in local_user_init as `accepted` with the job id;
 //!   an srun that got no job writes nothing. An srun inside an existing job makes a step of
 //!   that job, not a submission.
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use frames_core::layout::Layout;
 use frames_core::options::FrameOptions;
 use frames_core::submission::{SUBMISSION_ENV, Submission, SubmissionState};
 use spank::{Context, Error, Result, Spank};
+
+use crate::sys;
 
 /// Creates DIR (as the user: this process is the user's own srun/sbatch) and checks that the
 /// user can write there and owns the frame state. Errors name the directory and the reason.
@@ -37,22 +37,16 @@ pub fn prepare_dir(dir: &Path) -> Result<Layout> {
     // A frame dir another user opened up (mode 0777) still holds that user's .frames: refuse
     // it here with the reason, not later in slurmstepd with a failed capture or record.
     layout
-        .create_private_dirs(current_uid())
+        .create_private_dirs(sys::uid())
         .map_err(|e| Error::new(format!("cannot use '{}': {e}", dir.display())))?;
     Ok(layout)
 }
 
-fn current_uid() -> u32 {
-    // SAFETY: trivial getter.
-    unsafe { libc::getuid() }
-}
-
 fn writable(dir: &Path) -> Result<()> {
-    let c_dir = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::new("the directory path contains a NUL byte"))?;
-    // SAFETY: access() on a valid C string.
-    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        let err = std::io::Error::last_os_error();
+    if dir.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(Error::new("the directory path contains a NUL byte"));
+    }
+    if let Err(err) = sys::can_write_dir(dir) {
         let owner = std::fs::metadata(dir)
             .map(|m| {
                 format!(
@@ -103,7 +97,7 @@ fn new_submission(argv: Vec<String>, options: &FrameOptions) -> Submission {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let mut submission = Submission::new(&argv, &cwd, spank::host::unix_time(), options);
-    submission.uid = Some(current_uid());
+    submission.uid = Some(sys::uid());
     submission
 }
 
@@ -147,8 +141,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
             }
             // `frames resubmit` rerunning a non-array job names it (see RERUN_ENV).
             if submission.array.is_none() {
-                // SAFETY: getppid(2) has no preconditions and cannot fail.
-                let parent = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+                let parent = sys::parent_pid();
                 let ancestors = [
                     parent,
                     frames_core::submission::parent_of(parent).unwrap_or(0),
@@ -261,8 +254,7 @@ mod tests {
 
     #[test]
     fn another_users_frame_state_in_an_open_dir_is_refused_at_submission() {
-        // SAFETY: trivial getter.
-        if unsafe { libc::geteuid() } != 0 {
+        if sys::euid() != 0 {
             return; // needs a second identity; CI runs as root
         }
         let base = std::env::temp_dir().join(format!("frames-submit-{}", std::process::id()));

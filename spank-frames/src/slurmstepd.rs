@@ -20,6 +20,7 @@ use spank::handle::BATCH_STEP_ID as BATCH_STEP;
 use spank::{Error, Result, Spank, TaskExit};
 
 use crate::as_user::{Identity, run_as_user};
+use crate::sys::DirWatch;
 
 /// Step ids from here up are Slurm's special steps (extern, interactive, pending...) other
 /// than the batch step: they run no user work of their own to record.
@@ -302,55 +303,20 @@ impl Remote {
 /// nothing costs at most that much more); without inotify, checks every millisecond.
 /// Runs in the record writer child (single-threaded, as the user).
 fn wait_for_capture(capture: &std::path::Path, partial: &std::path::Path, limit: Duration) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
     let done = || capture.exists() || !partial.exists();
     if done() {
         return;
     }
     let started = std::time::Instant::now();
-    // SAFETY: creating a descriptor we own.
-    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    let watch = (raw >= 0)
-        .then(|| {
-            // SAFETY: a fresh descriptor we own.
-            unsafe { OwnedFd::from_raw_fd(raw) }
-        })
-        .filter(|fd| {
-            let dir = capture.parent().unwrap_or(std::path::Path::new("/"));
-            std::ffi::CString::new(dir.as_os_str().as_bytes()).is_ok_and(|dir| {
-                // SAFETY: a NUL-terminated path and our descriptor.
-                unsafe {
-                    libc::inotify_add_watch(
-                        fd.as_raw_fd(),
-                        dir.as_ptr(),
-                        libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE,
-                    ) >= 0
-                }
-            })
-        });
+    let watch = DirWatch::new(capture.parent().unwrap_or(std::path::Path::new("/")));
     // Watching first, checking after: a rename between the two is seen by the check.
-    let mut buf = [0u8; 4096];
     while !done() {
         let left = limit.saturating_sub(started.elapsed());
         if left.is_zero() {
             return;
         }
         match &watch {
-            Some(fd) => {
-                let mut pfd = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                let ms = left.as_millis().clamp(1, 50) as libc::c_int;
-                // SAFETY: polling and draining our own non-blocking descriptor.
-                unsafe {
-                    if libc::poll(&mut pfd, 1, ms) > 0 {
-                        while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
-                    }
-                }
-            }
+            Some(watch) => watch.wait(left.as_millis().clamp(1, 50) as libc::c_int),
             None => std::thread::sleep(Duration::from_millis(1)),
         }
     }
