@@ -4,15 +4,16 @@
 //! the state this crate reads and writes:
 //!
 //! ```text
-//! DIR/.frames/records/      one TaskRecord per task attempt (record.rs), written once (atomic::write_new)
+//! DIR/.frames/records/      one TaskRecord per task attempt (record/), written once (atomic::write_new)
 //! DIR/.frames/results/      FRAME_RESULT files and captured stdout results (capture.rs)
-//! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission.rs)
+//! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission/)
 //! DIR/.frames/finish.N      finisher election tokens (merge::try_finish)
-//! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge.rs)
+//! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge/)
 //! ```
 //!
-//! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (option values),
-//! `ranges` (index ranges), `capture` (RESULT: lines), `record`, `atomic` (crash-safe writes),
+//! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (the plugin's
+//! options: table, defaults, parsers), `ranges` (index ranges), `capture` (RESULT: lines),
+//! `record` (the record and its assembly from a task's facts), `atomic` (crash-safe writes),
 //! `submission` (sbatch command lines), `merge` (collect, summarize, finisher election), `queue`
 //! (what squeue/sacct say about the dir's jobs).
 pub mod atomic;
