@@ -7,6 +7,7 @@
 //! long options that take none or only an attached (`--opt=value`) one. Long options not in the
 //! tables (site SPANK plugins' options) are taken to require a value, as SPANK options almost
 //! always do; getopt's unique-prefix abbreviations (`--arr=0-9`) are recognized.
+use crate::options::OPTIONS;
 
 /// sbatch short options that take a value (`-a 0-9` or `-a0-9`).
 const SHORT_WITH_VALUE: &str = "aAbBcCdDeFGiJLmMnNopqStwx";
@@ -132,12 +133,6 @@ const LONG_WITH_VALUE: &[&str] = &[
     "wait-all-nodes",
     "wckey",
     "wrap",
-    // This plugin's own options.
-    "frame-dir",
-    "frame-pattern",
-    "frame-t0",
-    "frame-dt",
-    "frame-result-prefix",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,20 +150,31 @@ fn long_option(name: &str) -> (String, Arity) {
         (LONG_OPTIONAL_VALUE, Arity::Optional),
         (LONG_WITH_VALUE, Arity::Required),
     ];
-    for (table, arity) in tables {
-        if table.contains(&name) {
-            return (name.to_owned(), arity);
-        }
+    // sbatch's getopt table holds the plugins' options too: this plugin's from its own table.
+    let plugin = OPTIONS.iter().map(|o| {
+        let arity = if o.arg.is_some() {
+            Arity::Required
+        } else {
+            Arity::None
+        };
+        (o.name, arity)
+    });
+    let known = || {
+        tables
+            .into_iter()
+            .flat_map(|(table, arity)| table.iter().map(move |&n| (n, arity)))
+            .chain(plugin.clone())
+    };
+    if let Some((_, arity)) = known().find(|&(n, _)| n == name) {
+        return (name.to_owned(), arity);
     }
     let mut found: Option<(&str, Arity)> = None;
-    for (table, arity) in tables {
-        for &candidate in table {
-            if candidate.starts_with(name) {
-                if found.is_some() {
-                    return (name.to_owned(), Arity::Required); // ambiguous: sbatch refuses it
-                }
-                found = Some((candidate, arity));
+    for (candidate, arity) in known() {
+        if candidate.starts_with(name) {
+            if found.is_some() {
+                return (name.to_owned(), Arity::Required); // ambiguous: sbatch refuses it
             }
+            found = Some((candidate, arity));
         }
     }
     match found {

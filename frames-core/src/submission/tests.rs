@@ -259,3 +259,15 @@ fn output_file_follows_sbatchs_patterns() {
     );
     assert_eq!(sub("srun -n2 w").output_template(), None);
 }
+
+#[test]
+fn the_plugins_flag_takes_no_value() {
+    // --frame-sha256 is a flag: the word after it is the script, whose #SBATCH lines count.
+    let mut s = sub("sbatch --frame-dir=/f --frame-sha256 r.sh --array=x");
+    assert_eq!(s.script_path(), Some("r.sh"));
+    s.fill_from_script("#!/bin/sh\n#SBATCH --array=0-3\n");
+    assert_eq!(s.array.as_deref(), Some("0-3"));
+    // The plugin's options with a value keep taking one (attached or not).
+    let s = sub("sbatch --result-prefix R: --frame-t0 1 --frame-pattern f_%d.exr r.sh");
+    assert_eq!(s.script_path(), Some("r.sh"));
+}
