@@ -4,20 +4,18 @@
 //! the state this crate reads and writes:
 //!
 //! ```text
-//! DIR/.frames/records/      one TaskRecord per task attempt (record.rs), written once (host_io::write_new)
+//! DIR/.frames/records/      one TaskRecord per task attempt (record/), written once (host_io::write_new)
 //! DIR/.frames/results/      FRAME_RESULT files and captured stdout results (capture.rs)
-//! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission.rs)
+//! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission/)
 //! DIR/.frames/finish.N      finisher election tokens (merge::try_finish)
-//! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge.rs)
+//! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge/)
 //! ```
 //!
-//! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (option values),
-//! `ranges` (index ranges), `capture` (RESULT: lines), `record`, `submission` (sbatch command
+//! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (the plugin's
+//! options: table, defaults, parsers), `ranges` (index ranges), `capture` (RESULT: lines),
+//! `record` (the record and its assembly from a task's facts), `submission` (sbatch command
 //! lines), `merge` (collect, summarize, finisher election), `queue` (what squeue/sacct say about
 //! the dir's jobs). Crash-safe writes and bounded reads come from the `host_io` crate.
-/// The crash-safe writes and bounded reads moved to the `host_io` crate; re-exported under their
-/// old path for spank-frames and the frames CLI until they name `host_io` themselves.
-pub use host_io as atomic;
 pub mod capture;
 pub mod layout;
 pub mod merge;

@@ -1,10 +1,186 @@
-//! Parsing and validation of the plugin's option values, and frame times (FRAME_TIME).
+//! The plugin's options (--frame-dir, --frame-pattern, --frame-t0, --frame-dt,
+//! --result-prefix, --frame-sha256): their table, defaults and parsers, written once here for
+//! the plugin, the submission it records and the fuzz targets; and frame times (FRAME_TIME).
 //!
-//! Each parser returns `Err` with a message naming the value and what is expected; the caller
-//! prefixes the option name.
+//! Values are checked as they are parsed, so srun/sbatch/salloc refuse a bad one before the job
+//! is queued. Each parser returns `Err` with a message naming the value and what is expected;
+//! the SPANK layer prefixes the option name.
+use std::path::PathBuf;
 
-/// The prefix of captured result lines when `--frame-result-prefix` is not given.
-pub const DEFAULT_RESULT_PREFIX: &str = "RESULT:";
+use crate::pattern::{DEFAULT_PATTERN, FramePattern, default_pattern};
+
+/// The prefix of captured result lines when `--result-prefix` is not given (a macro too, so
+/// the option's help text names it without a second copy).
+macro_rules! default_result_prefix {
+    () => {
+        "RESULT:"
+    };
+}
+pub const DEFAULT_RESULT_PREFIX: &str = default_result_prefix!();
+/// --frame-t0 and --frame-dt when not given.
+pub const DEFAULT_T0: f64 = 0.0;
+pub const DEFAULT_DT: f64 = 1.0;
+
+/// One option as the plugin registers it with Slurm.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionInfo {
+    /// Long name without dashes.
+    pub name: &'static str,
+    /// One word describing the value; `None` for a flag.
+    pub arg: Option<&'static str>,
+    /// The --help text.
+    pub usage: &'static str,
+}
+
+/// The options, in the order `--help` lists them.
+pub const OPTIONS: &[OptionInfo] = &[
+    OptionInfo {
+        name: "frame-dir",
+        arg: Some("DIR"),
+        usage: "Route each task's frame and result record to DIR (absolute path); enables spank_frames for the job",
+    },
+    OptionInfo {
+        name: "frame-pattern",
+        arg: Some("PATTERN"),
+        usage: concat!(
+            "Frame file name in DIR, printf-style index plus %A %a %j (default ",
+            default_pattern!(),
+            "; 'none' if tasks write no frame)"
+        ),
+    },
+    OptionInfo {
+        name: "frame-t0",
+        arg: Some("SECONDS"),
+        usage: "Time of frame 0; FRAME_TIME = t0 + index * dt (default 0)",
+    },
+    OptionInfo {
+        name: "frame-dt",
+        arg: Some("SECONDS"),
+        usage: "Time between frames (default 1)",
+    },
+    OptionInfo {
+        name: "result-prefix",
+        arg: Some("PREFIX"),
+        usage: concat!(
+            "Stdout lines starting with PREFIX are recorded as JSON results (default ",
+            default_result_prefix!(),
+            ")"
+        ),
+    },
+    OptionInfo {
+        name: "frame-sha256",
+        arg: None,
+        usage: "Also record a SHA-256 of each frame (every record has its BLAKE3)",
+    },
+];
+
+/// The options of one srun/sbatch/salloc call, as Slurm handed them to the plugin.
+#[derive(Debug, Clone)]
+pub struct FrameOptions {
+    pub frame_dir: Option<PathBuf>,
+    pub pattern: FramePattern,
+    pub pattern_text: String,
+    pub t0: f64,
+    pub dt: f64,
+    pub result_prefix: String,
+    /// --frame-sha256 was given.
+    pub sha256: bool,
+    /// The options other than --frame-dir that were given, in order (each name once).
+    pub given: Vec<&'static str>,
+}
+
+impl Default for FrameOptions {
+    fn default() -> Self {
+        FrameOptions {
+            frame_dir: None,
+            pattern: FramePattern::default(),
+            pattern_text: DEFAULT_PATTERN.to_string(),
+            t0: DEFAULT_T0,
+            dt: DEFAULT_DT,
+            result_prefix: DEFAULT_RESULT_PREFIX.to_string(),
+            sha256: false,
+            given: Vec::new(),
+        }
+    }
+}
+
+impl FrameOptions {
+    pub fn enabled(&self) -> bool {
+        self.frame_dir.is_some()
+    }
+
+    /// Refuses frame options given without --frame-dir: they would be silently ignored
+    /// (the job would run without frames while the user believes it routes them).
+    pub fn check_complete(&self) -> Result<(), String> {
+        if self.enabled() || self.given.is_empty() {
+            return Ok(());
+        }
+        let list = self
+            .given
+            .iter()
+            .map(|n| format!("--{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (verb, pronoun) = if self.given.len() == 1 {
+            ("has", "it")
+        } else {
+            ("have", "them")
+        };
+        Err(format!(
+            "{list} {verb} no effect without --frame-dir=DIR: add --frame-dir (an absolute directory) or drop {pronoun}"
+        ))
+    }
+
+    /// Records one option value, refusing bad ones with a message naming the value and what
+    /// is expected (the layer prefixes the option name).
+    pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
+        let value = value.unwrap_or("");
+        if let Some(option) = OPTIONS.iter().find(|o| o.name == name)
+            && name != "frame-dir"
+            && !self.given.contains(&option.name)
+        {
+            self.given.push(option.name);
+        }
+        match name {
+            "frame-dir" => self.frame_dir = Some(parse_frame_dir(value)?),
+            "frame-pattern" => {
+                self.pattern = FramePattern::parse(value)?;
+                self.pattern_text = value.to_string();
+            }
+            "frame-t0" => self.t0 = parse_time_value(value)?,
+            "frame-dt" => self.dt = parse_time_value(value)?,
+            "result-prefix" => self.result_prefix = parse_result_prefix(value)?,
+            "frame-sha256" => self.sha256 = true,
+            other => return Err(format!("unknown option --{other}")),
+        }
+        Ok(())
+    }
+}
+
+/// Parses --frame-dir: an absolute path without `..` components or newlines.
+pub fn parse_frame_dir(value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() {
+        return Err("expected an absolute directory path, got nothing".to_owned());
+    }
+    if value.contains('\n') {
+        return Err("the directory path contains a newline".to_owned());
+    }
+    let path = PathBuf::from(value);
+    if !path.is_absolute() {
+        return Err(format!(
+            "'{value}' is a relative path: expected an absolute directory path (tasks run in other working directories)"
+        ));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "'{value}' contains '..': give the directory's real path"
+        ));
+    }
+    Ok(path)
+}
 
 /// Longest result prefix accepted, in bytes.
 pub const MAX_RESULT_PREFIX: usize = 64;
@@ -27,7 +203,7 @@ pub fn parse_time_value(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses --frame-result-prefix: non-empty, at most 64 bytes, no newline, carriage return or NUL.
+/// Parses --result-prefix: non-empty, at most 64 bytes, no newline, carriage return or NUL.
 pub fn parse_result_prefix(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Err(format!(
@@ -144,5 +320,63 @@ mod tests {
             let t = frame_time(0.3, 1.0 / 3.0, i);
             assert_eq!(format_frame_time(t).parse::<f64>().unwrap(), t);
         }
+    }
+
+    #[test]
+    fn frame_dir_must_be_absolute() {
+        assert_eq!(
+            parse_frame_dir("/shared/f").unwrap(),
+            PathBuf::from("/shared/f")
+        );
+        let err = parse_frame_dir("frames").unwrap_err();
+        assert!(err.contains("'frames'") && err.contains("absolute"));
+        assert!(parse_frame_dir("").is_err());
+        assert!(parse_frame_dir("/a/../etc").is_err());
+    }
+
+    #[test]
+    fn values_are_validated_as_they_are_set() {
+        let mut options = FrameOptions::default();
+        assert!(!options.enabled());
+        options.set("frame-dir", Some("/x")).unwrap();
+        assert!(options.enabled());
+        options.set("frame-t0", Some("2.5")).unwrap();
+        options.set("frame-dt", Some("0.5")).unwrap();
+        assert_eq!((options.t0, options.dt), (2.5, 0.5));
+        assert!(options.set("frame-t0", Some("soon")).is_err());
+        assert!(options.set("frame-dt", Some("nan")).is_err());
+        assert!(options.set("frame-pattern", Some("frame.png")).is_err());
+        options.set("frame-pattern", Some("f_%05d.exr")).unwrap();
+        assert_eq!(options.pattern_text, "f_%05d.exr");
+        assert!(options.set("result-prefix", Some("")).is_err());
+        assert!(options.set("nope", None).is_err());
+    }
+
+    #[test]
+    fn frame_options_without_frame_dir_are_refused() {
+        let mut options = FrameOptions::default();
+        assert!(options.check_complete().is_ok());
+        options.set("frame-t0", Some("1")).unwrap();
+        let e = options.check_complete().unwrap_err();
+        assert_eq!(
+            e,
+            "--frame-t0 has no effect without --frame-dir=DIR: add --frame-dir (an absolute directory) or drop it"
+        );
+        options.set("frame-pattern", Some("f_%d.exr")).unwrap();
+        options.set("frame-t0", Some("2")).unwrap();
+        let e = options.check_complete().unwrap_err();
+        assert!(
+            e.starts_with("--frame-t0, --frame-pattern have no effect without --frame-dir"),
+            "{e}"
+        );
+        options.set("frame-dir", Some("/f")).unwrap();
+        assert!(options.check_complete().is_ok());
+    }
+
+    #[test]
+    fn help_texts_name_the_defaults() {
+        let usage = |name: &str| OPTIONS.iter().find(|o| o.name == name).unwrap().usage;
+        assert!(usage("frame-pattern").contains("(default frame_%04d.png;"));
+        assert!(usage("result-prefix").ends_with("(default RESULT:)"));
     }
 }

@@ -12,8 +12,15 @@
 //! (Slurm would write 4294967294, its NO_VAL marker, which is never a useful file name).
 use std::fmt::Write as _;
 
-/// The pattern used when `--frame-pattern` is not given.
-pub const DEFAULT_PATTERN: &str = "frame_%04d.png";
+/// The pattern used when `--frame-pattern` is not given (a macro too, so the option's help
+/// text can name it without a second copy).
+macro_rules! default_pattern {
+    () => {
+        "frame_%04d.png"
+    };
+}
+pub(crate) use default_pattern;
+pub const DEFAULT_PATTERN: &str = default_pattern!();
 
 /// Widths above this are refused (a 20-digit field already holds any u64).
 const MAX_WIDTH: usize = 64;

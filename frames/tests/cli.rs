@@ -3,8 +3,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use frames_core::Layout;
-use frames_core::atomic::write_new;
+use host_io::write_new;
 use frames_core::layout::{StepId, TaskKey};
+use frames_core::options::FrameOptions;
 use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord};
 use frames_core::submission::{self, Submission};
 use frames_core::test_util::TempDir;
@@ -75,9 +76,15 @@ fn put(layout: &Layout, r: &TaskRecord) {
     write_new(&layout.record_path(&key), &serde_json::to_vec(r).unwrap()).unwrap();
 }
 
-fn submit(layout: &Layout, cmd: &[&str]) {
+/// A submission as the plugin records it: the command line and the `--frame-dir` Slurm gave
+/// the plugin (`None`: the call had none).
+fn submit(layout: &Layout, frame_dir: Option<&str>, cmd: &[&str]) {
     let argv: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-    let mut s = Submission::from_argv(&argv, "/home/u/anim", 1700000000.0);
+    let mut options = FrameOptions::default();
+    if let Some(dir) = frame_dir {
+        options.set("frame-dir", Some(dir)).unwrap();
+    }
+    let mut s = Submission::new(&argv, "/home/u/anim", 1700000000.0, &options);
     s.state = submission::SubmissionState::Accepted;
     submission::write(layout, &mut s, "login").unwrap();
 }
@@ -89,6 +96,7 @@ fn fake_dir(tag: &str) -> (TempDir, Layout, String) {
     layout.create_dirs().unwrap();
     submit(
         &layout,
+        Some("/shared/bh"),
         &[
             "sbatch",
             "-p",
@@ -295,7 +303,7 @@ fn video_dir(tag: &str) -> (TempDir, Layout, String) {
     let t = TempDir::new(tag);
     let layout = Layout::new(t.path().join("anim dir"));
     layout.create_dirs().unwrap();
-    submit(&layout, &["sbatch", "--array=0-3", "r.sh"]);
+    submit(&layout, None, &["sbatch", "--array=0-3", "r.sh"]);
     let pngs = make_pngs(layout.root(), 4);
     for i in [0u64, 1, 3] {
         put(&layout, &record(i, "c1", Some(&pngs[i as usize]), 0));
@@ -594,6 +602,7 @@ fn a_sweep_of_jobs_and_resubmit_of_a_non_array_job() {
     let dir = t.path().display().to_string();
     submit(
         &l,
+        Some(&dir),
         &[
             "sbatch",
             "-N2",

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use frames_core::Layout;
-use frames_core::atomic::write_new;
+use host_io::write_new;
 use frames_core::layout::{StepId, TaskKey};
 use frames_core::record::frame_checksum;
 use frames_core::submission::{self, Submission, SubmissionState};

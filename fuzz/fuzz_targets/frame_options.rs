@@ -1,9 +1,8 @@
 //! spank_frames' option table as Slurm hands it values (--frame-dir, --frame-pattern,
-//! --frame-t0, --frame-dt, --result-prefix, and an unknown name). A separate binary from
-//! option_values: the two plugins' exported SPANK symbols cannot be linked together.
+//! --frame-t0, --frame-dt, --result-prefix, and an unknown name), parsed by frames-core.
 #![no_main]
+use frames_core::options::{FrameOptions, parse_frame_dir};
 use libfuzzer_sys::fuzz_target;
-use spank_frames::options::{FrameOptions, parse_frame_dir};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {

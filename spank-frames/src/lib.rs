@@ -1,25 +1,42 @@
-//! spank_frames.so: hook → context → one call. Option parsing lives in `options`, the
-//! srun/sbatch/salloc side in `submit`, the slurmstepd side in `remote` (with the result
-//! capture in `tee` and the drop to the job's user in `as_user`). Jobs without --frame-dir
-//! are untouched: every hook returns at once.
+//! spank_frames.so: hook → context → one call into the file of the Slurm process it runs in:
+//! `srun` (srun/sbatch/salloc: check the frame dir, record the submission) and `slurmstepd`
+//! (per-task variables, the result capture in `tee`, the record written as the job's user by
+//! `as_user`). The options, their checks and the records are frames-core's; the process
+//! primitives (fork, pipes, the drop to the user, inotify) are in `sys`, the only module with
+//! `unsafe`. Jobs without --frame-dir are untouched: every hook returns at once.
 mod as_user;
-pub mod options; // pub for fuzz/ only
-mod remote;
-mod submit;
+mod slurmstepd;
+mod srun;
+mod sys;
 mod tee;
 
+use frames_core::options::{FrameOptions, OPTIONS};
 use spank::args::PluginArgs;
-use spank::{Context, OptionSpec, Plugin, Result, Spank};
+use spank::{Context, Error, OptionSpec, Plugin, Result, Spank};
 
-use options::FrameOptions;
-use remote::Remote;
+use slurmstepd::Remote;
+
+/// frames-core's option table in the form the SPANK layer registers.
+const SPECS: [OptionSpec; OPTIONS.len()] = {
+    let mut specs = [OptionSpec::flag("", ""); OPTIONS.len()];
+    let mut i = 0;
+    while i < OPTIONS.len() {
+        specs[i] = OptionSpec {
+            name: OPTIONS[i].name,
+            arginfo: OPTIONS[i].arg,
+            usage: OPTIONS[i].usage,
+        };
+        i += 1;
+    }
+    specs
+};
 
 #[derive(Default)]
 pub struct Frames {
     options: FrameOptions,
     remote: Remote,
     /// srun/salloc: the submission to complete once its outcome is known.
-    pending: Option<submit::Pending>,
+    pending: Option<srun::Pending>,
 }
 
 /// plugstack.conf arguments this plugin accepts.
@@ -27,10 +44,10 @@ const PLUGSTACK_KEYS: &[&str] = &["log_level"];
 
 impl Plugin for Frames {
     const NAME: &'static str = "spank_frames";
-    const OPTIONS: &'static [OptionSpec] = options::SPECS;
+    const OPTIONS: &'static [OptionSpec] = &SPECS;
 
     fn option(&mut self, name: &'static str, value: Option<&str>, _remote: bool) -> Result<()> {
-        self.options.set(name, value)
+        self.options.set(name, value).map_err(Error::new)
     }
 
     fn init(&mut self, _sp: &Spank, args: &[String]) -> Result<()> {
@@ -46,7 +63,7 @@ impl Plugin for Frames {
             // Frame options without --frame-dir are refused here, in srun/sbatch/salloc,
             // never in slurmstepd (a refusal there fails a job that was already accepted).
             context @ (Context::Local | Context::Allocator) => {
-                self.pending = submit::check(&self.options, context, sp)?;
+                self.pending = srun::check(&self.options, context, sp)?;
                 Ok(())
             }
             Context::Remote if self.options.enabled() => {
@@ -57,11 +74,11 @@ impl Plugin for Frames {
     }
 
     fn local_user_init(&mut self, sp: &Spank) -> Result<()> {
-        submit::local_user_init(&mut self.pending, sp)
+        srun::local_user_init(&mut self.pending, sp)
     }
 
     fn exit(&mut self, _sp: &Spank) -> Result<()> {
-        submit::exit(&mut self.pending);
+        srun::exit(&mut self.pending);
         Ok(())
     }
 

@@ -176,7 +176,7 @@ pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
         thumb_box: tbox,
         pngs: &pngs,
     });
-    frames_core::atomic::write_atomic(&opts.output, page.as_bytes())
+    host_io::write_atomic(&opts.output, page.as_bytes())
         .map_err(|e| Fail::error(format!("cannot write {}: {e}", opts.output.display())))?;
     println!(
         "{}: report of {} ({} expected, {} done, {} failed, {} missing); images in {}",

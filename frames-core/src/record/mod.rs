@@ -3,6 +3,8 @@
 //!
 //! Record versions: 1 had no `uid`, `job_task_count`, `submission` or `warnings` (read with
 //! those empty); 2 adds them. `results` is JSON text in both, read back verbatim.
+pub mod assemble;
+
 use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;

@@ -18,15 +18,14 @@
 //! - srun that makes its own job: written in local_user_init as `accepted` with the job id;
 //!   an srun that got no job writes nothing. An srun inside an existing job makes a step of
 //!   that job, not a submission.
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use frames_core::layout::Layout;
+use frames_core::options::FrameOptions;
 use frames_core::submission::{SUBMISSION_ENV, Submission, SubmissionState};
 use spank::{Context, Error, Result, Spank};
 
-use crate::options::FrameOptions;
+use crate::sys;
 
 /// Creates DIR (as the user: this process is the user's own srun/sbatch) and checks that the
 /// user can write there and owns the frame state. Errors name the directory and the reason.
@@ -38,22 +37,16 @@ pub fn prepare_dir(dir: &Path) -> Result<Layout> {
     // A frame dir another user opened up (mode 0777) still holds that user's .frames: refuse
     // it here with the reason, not later in slurmstepd with a failed capture or record.
     layout
-        .create_private_dirs(current_uid())
+        .create_private_dirs(sys::uid())
         .map_err(|e| Error::new(format!("cannot use '{}': {e}", dir.display())))?;
     Ok(layout)
 }
 
-fn current_uid() -> u32 {
-    // SAFETY: trivial getter.
-    unsafe { libc::getuid() }
-}
-
 fn writable(dir: &Path) -> Result<()> {
-    let c_dir = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::new("the directory path contains a NUL byte"))?;
-    // SAFETY: access() on a valid C string.
-    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        let err = std::io::Error::last_os_error();
+    if dir.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(Error::new("the directory path contains a NUL byte"));
+    }
+    if let Err(err) = sys::can_write_dir(dir) {
         let owner = std::fs::metadata(dir)
             .map(|m| {
                 format!(
@@ -97,18 +90,14 @@ pub enum Pending {
     },
 }
 
-/// The submission every client writes: command line, directory, the plugin's own options.
-fn new_submission(argv: Vec<String>, dir: &Path, options: &FrameOptions) -> Submission {
+/// The submission every client writes: its own command line (what `frames resubmit`
+/// replays), directory and the options Slurm gave this plugin.
+fn new_submission(argv: Vec<String>, options: &FrameOptions) -> Submission {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut submission = Submission::from_argv(&argv, &cwd, spank::host::unix_time());
-    submission.uid = Some(current_uid());
-    submission.frame_dir = dir.display().to_string();
-    submission.frame_pattern = options.pattern_text.clone();
-    submission.t0 = options.t0;
-    submission.dt = options.dt;
-    submission.result_prefix = options.result_prefix.clone();
+    let mut submission = Submission::new(&argv, &cwd, spank::host::unix_time(), options);
+    submission.uid = Some(sys::uid());
     submission
 }
 
@@ -125,7 +114,7 @@ fn store(layout: &Layout, submission: &mut Submission) -> Result<()> {
 
 /// Runs once the options are parsed, before the job is queued.
 pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Option<Pending>> {
-    options.check_complete()?;
+    options.check_complete().map_err(Error::new)?;
     let Some(dir) = &options.frame_dir else {
         return Ok(None);
     };
@@ -139,7 +128,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
         .to_owned();
     match (context, command.as_str()) {
         (Context::Allocator, "sbatch") => {
-            let mut submission = new_submission(argv, dir, options);
+            let mut submission = new_submission(argv, options);
             // sbatch's precedence for --array: command line, then SBATCH_ARRAY_INX, then the
             // script's #SBATCH lines (read as the user, who is running this sbatch).
             submission.fill_from_env(std::env::var("SBATCH_ARRAY_INX").ok().as_deref());
@@ -152,8 +141,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
             }
             // `frames resubmit` rerunning a non-array job names it (see RERUN_ENV).
             if submission.array.is_none() {
-                // SAFETY: getppid(2) has no preconditions and cannot fail.
-                let parent = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+                let parent = sys::parent_pid();
                 let ancestors = [
                     parent,
                     frames_core::submission::parent_of(parent).unwrap_or(0),
@@ -167,7 +155,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
             Ok(None)
         }
         (Context::Allocator, "salloc") => {
-            let mut submission = new_submission(argv, dir, options);
+            let mut submission = new_submission(argv, options);
             submission.array = None;
             store(&layout, &mut submission)?;
             sp.job_control_setenv(SUBMISSION_ENV, &submission.id, true)?;
@@ -180,7 +168,7 @@ pub fn check(options: &FrameOptions, context: Context, sp: &Spank) -> Result<Opt
         // An srun inside an allocation (a batch script, salloc) adds a step to that job.
         (Context::Local, _) if std::env::var_os("SLURM_JOB_ID").is_some() => Ok(None),
         (Context::Local, _) => {
-            let mut submission = new_submission(argv, dir, options);
+            let mut submission = new_submission(argv, options);
             submission.array = None;
             Ok(Some(Pending::Srun {
                 layout,
@@ -254,7 +242,7 @@ pub fn exit(pending: &mut Option<Pending>) {
 /// The batch script, for its #SBATCH lines: only a regular file (a FIFO would block sbatch
 /// here and lose its content for sbatch itself), at most 16 MiB.
 fn read_script(path: &Path) -> std::io::Result<Vec<u8>> {
-    frames_core::atomic::read_regular_prefix(path, 16 << 20)
+    host_io::read_regular_prefix(path, 16 << 20)
 }
 
 #[cfg(test)]
@@ -266,8 +254,7 @@ mod tests {
 
     #[test]
     fn another_users_frame_state_in_an_open_dir_is_refused_at_submission() {
-        // SAFETY: trivial getter.
-        if unsafe { libc::geteuid() } != 0 {
+        if sys::euid() != 0 {
             return; // needs a second identity; CI runs as root
         }
         let base = std::env::temp_dir().join(format!("frames-submit-{}", std::process::id()));

@@ -7,29 +7,28 @@
 //! the batch step for an array element). Records are keyed by (index, attempt, job, step,
 //! task), so no task's record replaces another's.
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use frames_core::layout::{Layout, StepId, TaskKey};
+use frames_core::options::FrameOptions;
 use frames_core::pattern::JobIds;
-use frames_core::record::{RECORD_VERSION, RawJson, ResultError, ResultSource, Status, TaskRecord};
+use frames_core::record::assemble::{
+    RESULT_FILE_LIMIT, ResultFile, TaskEnd, TaskFacts, TaskOutputs, assemble,
+    results_printed_by_steps,
+};
 use spank::handle::BATCH_STEP_ID as BATCH_STEP;
 use spank::{Error, Result, Spank, TaskExit};
 
 use crate::as_user::{Identity, run_as_user};
-use crate::options::FrameOptions;
+use crate::sys::DirWatch;
 
 /// Step ids from here up are Slurm's special steps (extern, interactive, pending...) other
 /// than the batch step: they run no user work of their own to record.
 const SPECIAL_STEPS: u32 = 0xffff_fff0;
-/// Most warnings one record carries; the rest are counted in a last one.
-const MAX_WARNINGS: usize = 10;
 /// How long task_exit waits for the capture process to finish after the task ended.
 const CAPTURE_WAIT: Duration = Duration::from_secs(5);
 /// Upper bound for writing one record (and, for the last task, merging all of them).
 const RECORD_LIMIT: Duration = Duration::from_secs(120);
-/// Largest FRAME_RESULT file read.
-const RESULT_FILE_LIMIT: u64 = 16 << 20;
 
 /// What every task of an active step shares.
 #[derive(Debug, Clone)]
@@ -248,61 +247,46 @@ impl Remote {
             .ok()
             .and_then(|id| self.starts.remove(&id));
         let key = Self::key(sp, step, global);
-        let exit = sp.task_exit_status()?;
-        let (exit_code, signal, core_dumped) = match exit {
-            TaskExit::Exited(code) => (Some(code), None, false),
+        let end = match sp.task_exit_status()? {
+            TaskExit::Exited(code) => TaskEnd::Exited(code),
             TaskExit::Signaled {
                 signal,
                 core_dumped,
-            } => (None, Some(signal), core_dumped),
-            TaskExit::Other(raw) => (None, None, raw & 0x80 != 0),
+            } => TaskEnd::Signaled {
+                signal,
+                core_dumped,
+            },
+            TaskExit::Other(raw) => TaskEnd::Other(raw),
         };
-        let frame_path: Option<PathBuf> = options
-            .pattern
-            .expand(key.index, &step.ids)
-            .map(|relative| step.layout.root().join(relative));
-        let record = TaskRecord {
-            version: RECORD_VERSION,
-            index: key.index,
-            attempt: key.attempt,
-            job_id: step.ids.job_id,
-            array_job_id: step.ids.array_job_id,
-            array_task_id: step.ids.array_task_id,
-            step: key.step.to_string(),
-            task_id: global,
+        let facts = TaskFacts {
+            key,
+            ids: step.ids,
             task_count: step.task_count,
             job_task_count: step.job_task_count,
-            uid: Some(step.identity.uid),
+            uid: step.identity.uid,
             submission: step.submission.clone(),
             // From the host, not the job's environment: the user controls that, and the
             // summary's per-node counts must be trustworthy.
             node: spank::host::hostname(),
-            exit_code,
-            signal,
-            core_dumped,
+            end,
             start_time,
             end_time,
-            frame_path: frame_path.as_ref().map(|p| p.display().to_string()),
-            frame_size: None,
-            frame_sha256: None,
-            frame_blake3: None,
-            results: Vec::new(),
-            result_errors: Vec::new(),
-            warnings: Vec::new(),
-            status: Status::Failed,
-            reason: None,
+            frame_path: options
+                .pattern
+                .expand(key.index, &step.ids)
+                .map(|relative| step.layout.root().join(relative)),
         };
         let layout = step.layout.clone();
         let sha256 = step.sha256;
         let report = run_as_user(step.identity, &step.groups, RECORD_LIMIT, move || {
-            write_record(&layout, &key, record, frame_path, sha256)
+            write_record(&layout, facts, sha256)
         });
         match report {
             Ok(Ok(text)) => tracing::debug!("task {global}: {text}"),
             Ok(Err(text)) => tracing::error!("task {global}: {text}"),
             Err(text) => tracing::error!("task {global}: record not written: {text}"),
         }
-        if let Some(signal) = signal {
+        if let TaskEnd::Signaled { signal, .. } = end {
             match frames_core::record::signal_name(signal) {
                 Some(name) => tracing::debug!("task {global} ended by {name}"),
                 None => tracing::debug!("task {global} ended by signal {signal}"),
@@ -312,62 +296,6 @@ impl Remote {
     }
 }
 
-/// The batch script's stdout carries the output of its srun steps, so its capture also saw
-/// the result lines those steps' tasks printed, which their own records already hold. Those
-/// are removed from the batch record (each once, by exact text), so a result is recorded by
-/// the task that printed it and counted once. Runs once per job (the batch step has one task),
-/// after its steps ended.
-fn drop_step_results(layout: &Layout, key: &TaskKey, results: &mut Vec<RawJson>) {
-    let Ok(entries) = std::fs::read_dir(layout.records_dir()) else {
-        return;
-    };
-    let mut printed_by_steps: HashMap<String, usize> = HashMap::new();
-    for entry in entries.flatten() {
-        let Some(k) = TaskKey::parse_record_name(&entry.file_name().to_string_lossy()) else {
-            continue;
-        };
-        if k.job_id != key.job_id || k.attempt != key.attempt || k.step == StepId::Batch {
-            continue;
-        }
-        let Ok(bytes) = frames_core::atomic::read_regular_nofollow(&entry.path(), 64 << 20) else {
-            continue;
-        };
-        let Ok(step_record) = serde_json::from_slice::<TaskRecord>(&bytes) else {
-            continue;
-        };
-        for r in step_record.results {
-            *printed_by_steps.entry(r.as_str().to_owned()).or_default() += 1;
-        }
-    }
-    results.retain(|r| match printed_by_steps.get_mut(r.as_str()) {
-        Some(n) if *n > 0 => {
-            *n -= 1;
-            false
-        }
-        _ => true,
-    });
-}
-
-/// The result data that did not make it into `results`, one sentence per problem (at most
-/// MAX_WARNINGS, then a count), for `frames status` to show on the frame.
-fn warnings(errors: &[ResultError]) -> Vec<String> {
-    let mut out: Vec<String> = errors
-        .iter()
-        .take(MAX_WARNINGS)
-        .map(|e| match e.source {
-            ResultSource::Stdout => format!("result line not kept: {}", e.error),
-            ResultSource::ResultFile => format!("FRAME_RESULT not kept: {}", e.error),
-        })
-        .collect();
-    if errors.len() > MAX_WARNINGS {
-        out.push(format!(
-            "{} more result problems (see result_errors)",
-            errors.len() - MAX_WARNINGS
-        ));
-    }
-    out
-}
-
 /// Waits until the capture process has published `capture` (it renames `partial` there at the
 /// end of the task's output) or `partial` is gone, at most `limit`. Blocks on inotify events
 /// of the results directory (the rename is done on this node, so it is reported also on NFS),
@@ -375,78 +303,39 @@ fn warnings(errors: &[ResultError]) -> Vec<String> {
 /// nothing costs at most that much more); without inotify, checks every millisecond.
 /// Runs in the record writer child (single-threaded, as the user).
 fn wait_for_capture(capture: &std::path::Path, partial: &std::path::Path, limit: Duration) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
     let done = || capture.exists() || !partial.exists();
     if done() {
         return;
     }
     let started = std::time::Instant::now();
-    // SAFETY: creating a descriptor we own.
-    let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    let watch = (raw >= 0)
-        .then(|| {
-            // SAFETY: a fresh descriptor we own.
-            unsafe { OwnedFd::from_raw_fd(raw) }
-        })
-        .filter(|fd| {
-            let dir = capture.parent().unwrap_or(std::path::Path::new("/"));
-            std::ffi::CString::new(dir.as_os_str().as_bytes()).is_ok_and(|dir| {
-                // SAFETY: a NUL-terminated path and our descriptor.
-                unsafe {
-                    libc::inotify_add_watch(
-                        fd.as_raw_fd(),
-                        dir.as_ptr(),
-                        libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE,
-                    ) >= 0
-                }
-            })
-        });
+    let watch = DirWatch::new(capture.parent().unwrap_or(std::path::Path::new("/")));
     // Watching first, checking after: a rename between the two is seen by the check.
-    let mut buf = [0u8; 4096];
     while !done() {
         let left = limit.saturating_sub(started.elapsed());
         if left.is_zero() {
             return;
         }
         match &watch {
-            Some(fd) => {
-                let mut pfd = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                let ms = left.as_millis().clamp(1, 50) as libc::c_int;
-                // SAFETY: polling and draining our own non-blocking descriptor.
-                unsafe {
-                    if libc::poll(&mut pfd, 1, ms) > 0 {
-                        while libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) > 0 {}
-                    }
-                }
-            }
+            Some(watch) => watch.wait(left.as_millis().clamp(1, 50) as libc::c_int),
             None => std::thread::sleep(Duration::from_millis(1)),
         }
     }
 }
 
-/// Runs as the user in a forked child: gathers results, checksums the frame, writes the
-/// record without ever replacing one, and lets the last task merge.
+/// Runs as the user in a forked child: gathers the task's outputs, assembles the record,
+/// writes it without ever replacing one, and lets the last task merge.
 fn write_record(
     layout: &Layout,
-    key: &TaskKey,
-    mut record: TaskRecord,
-    frame_path: Option<PathBuf>,
+    mut facts: TaskFacts,
     sha256: bool,
 ) -> std::result::Result<String, String> {
     // task_init refused a .frames that is not the user's (or a symlink): write nothing there.
     // Checked again here, as the user: it may have been swapped since.
-    if let Some(uid) = record.uid {
-        layout
-            .create_private_dirs(uid)
-            .map_err(|e| format!("record not written: {e}"))?;
-    }
-    let key = &with_attempt(layout, *key);
-    record.attempt = key.attempt;
+    layout
+        .create_private_dirs(facts.uid)
+        .map_err(|e| format!("record not written: {e}"))?;
+    facts.key = with_attempt(layout, facts.key);
+    let key = &facts.key;
     let capture = layout.capture_path(key);
     let partial = crate::tee::partial_path(&capture);
     wait_for_capture(&capture, &partial, CAPTURE_WAIT);
@@ -455,75 +344,46 @@ fn write_record(
     } else {
         (partial, false)
     };
-    if let Ok(lines) = frames_core::capture::read_capture_file(&source) {
-        for line in lines {
-            match line {
-                frames_core::capture::CapturedLine::Result(value) => record.results.push(value),
-                frames_core::capture::CapturedLine::Invalid { line, error } => {
-                    record.result_errors.push(ResultError {
-                        source: ResultSource::Stdout,
-                        line,
-                        error,
-                    })
-                }
-            }
-        }
-        if !complete {
-            record.result_errors.push(ResultError {
-                source: ResultSource::Stdout,
-                line: String::new(),
-                error: "output capture incomplete: stdout was still open when the task ended"
-                    .into(),
-            });
-        }
-    }
-    let result_file = layout.result_path(key);
-    match std::fs::metadata(&result_file) {
-        Ok(meta) if meta.len() > RESULT_FILE_LIMIT => record.result_errors.push(ResultError {
-            source: ResultSource::ResultFile,
-            line: String::new(),
-            error: format!(
-                "{} is {} bytes, over the {RESULT_FILE_LIMIT} byte limit",
-                result_file.display(),
-                meta.len()
-            ),
-        }),
-        Ok(_) => match frames_core::atomic::read_regular_prefix(&result_file, RESULT_FILE_LIMIT) {
-            Ok(bytes) => match std::str::from_utf8(&bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|text| RawJson::parse(text).map_err(|e| e.to_string()))
-            {
-                Ok(value) => record.results.push(value),
-                Err(e) => record.result_errors.push(ResultError {
-                    source: ResultSource::ResultFile,
-                    line: String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).into_owned(),
-                    error: format!("invalid JSON: {e}"),
-                }),
-            },
-            Err(e) => record.result_errors.push(ResultError {
-                source: ResultSource::ResultFile,
-                line: String::new(),
-                error: format!("cannot read {}: {e}", result_file.display()),
-            }),
+    let captured = frames_core::capture::read_capture_file(&source)
+        .ok()
+        .map(|lines| (lines, complete));
+    let path = layout.result_path(key);
+    let result_file = match std::fs::metadata(&path) {
+        Ok(meta) if meta.len() > RESULT_FILE_LIMIT => ResultFile::TooLarge {
+            path,
+            len: meta.len(),
         },
-        Err(_) => {}
-    }
-    if let Some(path) = &frame_path
-        && let Ok(digest) = frames_core::record::frame_checksum(path, sha256)
-    {
-        record.frame_size = Some(digest.size);
-        record.frame_blake3 = Some(digest.blake3);
-        record.frame_sha256 = digest.sha256;
-    }
-    if key.step == StepId::Batch && !record.results.is_empty() {
-        drop_step_results(layout, key, &mut record.results);
-    }
-    record.warnings = warnings(&record.result_errors);
-    record.decide(frame_path.is_some());
+        Ok(_) => match host_io::read_regular_prefix(&path, RESULT_FILE_LIMIT) {
+            Ok(bytes) => ResultFile::Read(bytes),
+            Err(e) => ResultFile::Unreadable {
+                path,
+                error: e.to_string(),
+            },
+        },
+        Err(_) => ResultFile::Absent,
+    };
+    let frame = facts
+        .frame_path
+        .as_ref()
+        .and_then(|path| frames_core::record::frame_checksum(path, sha256).ok());
+    let printed_by_steps = if key.step == StepId::Batch {
+        results_printed_by_steps(layout, key)
+    } else {
+        HashMap::new()
+    };
+    let record = assemble(
+        &facts,
+        TaskOutputs {
+            captured,
+            result_file,
+            frame,
+            printed_by_steps,
+        },
+    );
     let bytes = serde_json::to_vec_pretty(&record)
         .map_err(|e| format!("record not written: cannot serialize it: {e}"))?;
     let path = layout.record_path(key);
-    frames_core::atomic::write_new(&path, &bytes)
+    host_io::write_new(&path, &bytes)
         .map_err(|e| format!("record not written: {}: {e}", path.display()))?;
     let status = format!("{:?}", record.status).to_lowercase();
     match frames_core::merge::try_finish(layout) {
