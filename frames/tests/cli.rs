@@ -3,12 +3,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use frames_core::Layout;
-use host_io::write_new;
 use frames_core::layout::{StepId, TaskKey};
 use frames_core::options::FrameOptions;
 use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord};
 use frames_core::submission::{self, Submission};
 use frames_core::test_util::TempDir;
+use host_io::write_new;
 
 /// Runs frames with no Slurm to ask (the queue tests stand in recorded answers).
 fn frames(args: &[&str]) -> Output {

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use frames_core::Layout;
-use host_io::write_new;
 use frames_core::layout::{StepId, TaskKey};
 use frames_core::record::frame_checksum;
 use frames_core::submission::{self, Submission, SubmissionState};
 use frames_core::test_util::TempDir;
+use host_io::write_new;
 
 fn frames(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_frames"))

@@ -39,8 +39,8 @@ pub struct Frames {
     pending: Option<srun::Pending>,
 }
 
-/// plugstack.conf arguments this plugin accepts.
-const PLUGSTACK_KEYS: &[&str] = &["log_level"];
+/// plugstack.conf arguments this plugin accepts (`log_level=` is the layer's, for every plugin).
+const PLUGSTACK_KEYS: &[&str] = &[];
 
 impl Plugin for Frames {
     const NAME: &'static str = "spank_frames";
@@ -51,10 +51,7 @@ impl Plugin for Frames {
     }
 
     fn init(&mut self, _sp: &Spank, args: &[String]) -> Result<()> {
-        let args = PluginArgs::parse(Self::NAME, args, PLUGSTACK_KEYS)?;
-        if let Some(level) = args.get("log_level") {
-            spank::log::set_max_level(spank::log::parse_level(level)?);
-        }
+        PluginArgs::parse(Self::NAME, args, PLUGSTACK_KEYS)?;
         Ok(())
     }
 

@@ -8,6 +8,15 @@ pub struct PluginArgs {
     values: BTreeMap<String, String>,
 }
 
+/// The keys an admin may write: the plugin's and the layer's `log_level`.
+fn known_keys(known: &[&str]) -> String {
+    let mut keys: Vec<&str> = known.to_vec();
+    if !keys.contains(&"log_level") {
+        keys.push("log_level");
+    }
+    keys.join(", ")
+}
+
 impl PluginArgs {
     /// Parses `args`, refusing words without `=`, unknown keys and keys given twice. Errors
     /// name the plugin and the offending word so an admin can find the plugstack.conf line.
@@ -18,13 +27,13 @@ impl PluginArgs {
             let Some((key, value)) = word.split_once('=') else {
                 return Err(Error::new(format!(
                     "{plugin}: plugstack.conf argument '{word}' is not key=value (known keys: {})",
-                    known.join(", ")
+                    known_keys(known)
                 )));
             };
             if !known.contains(&key) {
                 return Err(Error::new(format!(
                     "{plugin}: unknown plugstack.conf argument '{key}' in '{word}' (known keys: {})",
-                    known.join(", ")
+                    known_keys(known)
                 )));
             }
             if values.insert(key.to_string(), value.to_string()).is_some() {
@@ -79,6 +88,9 @@ mod tests {
         assert!(err.message().contains("spank_x"), "{err}");
         assert!(err.message().contains("'colour'"), "{err}");
         assert!(err.message().contains("log_level, state_dir"), "{err}");
+        // A plugin with no keys of its own: the admin is told the layer's log_level.
+        let err = PluginArgs::parse("spank_x", &["colour=red"], &[]).unwrap_err();
+        assert!(err.message().ends_with("(known keys: log_level)"), "{err}");
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::io;
 use std::path::PathBuf;
 
 use super::Submission;
-use crate::layout::Layout;
 use crate::Problem;
+use crate::layout::Layout;
 
 /// The file of the submission with this id.
 pub fn path_of(layout: &Layout, id: &str) -> PathBuf {
