@@ -403,8 +403,7 @@ mod tests {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let tmp = crate::test_util::TempDir::new("layout-private");
         let l = Layout::new(tmp.path().join("shared"));
-        // SAFETY: trivial getter.
-        let me = unsafe { libc::geteuid() };
+        let me = host_io::effective_uid();
         l.create_private_dirs(me).unwrap();
         for d in [l.state_dir(), l.records_dir(), l.submissions_dir()] {
             let m = std::fs::metadata(&d).unwrap();

@@ -616,8 +616,7 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
             s.failing_nodes.join(",")
         );
     }
-    // SAFETY: getuid(2) has no preconditions and cannot fail.
-    let me = unsafe { libc::getuid() };
+    let me = host_io::real_uid();
     let held = frames_core::queue::hold_undecided(&mut s, &c, me);
     for line in &held {
         eprintln!("frames: {line}");

@@ -315,7 +315,7 @@ impl Config {
             .read_to_string(&mut text)
             .map_err(unreadable)?;
         let mut config = Config::parse(path, &text)?;
-        let euid = crate::os::effective_uid();
+        let euid = host_io::effective_uid();
         let warnings = check_permissions(path, meta.mode(), meta.uid(), euid, &config)?;
         config.warnings.extend(warnings);
         Ok(config)

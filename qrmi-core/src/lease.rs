@@ -213,7 +213,7 @@ impl LeaseStore {
         }
         let meta = fs::symlink_metadata(dir)
             .map_err(|e| LeaseError(format!("state directory {shown}: {e}")))?;
-        let euid = crate::os::effective_uid();
+        let euid = host_io::effective_uid();
         if meta.file_type().is_symlink() {
             return Err(LeaseError(format!(
                 "state directory {shown} is a symbolic link: refusing it (use a real directory)"

@@ -8,7 +8,7 @@
 //! - `acquire` (acquire and release with retries), `lease` (per-job lease files: the one owner
 //!   of their names), `accounting` (the usage log), `jobenv` (the job's environment);
 //! - `backend` (one module per QPU API), `http` (bounded HTTP client), `munge`;
-//! - `os`: the process primitives (flock, effective uid), the crate's only `unsafe`.
+//! - `os`: the process primitive (flock), the crate's only `unsafe`.
 pub mod accounting;
 pub mod acquire;
 pub mod backend;

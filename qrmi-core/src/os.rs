@@ -1,6 +1,5 @@
-//! The process primitives qrmi-core needs from libc: an exclusive flock held while a value
-//! lives, and the effective uid (to check who owns the config and the state directory). The
-//! crate's only `unsafe`.
+//! The process primitive qrmi-core needs from libc: an exclusive flock held while a value
+//! lives. The crate's only `unsafe`.
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
@@ -28,10 +27,4 @@ impl Drop for Flock<'_> {
         // SAFETY: as above.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
-}
-
-/// This process's effective uid.
-pub(crate) fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
 }

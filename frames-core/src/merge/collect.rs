@@ -43,7 +43,7 @@ pub(super) fn list_records(layout: &Layout) -> io::Result<(RecordNames, Vec<Stri
 /// The records directory, open, so each record is opened relative to it (`openat`): no path
 /// lookup per file, which is most of the cost of reading 100,000 small files.
 struct RecordDir {
-    fd: std::os::fd::OwnedFd,
+    dir: std::fs::File,
 }
 
 /// Largest record file read; a bigger one is reported as a problem.
@@ -56,7 +56,7 @@ impl RecordDir {
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(dir)
             .map_err(|e| annotate(e, "cannot open", dir))?;
-        Ok(RecordDir { fd: file.into() })
+        Ok(RecordDir { dir: file })
     }
 
     /// Reads and parses the record file `name` (never following a symlink). Records are
@@ -69,31 +69,7 @@ impl RecordDir {
         buf: &mut Vec<u8>,
     ) -> io::Result<(u32, serde_json::Result<TaskRecord>)> {
         use std::io::Read;
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
-        // SAFETY: a valid directory fd and a NUL-terminated name; the returned fd is owned below.
-        let fd = unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                cname.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-            )
-        };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                return Err(io::Error::other("a symbolic link, not a regular file"));
-            }
-            return Err(e);
-        }
-        // SAFETY: fd was just opened and is owned by nobody else.
-        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-        // A FIFO or device planted under a record's name: refused (O_NONBLOCK kept the open
-        // from blocking; a read could still block or never end).
-        let meta = file.metadata()?;
-        if !meta.file_type().is_file() {
-            return Err(io::Error::other("not a regular file"));
-        }
+        let (mut file, meta) = host_io::open_regular_in(&self.dir, name)?;
         let uid = meta.uid();
         const FIRST_READ: usize = 64 * 1024;
         buf.clear();
@@ -337,8 +313,7 @@ fn dir_warnings(layout: &Layout, state: &std::fs::Metadata) -> Vec<String> {
             ));
         }
     }
-    // SAFETY: getuid(2) has no preconditions and cannot fail.
-    let me = unsafe { libc::getuid() };
+    let me = host_io::real_uid();
     if state.uid() != me {
         out.push(format!(
             "{} is owned by uid {}, not by you (uid {me}): the status is that user's; \

@@ -130,7 +130,7 @@ fn refuses_unsafe_directories() {
     // Owned by someone else: only testable as root (chown); the check itself is the uid
     // comparison above.
     // SAFETY: geteuid has no preconditions.
-    if crate::os::effective_uid() == 0 {
+    if host_io::effective_uid() == 0 {
         let other = base.join("other");
         fs::create_dir(&other).unwrap();
         fs::set_permissions(&other, fs::Permissions::from_mode(0o700)).unwrap();
