@@ -34,6 +34,8 @@ pub struct Recorded {
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Which TCP connection carried it (numbered from 1 in accept order): shows keep-alive.
+    pub connection: u64,
 }
 
 impl Recorded {
@@ -116,13 +118,15 @@ impl MockServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
         thread::spawn(move || {
+            let mut accepted = 0;
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                accepted += 1;
                 let (s, st) = (s.clone(), st.clone());
-                thread::spawn(move || handle(conn, &s, &st));
+                thread::spawn(move || handle(conn, accepted, &s, &st));
             }
         });
         MockServer { base, state, stop }
@@ -157,7 +161,7 @@ impl Drop for MockServer {
 }
 
 /// One request from the connection's reader; None at end of stream or on garbage.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+fn read_request(reader: &mut BufReader<TcpStream>, connection: u64) -> Option<Recorded> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -188,6 +192,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
         target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        connection,
     })
 }
 
@@ -226,13 +231,13 @@ fn respond(conn: &mut TcpStream, status: u16, body: &str, keep: bool) {
 /// Serves requests on one connection until the client closes it, asks to close
 /// (`Connection: close`), or a failure mode ends it. One reader per connection, so nothing
 /// read ahead is lost between requests.
-fn handle(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
+fn handle(conn: TcpStream, connection: u64, state: &Mutex<State>, stop: &AtomicBool) {
     let Ok(read_half) = conn.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(read_half);
     let mut conn = conn;
-    while let Some(req) = read_request(&mut reader) {
+    while let Some(req) = read_request(&mut reader, connection) {
         let close = req
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
