@@ -187,12 +187,15 @@ fn release_with_retry(
     make: MakeBackend<'_>,
     retry: Retry,
 ) -> Result<(), String> {
+    // One backend for every attempt: its keep-alive connections and IAM token (while valid)
+    // serve them all. It cannot be made only for a reason a retry would not cure (config).
+    let backend = make(resource).map_err(|e| format!("{e} (1 attempt)"))?;
     let mut delay = retry.first_delay;
     let mut last = String::new();
     let mut tried = 0;
     for attempt in 1..=retry.attempts.max(1) {
         tried = attempt;
-        match make(resource).and_then(|backend| backend.release(token)) {
+        match backend.release(token) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 last = e.to_string();
@@ -220,7 +223,33 @@ fn rollback(
     retry: Retry,
 ) {
     for (resource, _) in fresh {
-        release_lease(node, job.job_id, resource, make, retry);
+        release_lease(node, job.job_id, resource, make, retry, Released::Record);
+    }
+}
+
+/// What becomes of a lease once its QPU is given back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Released {
+    /// Rewritten as released (an acquisition rolled back: the job's later steps and its end
+    /// see that nothing is held).
+    Record,
+    /// Removed (the job's end).
+    Remove,
+}
+
+/// A released lease at the job's end: its file is unlinked, neither rewritten nor the
+/// directory fsynced. Why that is crash-safe: if a crash loses the unlink, the lease comes
+/// back as it was last written (held, fsynced at acquisition) and is released once more;
+/// every backend's release is idempotent (a session already gone counts as released), so the
+/// worst case is one extra request. Rewriting it first (two fsyncs) protected nothing more.
+/// If it cannot be removed, it is recorded as released instead.
+fn forget_released(node: &Node<'_>, job_id: u32, qpu: &str) {
+    if node.store.remove(job_id, qpu).is_err()
+        && let Err(e) = node
+            .store
+            .mark_released(job_id, qpu, &ReleaseOutcome::Released)
+    {
+        tracing::error!("job {job_id}: {e}");
     }
 }
 
@@ -231,6 +260,7 @@ fn release_lease(
     resource: &Resource,
     make: MakeBackend<'_>,
     retry: Retry,
+    released: Released,
 ) -> bool {
     let Ok(Some(lease)) = node.store.get(job_id, &resource.name) else {
         return true;
@@ -243,7 +273,9 @@ fn release_lease(
         Ok(()) => ReleaseOutcome::Released,
         Err(why) => ReleaseOutcome::Failed(why.clone()),
     };
-    if let Err(e) = node.store.mark_released(job_id, &resource.name, &result) {
+    if result == ReleaseOutcome::Released && released == Released::Remove {
+        forget_released(node, job_id, &resource.name);
+    } else if let Err(e) = node.store.mark_released(job_id, &resource.name, &result) {
         tracing::error!("job {job_id}: {e}");
     }
     account_release(node, &lease, &resource.type_name, outcome.err());
@@ -303,7 +335,7 @@ pub fn release_job(
                         resource.environment.insert(key.clone(), value.clone());
                     }
                 }
-                if release_lease(node, job_id, &resource, make, retry) {
+                if release_lease(node, job_id, &resource, make, retry, Released::Remove) {
                     released += 1;
                 } else {
                     failed += 1;
@@ -313,9 +345,7 @@ pub fn release_job(
             // nothing to give back at the backend, so nothing can fail, whatever the config
             // says now (the admin removed or renamed the QPU, or the file is unreadable).
             None if !ResourceType::parse(&lease.kind).is_some_and(ResourceType::has_session) => {
-                let _ = node
-                    .store
-                    .mark_released(job_id, &lease.qpu, &ReleaseOutcome::Released);
+                forget_released(node, job_id, &lease.qpu);
                 account_release(node, lease, &lease.kind, None);
                 released += 1;
             }

@@ -8,8 +8,9 @@
 //! - Files are written atomically (host_io: temp file `O_EXCL|O_NOFOLLOW`, fsync, rename, fsync of the
 //!   directory) with mode 0600, and read with `O_NOFOLLOW`.
 //! - A release that fails is recorded (`ReleaseFailed`, attempts, last error) and kept for a
-//!   retry, never dropped. A released lease stays (`Released`) so a second release is a no-op,
-//!   until [`LeaseStore::remove_job`].
+//!   retry, never dropped. A lease released at the job's end is removed (a second release finds
+//!   nothing to do); one released by a rolled-back acquisition stays (`Released`) until
+//!   [`LeaseStore::remove_job`].
 //! - QPU names are checked (`[A-Za-z_][A-Za-z0-9_]*`, like config names) so none can escape the
 //!   directory.
 //! - [`LeaseStore::lock_job`] serialises steps of one job on this node (flock).
@@ -470,20 +471,24 @@ impl LeaseStore {
         Ok(jobs)
     }
 
+    /// Removes one lease file (its QPU given back). Not made durable: see
+    /// `acquire::forget_released` for why a lost removal is safe. Absent is success.
+    pub fn remove(&self, job_id: u32, qpu: &str) -> Result<()> {
+        let path = self.path(job_id, qpu)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LeaseError(format!(
+                "{}: cannot remove: {e}",
+                path.display()
+            ))),
+        }
+    }
+
     /// Removes the job's lease files (after every one is released).
     pub fn remove_job(&self, job_id: u32) -> Result<()> {
         for lease in self.leases(job_id)? {
-            let path = self.path(job_id, &lease.qpu)?;
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(LeaseError(format!(
-                        "{}: cannot remove: {e}",
-                        path.display()
-                    )));
-                }
-            }
+            self.remove(job_id, &lease.qpu)?;
         }
         let _ = fs::remove_file(self.dir.join(format!("lock-{job_id}")));
         Ok(())

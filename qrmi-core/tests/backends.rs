@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use qrmi_core::backend::{AcquireContext, BackendError, Operation, backend_for};
+use qrmi_core::backend::{AcquireContext, Backend, BackendError, Operation, backend_for};
 use qrmi_core::config::{Config, Resource};
 use qrmi_core::http::HttpConfig;
 use spank_test_support::mock_server::{IAM_TOKEN, MockServer, Mode};
@@ -80,13 +80,50 @@ fn assert_clean(server: &MockServer, e: &BackendError) {
     }
 }
 
+/// Issue 17: one operation's requests share one kept-alive connection and one IAM token; the
+/// next operation (in slurmstepd or the keeper, another process) opens its own.
 #[test]
-fn ibm_qcs_status_acquire_release() {
+fn ibm_qcs_one_connection_and_one_iam_token_per_operation() {
     let server = MockServer::start();
-    let r = qcs(&server, "ibm-quantum-compute-service", "QRMI_IBM_QCS_", "");
+    let (r, acquire, token) = qcs_acquired(&server);
+    drop(acquire);
+    backend_for(&r, &http(), None)
+        .unwrap()
+        .release(&token)
+        .unwrap();
+    let reqs = server.requests();
+    let summary: Vec<(u64, &str)> = reqs
+        .iter()
+        .map(|r| (r.connection, r.target.split('?').next().unwrap_or("")))
+        .collect();
+    let (a, b) = (reqs[0].connection, reqs[3].connection);
+    assert_ne!(a, b);
+    assert_eq!(
+        summary,
+        [
+            (a, "/identity/token"),
+            (a, "/api/backends/ibm_torino/status"),
+            (a, "/api/sessions"),
+            (b, "/identity/token"),
+            (b, "/api/jobs"),
+            (b, "/api/sessions/sess-1"),
+        ]
+    );
+}
+
+/// An IBM QCS resource on `server`, its backend, and a session it acquired after a status check.
+fn qcs_acquired(server: &MockServer) -> (Resource, Box<dyn Backend>, String) {
+    let r = qcs(server, "ibm-quantum-compute-service", "QRMI_IBM_QCS_", "");
     let b = backend_for(&r, &http(), None).unwrap();
     assert!(b.check_accessible().unwrap());
     let token = b.acquire(&ctx()).unwrap();
+    (r, b, token)
+}
+
+#[test]
+fn ibm_qcs_status_acquire_release() {
+    let server = MockServer::start();
+    let (_, b, token) = qcs_acquired(&server);
     assert_eq!(token, "sess-1");
     let reqs = server.requests();
     // The IAM token is exchanged once and reused.

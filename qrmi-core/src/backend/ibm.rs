@@ -1,7 +1,10 @@
 //! IBM Quantum Compute Service / Qiskit Runtime Service (deprecated name, prefix `QRMI_IBM_QRS_`).
 //!
 //! - IAM: `POST {IAM}/identity/token` form `grant_type=urn:ibm:params:oauth:grant-type:apikey`,
-//!   `apikey=...` → `access_token` (cached for the life of this value).
+//!   `apikey=...` → `access_token`, kept in memory only, for the life of this value (one acquire
+//!   or one release, with its retries) and while valid: `expires_in` (else `expiration`) less a
+//!   margin. Never written to disk or logs; acquire and release run in different processes, so
+//!   sharing one token between them would need a file: each fetches its own.
 //! - Calls carry `Authorization: Bearer <token>`, `Service-CRN: <crn>`, `Accept: application/json`.
 //! - Status: `GET {EP}/backends/{name}/status` → `status` in {active, online} (any case).
 //! - Acquire: `POST {EP}/sessions` `{"max_ttl", "mode", "backend", "backend_name"}` → `id`;
@@ -10,6 +13,7 @@
 //!   `DELETE {EP}/sessions/{id}/close`, else `PATCH {EP}/sessions/{id}` `{"accepting_jobs":false}`.
 //!   404/410 (and 409 on PATCH: already closed) count as released.
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -20,7 +24,27 @@ use crate::http::{Body, HttpConfig, HttpErrorKind, encode_component};
 pub(crate) struct Iam {
     endpoint: String,
     apikey: String,
-    token: RefCell<Option<String>>,
+    /// The token and when to stop using it (None: the answer named no lifetime).
+    token: RefCell<Option<(String, Option<Instant>)>>,
+}
+
+/// Stop using a token this long before IAM says it expires (a request sent just before the
+/// end could arrive after it); at most half its lifetime, for short-lived tokens.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long a token fetched at `now_unix` stays usable, from IAM's answer: `expires_in`
+/// (seconds from now; not subject to clock skew) or else `expiration` (Unix time), less the
+/// margin. None when the answer gives neither.
+fn usable_for(answer: &Value, now_unix: u64) -> Option<Duration> {
+    let lifetime = match answer.get("expires_in").and_then(Value::as_u64) {
+        Some(secs) => secs,
+        None => answer
+            .get("expiration")
+            .and_then(Value::as_u64)?
+            .saturating_sub(now_unix),
+    };
+    let lifetime = Duration::from_secs(lifetime);
+    Some(lifetime.saturating_sub(EXPIRY_MARGIN.min(lifetime / 2)))
 }
 
 impl Iam {
@@ -32,11 +56,14 @@ impl Iam {
         }
     }
 
-    /// The bearer token, exchanged once.
+    /// The bearer token: exchanged once, again only when the one held is no longer valid.
     pub(crate) fn token(&self, common: &Common, operation: Operation) -> Result<String> {
-        if let Some(token) = self.token.borrow().as_ref() {
+        if let Some((token, until)) = self.token.borrow().as_ref()
+            && until.is_none_or(|until| Instant::now() < until)
+        {
             return Ok(token.clone());
         }
+        let fetched = Instant::now();
         let url = format!("{}/identity/token", self.endpoint);
         let answer = common
             .http
@@ -62,7 +89,9 @@ impl Iam {
                 common.bad_answer(operation, "IAM token exchange: no \"access_token\" string")
             })?
             .to_string();
-        *self.token.borrow_mut() = Some(token.clone());
+        let until = usable_for(&answer, spank::host::unix_secs())
+            .and_then(|usable| fetched.checked_add(usable));
+        *self.token.borrow_mut() = Some((token.clone(), until));
         Ok(token)
     }
 }
@@ -260,6 +289,21 @@ mod tests {
         )
         .unwrap();
         IbmSession::new(&config.resources[0], &HttpConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn token_lifetime_from_iams_answer_less_a_margin() {
+        let secs = |v: Value| usable_for(&v, 1_000).map(|d| d.as_secs());
+        assert_eq!(secs(json!({"expires_in": 3600})), Some(3540));
+        assert_eq!(
+            secs(json!({"expires_in": 3600, "expiration": 1_000_000})),
+            Some(3540)
+        );
+        assert_eq!(secs(json!({"expiration": 4_600})), Some(3540));
+        assert_eq!(secs(json!({"expires_in": 60})), Some(30));
+        assert_eq!(secs(json!({"expires_in": 0})), Some(0));
+        assert_eq!(secs(json!({"expiration": 10})), Some(0));
+        assert_eq!(secs(json!({})), None);
     }
 
     #[test]

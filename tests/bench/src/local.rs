@@ -218,9 +218,19 @@ impl QpuLine {
         })
     }
 
+    /// The loopback and server cost of the cycle's HTTP requests.
+    fn theirs(&self) -> f64 {
+        self.requests.parse::<f64>().unwrap_or(0.0) * self.raw_http
+    }
+
     /// p50 minus the loopback cost of the cycle's HTTP requests.
     fn ours(&self) -> f64 {
-        self.p50 - self.requests.parse::<f64>().unwrap_or(0.0) * self.raw_http
+        self.p50 - self.theirs()
+    }
+
+    /// p99 minus the same (the issue's target is on our cost at p99).
+    fn ours_p99(&self) -> f64 {
+        self.p99 - self.theirs()
     }
 }
 
@@ -239,18 +249,20 @@ Method: `qrmi-core/examples/qpu_bench.rs` runs the plugin's own acquire and rele
 (`acquire::acquire_all` then `acquire::release_job`, the functions slurmstepd and the job
 epilog call: job lock, lease file written and fsynced, accounting line appended, backend HTTP
 calls) {cycles} times per QPU type against the tests' loopback mock server
-(tests/support/src/mock_server.rs), which answers at once. Wall time per acquire+release cycle;
-"raw HTTP" is one plain GET to the same server on a fresh connection (loopback + server cost of
-one request). Not pinned; other processes on the machine show in p99.
+(tests/support/src/mock_server.rs), which answers at once and keeps connections alive as a real
+HTTP/1.1 server does. Wall time per acquire+release cycle, nearest-rank percentiles;
+"raw HTTP" is one plain GET to the same server on a kept-alive connection (loopback + server
+cost of one request), so "our side" includes our own connection setups. Not pinned; other
+processes on the machine show in p99.
 
-| QPU (type) | HTTP requests per cycle | p50 | p99 | min | max | raw HTTP request p50 | our side at p50 (p50 − requests × raw) |
-|---|---|---|---|---|---|---|---|
+| QPU (type) | HTTP requests per cycle | p50 | p99 | min | max | raw HTTP request p50 | our side at p50 (p50 − requests × raw) | our side at p99 (p99 − requests × raw) |
+|---|---|---|---|---|---|---|---|---|
 "#
     );
     for q in &lines {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
             q.qpu,
             q.requests,
             q.p50,
@@ -258,34 +270,35 @@ one request). Not pinned; other processes on the machine show in p99.
             q.min,
             q.max,
             q.raw_http,
-            q.ours()
+            q.ours(),
+            q.ours_p99()
         );
     }
     s.push('\n');
     for q in &lines {
-        let ours = q.ours();
-        let verdict = if ours <= 5.0 { "met" } else { "missed" };
-        let p99 = if q.p99 > 5.0 {
-            format!("; p99 of the whole cycle {:.1} ms exceeds 5 ms", q.p99)
+        let (ours, ours_p99) = (q.ours(), q.ours_p99());
+        let verdict = if ours_p99 <= 5.0 {
+            "met".to_string()
         } else {
-            String::new()
+            format!("missed by {:.2} ms", ours_p99 - 5.0)
         };
         let _ = writeln!(
             s,
-            "- {}: target ≤ 5 ms added: **{verdict}** at p50 ({ours:.2} ms){p99}.",
+            "- {}: target ≤ 5 ms of our own cost at p99: **{verdict}** ({ours_p99:.2} ms; p50 {ours:.2} ms).",
             q.qpu
         );
     }
     s.push_str(
         "
 Where our side's time goes without HTTP (iqm-server without status check makes no request):
-creating the lease (write to a temp file, fsync, rename, fsync the directory), appending two
-accounting lines, the release rewriting then removing the lease — fsyncs on the local disk, so
-the p99 tracks the disk's flush latency under the machine's load. The IBM session type adds
-six HTTP requests (IAM token, status, session open, session close, ...), each a new TCP
-connection. What would lower it further: reusing one connection per backend (keep-alive) and
-caching the IAM token for its lifetime; fewer fsyncs would trade away crash safety of the
-lease (a lease lost in a crash is a QPU never released), which we keep.
+creating the lease (write to a temp file, fsync, rename, fsync the directory: the two fsyncs
+the lease's crash safety needs, since a lease lost in a crash is a QPU never released),
+appending two accounting lines (not fsynced), and the release unlinking the lease (not made
+durable: a lost unlink only repeats an idempotent release). The p99 tracks the disk's flush
+latency under the machine's load. The IBM session type adds six HTTP requests (acquire: IAM
+token, status, session open; release: IAM token, pending jobs, session close), one keep-alive
+connection and one IAM token per operation; acquire and release run in different processes,
+so the token is not shared between them (that would need it on disk).
 ",
     );
     Some(s)
@@ -403,17 +416,21 @@ mod tests {
         d.write(
             "qpu.txt",
             "garnet(iqm-server) 0 3.530 7.090 2.620 10.540 0.210 1000\n\
-             ibm_torino(ibm-quantum-compute-service) 6 7.500 10.100 5.500 15.700 0.210 1000\n",
+             ibm_torino(ibm-quantum-compute-service) 6 7.500 10.100 5.500 15.700 0.210 1000\n\
+             fast(iqm-server) 0 0.500 1.200 0.400 2.000 0.020 1000\n",
         );
         let s = qpu(&Results::open(&d.0)).unwrap();
         assert!(s.contains(") 1000 times per QPU type"));
         assert!(s.contains(
-            "| ibm_torino(ibm-quantum-compute-service) | 6 | 7.50 ms | 10.10 ms | 5.50 ms | 15.70 ms | 0.21 ms | 6.24 ms |\n"
+            "| ibm_torino(ibm-quantum-compute-service) | 6 | 7.50 ms | 10.10 ms | 5.50 ms | 15.70 ms | 0.21 ms | 6.24 ms | 8.84 ms |\n"
         ));
         assert!(s.contains(
-            "- garnet(iqm-server): target ≤ 5 ms added: **met** at p50 (3.53 ms); p99 of the whole cycle 7.1 ms exceeds 5 ms.\n"
+            "- garnet(iqm-server): target ≤ 5 ms of our own cost at p99: **missed by 2.09 ms** (7.09 ms; p50 3.53 ms).\n"
         ));
-        assert!(s.contains("**missed** at p50 (6.24 ms)"));
+        assert!(s.contains("**missed by 3.84 ms** (8.84 ms; p50 6.24 ms)"));
+        assert!(s.contains(
+            "- fast(iqm-server): target ≤ 5 ms of our own cost at p99: **met** (1.20 ms; p50 0.50 ms).\n"
+        ));
         assert_eq!(qpu(&Results::open(&d.0.join("absent"))), None);
     }
 

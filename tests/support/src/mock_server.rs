@@ -1,7 +1,8 @@
 //! Loopback mock of the backends' HTTP APIs (IBM IAM + Quantum Compute Service, IBM Quantum
 //! System status, Pasqal warden, Pasqal Cloud devices, IQM health), for tests. Records every
 //! request; can be told to fail (HTTP 500), answer garbage, close mid-response, send a huge
-//! body, or hang.
+//! body, or hang. Keeps connections open between requests (HTTP/1.1 keep-alive) like the real
+//! backends, except after a failure mode.
 //!
 //! Paths: IAM at `/identity/token`; IBM QCS/QRS endpoint `{base}/api`; IBM QS endpoint
 //! `{base}/qs`; warden `{base}/warden`; Pasqal Cloud `{base}` (`/core-fast/...`); IQM `{base}/iqm`.
@@ -33,6 +34,8 @@ pub struct Recorded {
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Which TCP connection carried it (numbered from 1 in accept order): shows keep-alive.
+    pub connection: u64,
 }
 
 impl Recorded {
@@ -115,13 +118,15 @@ impl MockServer {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (state.clone(), stop.clone());
         thread::spawn(move || {
+            let mut accepted = 0;
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                accepted += 1;
                 let (s, st) = (s.clone(), st.clone());
-                thread::spawn(move || handle(conn, &s, &st));
+                thread::spawn(move || handle(conn, accepted, &s, &st));
             }
         });
         MockServer { base, state, stop }
@@ -155,10 +160,12 @@ impl Drop for MockServer {
     }
 }
 
-fn read_request(conn: &TcpStream) -> Option<Recorded> {
-    let mut reader = BufReader::new(conn.try_clone().ok()?);
+/// One request from the connection's reader; None at end of stream or on garbage.
+fn read_request(reader: &mut BufReader<TcpStream>, connection: u64) -> Option<Recorded> {
     let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_string();
     let target = parts.next()?.to_string();
@@ -185,6 +192,7 @@ fn read_request(conn: &TcpStream) -> Option<Recorded> {
         target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        connection,
     })
 }
 
@@ -199,7 +207,9 @@ fn iqm_job(id: &str, status: &str, kind: &str) -> String {
     )
 }
 
-fn respond(conn: &mut TcpStream, status: u16, body: &str) {
+/// `keep`: the connection stays open for the client's next request (HTTP/1.1 keep-alive, as
+/// the real backends behave); otherwise `Connection: close`.
+fn respond(conn: &mut TcpStream, status: u16, body: &str, keep: bool) {
     let reason = match status {
         200 => "OK",
         204 => "No Content",
@@ -207,18 +217,45 @@ fn respond(conn: &mut TcpStream, status: u16, body: &str) {
         500 => "Internal Server Error",
         _ => "Other",
     };
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    // One write, as a real server's buffered writer does: several small writes on a kept-alive
+    // connection would wait on Nagle's algorithm for the client's delayed ACK (40 ms each).
+    let answer = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+        body.len(),
+        if keep { "keep-alive" } else { "close" }
     );
+    let _ = conn.write_all(answer.as_bytes());
     let _ = conn.flush();
 }
 
-fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
-    let Some(req) = read_request(&conn) else {
+/// Serves requests on one connection until the client closes it, asks to close
+/// (`Connection: close`), or a failure mode ends it. One reader per connection, so nothing
+/// read ahead is lost between requests.
+fn handle(conn: TcpStream, connection: u64, state: &Mutex<State>, stop: &AtomicBool) {
+    let Ok(read_half) = conn.try_clone() else {
         return;
     };
+    let mut reader = BufReader::new(read_half);
+    let mut conn = conn;
+    while let Some(req) = read_request(&mut reader, connection) {
+        let close = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if !answer(&mut conn, req, !close, state, stop) || close {
+            return;
+        }
+    }
+}
+
+/// Answers one request; returns whether the connection may serve another. The failure modes
+/// close it, as before keep-alive.
+fn answer(
+    conn: &mut TcpStream,
+    req: Recorded,
+    keep: bool,
+    state: &Mutex<State>,
+    stop: &AtomicBool,
+) -> bool {
     let mode = {
         let mut s = state.lock().unwrap();
         s.requests.push(req.clone());
@@ -231,19 +268,24 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
     match mode {
         Mode::Normal => {}
         Mode::Fail => {
-            return respond(
-                &mut conn,
+            respond(
+                conn,
                 500,
                 r#"{"errors":[{"message":"backend exploded"}]}"#,
+                false,
             );
+            return false;
         }
-        Mode::Garbage => return respond(&mut conn, 200, "<html>this is not json"),
+        Mode::Garbage => {
+            respond(conn, 200, "<html>this is not json", false);
+            return false;
+        }
         Mode::CloseMid => {
             let _ = conn.write_all(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\": \"se",
             );
             let _ = conn.flush();
-            return;
+            return false;
         }
         Mode::Hang => {
             for _ in 0..100 {
@@ -252,11 +294,12 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 }
                 thread::sleep(Duration::from_millis(50));
             }
-            return;
+            return false;
         }
         Mode::Huge => {
             let body = format!("{{\"pad\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-            return respond(&mut conn, 200, &body);
+            respond(conn, 200, &body, false);
+            return false;
         }
     }
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
@@ -431,5 +474,6 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
         _ => (404, r#"{"errors":[{"message":"no such route"}]}"#.into()),
     };
     drop(s);
-    respond(&mut conn, status, &body);
+    respond(conn, status, &body, keep);
+    keep
 }
