@@ -57,6 +57,7 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere}
 .counts b{font-size:1.1em}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:600}.miss{color:#8a6d00;font-weight:600}
 .notes{color:#555;margin:.3em 0;padding-left:1.2em}
 .sheet{display:flex;flex-wrap:wrap;gap:6px}
+.sheet.big .tile{content-visibility:auto;contain-intrinsic-size:auto calc(var(--w) + 10px) auto calc(var(--h) + 28px)}
 .tile{margin:0;padding:2px;border:3px solid transparent;background:#fff}
 .tile .pic{display:block;object-fit:contain;background:#111}
 .tile figcaption{font-size:12px;max-width:var(--w);overflow-wrap:anywhere}
@@ -81,7 +82,8 @@ tr.slow td{background:#fff3e0;font-weight:600}
 .legend span{display:inline-block;width:12px;height:12px;vertical-align:-2px;margin:0 4px 0 10px}
 "#;
 
-/// Sorting (click a header; numbers by `data-v` or their text), and a layout probe for the
+/// Thumbnails past [`EAGER_TILES`] loaded as they near the screen; sorting (click a header;
+/// numbers by `data-v` or their text); and a layout probe for the
 /// browser test: with `?probe` in the URL, the boxes of the tiles and timeline rows as drawn
 /// are written into `<pre id="probe">` (the test reads them from the DOM and checks the
 /// screenshot's pixels there).
@@ -97,6 +99,12 @@ document.querySelectorAll('table.sortable').forEach(function(t){
   rows.forEach(function(x){b.appendChild(x[1]);});
  });
 });
+(function(){var imgs=document.querySelectorAll('img[data-src]');if(!imgs.length)return;
+ var show=function(im){im.src=im.dataset.src;im.removeAttribute('data-src');};
+ if(!('IntersectionObserver' in window)){imgs.forEach(show);return;}
+ var io=new IntersectionObserver(function(es){es.forEach(function(e){if(e.isIntersecting){show(e.target);io.unobserve(e.target);}});},{rootMargin:'1500px 0px'});
+ imgs.forEach(function(im){io.observe(im);});
+})();
 if(location.search==='?probe'){
  var out=[];var box=function(k,el){var r=el.getBoundingClientRect();
   out.push([k,Math.round(r.left+scrollX),Math.round(r.top+scrollY),Math.round(r.width),Math.round(r.height)].join(' '));};
@@ -106,7 +114,7 @@ if(location.search==='?probe'){
 }
 "#;
 
-fn seconds(v: f64) -> String {
+pub fn seconds(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0} s")
     } else if v >= 10.0 {
@@ -205,17 +213,26 @@ fn timeline_svg(out: &mut String, r: &Report) {
     out.push_str("</svg>");
 }
 
-fn node_table(out: &mut String, r: &Report) {
+/// Per node (page order) whether it is slow: its median task time is half again the
+/// typical (median of medians) one, when there is more than one node.
+pub fn slow_nodes(r: &Report) -> Vec<bool> {
     let mut medians: Vec<f64> = r.nodes.iter().filter_map(|n| n.median).collect();
     medians.sort_by(f64::total_cmp);
     let typical = medians.get(medians.len() / 2).copied();
+    r.nodes
+        .iter()
+        .map(|n| {
+            matches!((n.median, typical), (Some(m), Some(t)) if r.nodes.len() > 1 && m > 1.5 * t)
+        })
+        .collect()
+}
+
+fn node_table(out: &mut String, r: &Report) {
+    let slow_nodes = slow_nodes(r);
     out.push_str(
         r#"<table class="nodes sortable"><thead><tr><th>node</th><th>tasks (every attempt)</th><th>median task time</th><th>failed</th><th>superseded (requeued or rerun)</th></tr></thead><tbody>"#,
     );
-    for n in &r.nodes {
-        // A node whose median is half again the typical one stands out.
-        let slow =
-            matches!((n.median, typical), (Some(m), Some(t)) if r.nodes.len() > 1 && m > 1.5 * t);
+    for (n, &slow) in r.nodes.iter().zip(&slow_nodes) {
         let _ = write!(
             out,
             r#"<tr{}><td>{}</td><td class="num">{}</td><td class="num" data-v="{}">{}{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
@@ -232,13 +249,20 @@ fn node_table(out: &mut String, r: &Report) {
     out.push_str("</tbody></table>");
 }
 
+/// Tiles whose thumbnails the page names in `src` (shown without JavaScript too); later ones
+/// get theirs from the script when scrolled near.
+pub const EAGER_TILES: usize = 240;
+
 fn contact_sheet(out: &mut String, p: &Page) {
     let r = p.report;
     let (w, h) = p.thumb_box;
     let _ = write!(
         out,
-        r#"<section id="sheet"><h2>Contact sheet</h2><p>{} frames in index order. Click a frame to open it. <span class="badge">FAILED</span> failed (reason and node below it), striped boxes are missing frames, <span class="badge rerun">rerun</span> made by a resubmission, <span class="badge changed">changed</span> the file differs from its record.</p><div class="sheet" style="--w:{w}px">"#,
-        r.tiles.len()
+        r#"<section id="sheet"><h2>Contact sheet</h2><p>{} frames in index order. Click a frame to open it. <span class="badge">FAILED</span> failed (reason and node below it), striped boxes are missing frames, <span class="badge rerun">rerun</span> made by a resubmission, <span class="badge changed">changed</span> the file differs from its record.</p><div class="sheet{big}" style="--w:{w}px;--h:{h}px">"#,
+        r.tiles.len(),
+        // Many tiles: the browser lays out only those near the screen (the others keep
+        // about their size), so a page of 10,000 frames is usable in a few seconds.
+        big = if r.tiles.len() > EAGER_TILES { " big" } else { "" }
     );
     for (i, t) in r.tiles.iter().enumerate() {
         let thumb = p.thumbs.get(i).unwrap_or(&Thumb::None);
@@ -251,8 +275,12 @@ fn contact_sheet(out: &mut String, p: &Page) {
         let link = p.links.get(i).and_then(|l| l.as_deref());
         match (thumb, t.state) {
             (Thumb::Made { file, .. }, _) => {
+                // Past the first tiles the thumbnail's address waits in data-src until the
+                // tile nears the screen (SCRIPT): 10,000 <img src> elements, even lazy
+                // ones, cost Chromium seconds of CPU before the page is usable.
+                let attr = if i < EAGER_TILES { "src" } else { "data-src" };
                 let img = format!(
-                    r#"<img class="pic" loading="lazy" width="{w}" height="{h}" src="{}/{}" alt="frame {}">"#,
+                    r#"<img class="pic" loading="lazy" width="{w}" height="{h}" {attr}="{}/{}" alt="frame {}">"#,
                     esc(&url_path(p.assets)),
                     esc(&url_path(file)),
                     t.index

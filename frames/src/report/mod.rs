@@ -6,10 +6,11 @@
 //! missing`/`resubmit` do, after asking Slurm what it still runs). Thumbnails and the PNGs go
 //! to one folder beside the page (`report_files/` for `report.html`), which is also the
 //! thumbnail cache (by BLAKE3 of the frame). Steps: model.rs (what is shown), thumbs.rs,
-//! html.rs, png.rs.
+//! html.rs, png.rs (text.rs: its labels).
 pub mod html;
 pub mod model;
 pub mod png;
+pub mod text;
 pub mod thumbs;
 
 use std::path::{Component, Path, PathBuf};
