@@ -262,7 +262,11 @@ fn contact_sheet(out: &mut String, p: &Page) {
         r.tiles.len(),
         // Many tiles: the browser lays out only those near the screen (the others keep
         // about their size), so a page of 10,000 frames is usable in a few seconds.
-        big = if r.tiles.len() > EAGER_TILES { " big" } else { "" }
+        big = if r.tiles.len() > EAGER_TILES {
+            " big"
+        } else {
+            ""
+        }
     );
     for (i, t) in r.tiles.iter().enumerate() {
         let thumb = p.thumbs.get(i).unwrap_or(&Thumb::None);

@@ -31,10 +31,10 @@ const MAX_SHEET_W: u32 = 4096;
 /// The narrowest: room for the title and legend.
 const MIN_SHEET_W: u32 = 720;
 /// Height of a caption line under a thumbnail.
-const CAPTION_LINE: u32 = 17;
+pub const CAPTION_LINE: u32 = 17;
 /// Height of a title or legend line.
-const HEAD_LINE: u32 = 24;
-const MARGIN: u32 = 10;
+pub const HEAD_LINE: u32 = 24;
+pub const MARGIN: u32 = 10;
 
 fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
     for yy in y..(y + h).min(img.height()) {
@@ -126,7 +126,10 @@ pub fn sheet_layout(r: &Report, thumb: (u32, u32)) -> SheetLayout {
     let (cols, cell_w, pic_h) = sheet_grid(r.tiles.len(), thumb);
     // A short run fills the title's width rather than leaving it to two thin columns.
     let cols = cols.max((MIN_SHEET_W / cell_w).min(r.tiles.len() as u32));
-    let says_why = r.tiles.iter().any(|t| t.reason.is_some() || t.rerun.is_some());
+    let says_why = r
+        .tiles
+        .iter()
+        .any(|t| t.reason.is_some() || t.rerun.is_some());
     let caption_lines = if says_why && cell_w >= 14 * SMALL.char_w() {
         2
     } else {
@@ -198,7 +201,13 @@ pub fn contact_sheet(
         fill(img, x, y + s - 3, s, 3, RERUN);
     });
     y += HEAD_LINE;
-    let none = |s: &str| if s.is_empty() { "none".to_owned() } else { s.to_owned() };
+    let none = |s: &str| {
+        if s.is_empty() {
+            "none".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     text::draw(
         &mut img,
         MARGIN,
@@ -310,7 +319,7 @@ const LABEL_W: u32 = 260;
 const TL_PLOT_W: u32 = 1300;
 const TL_LANE_H: u32 = 14;
 const TL_LANE_GAP: u32 = 3;
-const TL_ROW_PAD: u32 = 6;
+pub const TL_ROW_PAD: u32 = 6;
 /// Node name, its counts, its median: three lines of label per row.
 const LABEL_LINES: u32 = 3;
 
@@ -351,7 +360,10 @@ pub fn timeline(r: &Report, out: &Path) -> Result<(), String> {
         r.nodes.len()
     );
     if let Some((a, b)) = r.span {
-        title.push_str(&format!(", {} from first start to last end", seconds(b - a)));
+        title.push_str(&format!(
+            ", {} from first start to last end",
+            seconds(b - a)
+        ));
     }
     let text_w = l.width - 2 * MARGIN;
     // The path is what gets cut when the title is too long.
@@ -362,11 +374,20 @@ pub fn timeline(r: &Report, out: &Path) -> Result<(), String> {
     } else {
         title
     };
-    text::draw(&mut img, MARGIN, MARGIN, &LARGE_BOLD.clip(&title, text_w), LARGE_BOLD, INK);
+    text::draw(
+        &mut img,
+        MARGIN,
+        MARGIN,
+        &LARGE_BOLD.clip(&title, text_w),
+        LARGE_BOLD,
+        INK,
+    );
     let y = MARGIN + HEAD_LINE;
     let mut x = MARGIN;
     x = text::draw(&mut img, x, y, "One bar per task attempt:", LARGE, INK) + 12;
-    x = legend(&mut img, x, y, "done", |img, x, y, s| fill(img, x, y, s, s, DONE));
+    x = legend(&mut img, x, y, "done", |img, x, y, s| {
+        fill(img, x, y, s, s, DONE)
+    });
     x = legend(&mut img, x, y, "failed", |img, x, y, s| {
         fill(img, x, y, s, s, FAILED)
     });
@@ -391,7 +412,14 @@ pub fn timeline(r: &Report, out: &Path) -> Result<(), String> {
     let span = (t1 - t0).max(1e-3);
     let px = |t: f64| l.plot_x + ((t - t0) / span * f64::from(l.plot_w)) as u32;
     let top = l.axis_y + HEAD_LINE - 4;
-    text::draw(&mut img, MARGIN, l.axis_y, "time since first start", SMALL, GREY_INK);
+    text::draw(
+        &mut img,
+        MARGIN,
+        l.axis_y,
+        "time since first start",
+        SMALL,
+        GREY_INK,
+    );
     let step = tick_step(span, 8.0);
     let mut t = 0.0;
     while t <= span + 1e-9 {
@@ -399,7 +427,14 @@ pub fn timeline(r: &Report, out: &Path) -> Result<(), String> {
         fill(&mut img, xt, top, 1, l.height - MARGIN - top, GRID);
         let label = seconds(t);
         let lw = SMALL.width(&label);
-        text::draw(&mut img, xt.saturating_sub(lw / 2), l.axis_y, &label, SMALL, INK);
+        text::draw(
+            &mut img,
+            xt.saturating_sub(lw / 2),
+            l.axis_y,
+            &label,
+            SMALL,
+            INK,
+        );
         t += step;
     }
     let slow = slow_nodes(r);
@@ -435,7 +470,14 @@ fn node_label(img: &mut RgbImage, n: &super::model::NodeRow, slow: bool, x: u32,
     let colour = if n.failures > 0 { FAILED_INK } else { INK };
     text::draw(img, x, y + line, &SMALL.clip(&counts, w), SMALL, colour);
     if let Some(m) = n.median {
-        let cx = text::draw(img, x, y + 2 * line, &format!("median {}", seconds(m)), SMALL, INK);
+        let cx = text::draw(
+            img,
+            x,
+            y + 2 * line,
+            &format!("median {}", seconds(m)),
+            SMALL,
+            INK,
+        );
         if slow {
             text::draw(img, cx, y + 2 * line, " SLOW", SMALL_BOLD, SLOW);
         }

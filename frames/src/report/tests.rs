@@ -355,25 +355,215 @@ fn thumbnails_are_cached_by_checksum_and_changed_or_broken_frames_are_said() {
     assert!(assets.join(file).exists());
 }
 
+/// Whether `img` shows `s` as `font` draws it in `colour` on the background, with its top
+/// left anywhere in x0..=x1, y0..=y1 (pixel for pixel).
+fn shows_text(
+    img: &image::RgbImage,
+    s: &str,
+    font: super::text::Font,
+    colour: image::Rgb<u8>,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+) -> bool {
+    let want = super::png::rendered(s, font, colour);
+    let fits = |x: u32, y: u32| {
+        x + want.width() <= img.width()
+            && y + want.height() <= img.height()
+            && want
+                .enumerate_pixels()
+                .all(|(dx, dy, p)| img.get_pixel(x + dx, y + dy) == p)
+    };
+    (y0..=y1).any(|y| (x0..=x1).any(|x| fits(x, y)))
+}
+
+/// At exactly (x, y).
+fn text_at(
+    img: &image::RgbImage,
+    s: &str,
+    font: super::text::Font,
+    colour: image::Rgb<u8>,
+    (x, y): (u32, u32),
+) -> bool {
+    shows_text(img, s, font, colour, (x, y, x, y))
+}
+
 #[test]
 fn pngs_of_the_sheet_and_timeline() {
-    let (cols, cw, _) = super::png::sheet_grid(10_000, (160, 90));
+    use super::png::{self, CAPTION_LINE, FAILED, FAILED_INK, GREY_INK, HEAD_LINE, INK, MARGIN};
+    use super::text::{LARGE, LARGE_BOLD, SMALL, SMALL_BOLD};
+    let (cols, cw, _) = png::sheet_grid(10_000, (160, 90));
     assert!(cols * cw <= 4096, "{cols} x {cw}");
     let c = array_with_gaps();
-    let r = report_of(&c, &Lost::new());
+    let mut lost = Lost::new();
+    lost.insert(2, "lost with node c2 (NODE_FAIL)".into());
+    let r = report_of(&c, &lost);
     let t = TempDir::new("report-png");
     let thumbs = vec![Thumb::None; r.tiles.len()];
     let sheet = t.path().join("sheet.png");
-    super::png::contact_sheet(&r, &thumbs, t.path(), (160, 90), &sheet).unwrap();
+    png::contact_sheet(&r, &thumbs, t.path(), (160, 90), &sheet).unwrap();
     let img = image::open(&sheet).unwrap().to_rgb8();
-    // 6 tiles in 2 columns of 164 px cells; tile 4 (row 2, column 0) is framed red.
-    assert_eq!(img.width(), 2 * 164);
-    assert_eq!(img.get_pixel(3, 2 * 94 + 3).0, [211, 47, 47]);
+    let l = png::sheet_layout(&r, (160, 90));
+    // 6 tiles of 164 px cells fill the 720 px the title needs: 4 columns, two caption lines
+    // (reasons to tell).
+    assert_eq!((l.cols, l.cell_w, l.caption_lines), (4, 164, 2));
+    assert_eq!(img.width(), 720);
+    // The title, the counts and the failed and missing ranges above the tiles.
+    let title = "Contact sheet of /f";
+    assert!(text_at(&img, title, LARGE_BOLD, INK, (MARGIN, MARGIN)));
+    let counts = "6 frames in index order (row by row): 4 done, 1 failed, 1 missing";
+    assert!(text_at(
+        &img,
+        counts,
+        LARGE,
+        INK,
+        (MARGIN, MARGIN + HEAD_LINE)
+    ));
+    assert!(shows_text(
+        &img,
+        "failed",
+        LARGE,
+        INK,
+        (MARGIN, MARGIN + 2 * HEAD_LINE, 200, MARGIN + 2 * HEAD_LINE)
+    ));
+    let ranges = "failed: 4   missing: 2";
+    assert!(text_at(
+        &img,
+        ranges,
+        LARGE,
+        FAILED_INK,
+        (MARGIN, MARGIN + 3 * HEAD_LINE)
+    ));
+    // Every tile's number under it; tile 4 framed red, FAILED and its reason and node;
+    // tile 2 missing with why.
+    for (i, tile) in r.tiles.iter().enumerate() {
+        let (x, y) = l.tile(i);
+        let cap = y + l.pic_h - 2;
+        let n = tile.index.to_string();
+        assert!(text_at(&img, &n, SMALL_BOLD, INK, (x, cap)), "tile {i}");
+        assert!(!text_at(&img, "9", SMALL_BOLD, INK, (x, cap)), "tile {i}");
+    }
+    let (x, y) = l.tile(4);
+    assert_eq!(img.get_pixel(x + 1, y + 1).0, FAILED.0);
+    let cap = y + l.pic_h - 2;
+    assert!(text_at(
+        &img,
+        " FAILED",
+        SMALL_BOLD,
+        FAILED_INK,
+        (x + SMALL_BOLD.char_w(), cap)
+    ));
+    assert!(text_at(
+        &img,
+        "exit code 3, node c2",
+        SMALL,
+        FAILED_INK,
+        (x, cap + CAPTION_LINE)
+    ));
+    let (x, y) = l.tile(2);
+    let cap = y + l.pic_h - 2;
+    assert!(text_at(
+        &img,
+        " missing",
+        SMALL_BOLD,
+        GREY_INK,
+        (x + SMALL_BOLD.char_w(), cap)
+    ));
+    assert!(text_at(
+        &img,
+        "lost with node",
+        SMALL,
+        GREY_INK,
+        (x, cap + CAPTION_LINE)
+    ));
+    assert!(!text_at(
+        &img,
+        " FAILED",
+        SMALL_BOLD,
+        FAILED_INK,
+        (x + SMALL_BOLD.char_w(), cap)
+    ));
+
     let tl = t.path().join("timeline.png");
-    super::png::timeline(&r, &tl).unwrap();
+    png::timeline(&r, &tl).unwrap();
     let img = image::open(&tl).unwrap().to_rgb8();
-    assert!(
-        img.pixels().any(|p| p.0 == [211, 47, 47]),
-        "no failed bar drawn"
-    );
+    assert!(img.pixels().any(|p| p.0 == FAILED.0), "no failed bar drawn");
+    let l = png::timeline_layout(&r);
+    assert!(text_at(
+        &img,
+        "Timeline of /f: 5 task attempts on 2 node(s)",
+        LARGE_BOLD,
+        INK,
+        (MARGIN, MARGIN)
+    ));
+    assert!(shows_text(
+        &img,
+        "superseded (requeued",
+        LARGE,
+        INK,
+        (MARGIN, MARGIN + HEAD_LINE, 900, MARGIN + HEAD_LINE)
+    ));
+    // A row per node, its name, counts and median beside it.
+    assert_eq!(l.rows.len(), r.nodes.len());
+    for (n, &(y, _)) in r.nodes.iter().zip(&l.rows) {
+        let y = y + png::TL_ROW_PAD;
+        assert!(
+            text_at(&img, &n.node, SMALL_BOLD, INK, (MARGIN, y)),
+            "{}",
+            n.node
+        );
+        let other = if n.node == "c1" { "c2" } else { "c1" };
+        assert!(
+            !text_at(&img, other, SMALL_BOLD, INK, (MARGIN, y)),
+            "{}",
+            n.node
+        );
+        let counts = format!("{} tasks, {} failed", n.tasks, n.failures);
+        let ink = if n.failures > 0 { FAILED_INK } else { INK };
+        assert!(
+            text_at(&img, &counts, SMALL, ink, (MARGIN, y + 18)),
+            "{counts}"
+        );
+        assert!(
+            text_at(&img, "median 1", SMALL, INK, (MARGIN, y + 36)),
+            "{}",
+            n.node
+        );
+    }
+    // The time axis: 0 at the plot's left edge, then every 5 s over the 30 s span.
+    let zero = "0.00 s";
+    let zx = l.plot_x - SMALL.width(zero) / 2;
+    assert!(text_at(&img, zero, SMALL, INK, (zx, l.axis_y)));
+    let ten = "10.0 s";
+    let tx = l.plot_x + l.plot_w / 3 - SMALL.width(ten) / 2;
+    assert!(shows_text(
+        &img,
+        ten,
+        SMALL,
+        INK,
+        (tx - 1, l.axis_y, tx + 1, l.axis_y)
+    ));
+}
+
+#[test]
+fn the_png_timeline_says_which_node_is_slow() {
+    use super::png::{self, INK, SLOW};
+    use super::text::{SMALL, SMALL_BOLD};
+    let recs = vec![
+        record(0, 200, "c1", 100.0, 10.0, 0),
+        record(1, 200, "c2", 100.0, 11.0, 0),
+        record(2, 200, "c3", 100.0, 40.0, 0),
+    ];
+    let r = report_of(&collection(recs, vec![submission("0-2")]), &Lost::new());
+    let t = TempDir::new("report-png-slow");
+    let tl = t.path().join("timeline.png");
+    png::timeline(&r, &tl).unwrap();
+    let img = image::open(&tl).unwrap().to_rgb8();
+    let l = png::timeline_layout(&r);
+    for (n, &(y, _)) in r.nodes.iter().zip(&l.rows) {
+        let line = format!("median {}", html::seconds(n.median.unwrap()));
+        let y = y + png::TL_ROW_PAD + 36;
+        assert!(text_at(&img, &line, SMALL, INK, (png::MARGIN, y)), "{line}");
+        let slow_x = png::MARGIN + SMALL.width(&line);
+        let slow = text_at(&img, " SLOW", SMALL_BOLD, SLOW, (slow_x, y));
+        assert_eq!(slow, n.node == "c3", "{}", n.node);
+    }
 }

@@ -80,8 +80,7 @@ pub fn draw(img: &mut RgbImage, x: u32, y: u32, s: &str, font: Font, colour: Rgb
         } else {
             '?'
         };
-        if let Some(g) = get_raster(c, weight, height).or_else(|| get_raster('?', weight, height))
-        {
+        if let Some(g) = get_raster(c, weight, height).or_else(|| get_raster('?', weight, height)) {
             for (gy, row) in g.rows().enumerate() {
                 for (gx, &a) in row.iter().enumerate() {
                     let (px, py) = (cx + gx as u32, y + gy as u32);
