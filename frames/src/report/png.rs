@@ -445,7 +445,8 @@ pub fn timeline(r: &Report, out: &Path) -> Result<(), String> {
         let lane_top = y + (h - lanes_h) / 2;
         for b in &n.bars {
             let x0 = px(b.start);
-            let x1 = px(b.end).max(x0 + 1);
+            // At least 3 px: a task that ended at once (a failed start) stays visible.
+            let x1 = px(b.end).max(x0 + 3);
             let by = lane_top + b.lane as u32 * (TL_LANE_H + TL_LANE_GAP);
             let colour = match b.outcome {
                 Outcome::Done => DONE,

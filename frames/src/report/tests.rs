@@ -567,3 +567,39 @@ fn the_png_timeline_says_which_node_is_slow() {
         assert_eq!(slow, n.node == "c3", "{}", n.node);
     }
 }
+
+#[test]
+fn a_large_sheet_names_later_thumbnails_for_the_script_to_load() {
+    // 300 frames: the first EAGER_TILES thumbnails in src (shown without JavaScript too),
+    // the rest in data-src, loaded when scrolled near; tiles laid out only near the screen.
+    let recs = (0..300)
+        .map(|i| record(i, 200, "c1", 100.0 + i as f64, 1.0, 0))
+        .collect();
+    let r = report_of(&collection(recs, vec![submission("0-299")]), &Lost::new());
+    let thumbs: Vec<Thumb> = (0..300)
+        .map(|i| Thumb::Made {
+            file: format!("thumbs/{i}.jpg"),
+            changed: None,
+        })
+        .collect();
+    let links = vec![None; 300];
+    let page = html::page(&html::Page {
+        report: &r,
+        thumbs: &thumbs,
+        links: &links,
+        assets: "report_files",
+        thumb_box: (160, 90),
+        pngs: &[],
+    });
+    let eager = html::EAGER_TILES;
+    assert_eq!(page.matches(r#" src="report_files/thumbs/"#).count(), eager);
+    assert_eq!(
+        page.matches(r#" data-src="report_files/thumbs/"#).count(),
+        300 - eager
+    );
+    assert!(page.contains(&format!(r#"data-src="report_files/thumbs/{eager}.jpg""#)));
+    assert!(page.contains(r#"<div class="sheet big""#));
+    // A short run: every thumbnail in src, every tile laid out.
+    let small = page_of(&report_of(&array_with_gaps(), &Lost::new()));
+    assert!(!small.contains("data-src=\"") && !small.contains("sheet big"));
+}
