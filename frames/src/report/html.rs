@@ -83,10 +83,11 @@ tr.slow td{background:#fff3e0;font-weight:600}
 "#;
 
 /// Thumbnails past [`EAGER_TILES`] loaded as they near the screen; sorting (click a header;
-/// numbers by `data-v` or their text); and a layout probe for the
-/// browser test: with `?probe` in the URL, the boxes of the tiles and timeline rows as drawn
-/// are written into `<pre id="probe">` (the test reads them from the DOM and checks the
-/// screenshot's pixels there).
+/// numbers by `data-v` or their text); with `?timing` in the URL, the milliseconds from
+/// navigation to the load event and a full layout in `<pre id="timing">` (the benchmark's page
+/// load time); and a layout probe for the browser test: with `?probe`, the boxes of the tiles
+/// and timeline rows as drawn are written into `<pre id="probe">` (the test reads them from
+/// the DOM and checks the screenshot's pixels there).
 const SCRIPT: &str = r#"
 document.querySelectorAll('table.sortable').forEach(function(t){
  t.tHead.addEventListener('click',function(e){
@@ -105,6 +106,8 @@ document.querySelectorAll('table.sortable').forEach(function(t){
  var io=new IntersectionObserver(function(es){es.forEach(function(e){if(e.isIntersecting){show(e.target);io.unobserve(e.target);}});},{rootMargin:'1500px 0px'});
  imgs.forEach(function(im){io.observe(im);});
 })();
+if(location.search==='?timing'){addEventListener('load',function(){var h=document.body.offsetHeight;
+ var p=document.createElement('pre');p.id='timing';p.textContent='ready_ms='+Math.round(performance.now())+' height='+h;document.body.appendChild(p);});}
 if(location.search==='?probe'){
  var out=[];var box=function(k,el){var r=el.getBoundingClientRect();
   out.push([k,Math.round(r.left+scrollX),Math.round(r.top+scrollY),Math.round(r.width),Math.round(r.height)].join(' '));};

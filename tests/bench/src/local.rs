@@ -388,6 +388,16 @@ frame's BLAKE3), `--png` also draws the contact sheet and timeline as PNG files.
 
 Cold, every core is {speedup}× as fast as one thread. The page is {page} MiB and its
 thumbnails {thumbs} MiB.
+
+The page in headless Chromium (`chromium --headless --dump-dom`, 1280×900 window): ready is
+the page's own clock from navigation to its load event and a full layout (`report.html?timing`);
+CPU is Chromium's user + system time over all its processes to start, load the page and dump
+its DOM (it does not grow with others' load on the machine).
+
+| page of {frames} frames | time |
+|---|---|
+| ready (load event and layout) | {ready} |
+| Chromium CPU time | {cpu} |
 "#,
         r.describe("report-cold-1", 1.0, "s"),
         per("report-cold-1"),
@@ -402,6 +412,8 @@ thumbnails {thumbs} MiB.
         mib = get("mib"),
         page = mib("page_kib"),
         thumbs = mib("thumbs_kib"),
+        ready = r.describe("report-page-ready", 1.0, "s"),
+        cpu = r.describe("report-page-cpu", 1.0, "s"),
     ))
 }
 
@@ -447,6 +459,18 @@ mod tests {
         .write("report-warm", "0.5\n")
         .write("report-warm-png", "2.3\n");
         let text = frames_report(&Results::open(&dir.0)).unwrap();
+        assert!(
+            text.contains("| ready (load event and layout) | not measured |"),
+            "{text}"
+        );
+        dir.write("report-page-ready", "3.2\n2.8\n3.0\n")
+            .write("report-page-cpu", "1.9\n");
+        let text = frames_report(&Results::open(&dir.0)).unwrap();
+        assert!(
+            text.contains("| ready (load event and layout) | 3.000 s"),
+            "{text}"
+        );
+        assert!(text.contains("| Chromium CPU time | 1.900 s"), "{text}");
         assert!(
             text.starts_with("## 9. frames report of 10000 frames"),
             "{text}"
