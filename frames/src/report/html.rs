@@ -181,12 +181,13 @@ fn timeline_svg(out: &mut String, r: &Report) {
         let h = row_height(n);
         let _ = write!(
             out,
-            r#"<g class="node-row" data-node="{node}"><line class="sep" x1="0" y1="{y:.1}" x2="{width}" y2="{y:.1}"/><text x="4" y="{ty:.1}" font-weight="bold">{node}</text><text x="4" y="{ty2:.1}">{tasks} tasks, {fails} failed</text>"#,
+            r#"<g class="node-row" data-node="{node}"><line class="sep" x1="0" y1="{y:.1}" x2="{width}" y2="{y:.1}"/><text x="4" y="{ty:.1}" font-weight="bold">{node}</text><text x="4" y="{ty2:.1}">{tasks} tasks, {fails} failed{lost}</text>"#,
             node = esc(&n.node),
             ty = y + ROW_PAD + 10.0,
             ty2 = y + ROW_PAD + 23.0,
             tasks = n.tasks,
             fails = n.failures,
+            lost = lost_note(n),
         );
         for b in &n.bars {
             let bx = x(b.start);
@@ -230,15 +231,24 @@ pub fn slow_nodes(r: &Report) -> Vec<bool> {
         .collect()
 }
 
+/// ", 4 lost" after a node's counts when Slurm lost tasks with it.
+pub fn lost_note(n: &NodeRow) -> String {
+    if n.lost > 0 {
+        format!(", {} lost", n.lost)
+    } else {
+        String::new()
+    }
+}
+
 fn node_table(out: &mut String, r: &Report) {
     let slow_nodes = slow_nodes(r);
     out.push_str(
-        r#"<table class="nodes sortable"><thead><tr><th>node</th><th>tasks (every attempt)</th><th>median task time</th><th>failed</th><th>superseded (requeued or rerun)</th></tr></thead><tbody>"#,
+        r#"<table class="nodes sortable"><thead><tr><th>node</th><th>tasks (every attempt)</th><th>median task time</th><th>failed</th><th>superseded (requeued or rerun)</th><th>lost with the node (Slurm)</th></tr></thead><tbody>"#,
     );
     for (n, &slow) in r.nodes.iter().zip(&slow_nodes) {
         let _ = write!(
             out,
-            r#"<tr{}><td>{}</td><td class="num">{}</td><td class="num" data-v="{}">{}{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            r#"<tr{}><td>{}</td><td class="num">{}</td><td class="num" data-v="{}">{}{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
             if slow { r#" class="slow""# } else { "" },
             esc(&n.node),
             n.tasks,
@@ -246,7 +256,8 @@ fn node_table(out: &mut String, r: &Report) {
             n.median.map(seconds).unwrap_or_default(),
             if slow { " (slow)" } else { "" },
             n.failures,
-            n.superseded
+            n.superseded,
+            n.lost
         );
     }
     out.push_str("</tbody></table>");

@@ -78,6 +78,7 @@ pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
     let (mut c, mut s) = crate::summary_of(dir)?;
     let mut notes = Vec::new();
     let mut lost = model::Lost::new();
+    let mut lost_per_node = std::collections::BTreeMap::new();
     if opts.no_queue {
         notes.push("Slurm was not asked (--no-queue): judged by the records alone".to_owned());
     } else {
@@ -86,12 +87,14 @@ pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
         for e in &q.live.lost {
             if let Some(i) = e.array_task {
                 let node = if e.nodes.is_empty() { "?" } else { &e.nodes };
+                *lost_per_node.entry(node.to_owned()).or_insert(0) += 1;
                 lost.insert(i, format!("lost with node {node} ({})", e.raw_state));
             }
         }
         notes.extend(q.lines());
     }
     let mut report = model::build(&c, &s, &lost, notes);
+    model::count_lost(&mut report, &lost_per_node);
     if let Ok(abs) = std::fs::canonicalize(dir) {
         report.dir = abs.display().to_string();
     }

@@ -99,6 +99,8 @@ pub struct NodeRow {
     pub superseded: usize,
     /// Median seconds from start to end of its tasks that have a start time.
     pub median: Option<f64>,
+    /// Tasks Slurm says were lost with the node (node failure): they left no record, so no bar.
+    pub lost: usize,
 }
 
 /// One row of the results table: a standing task, or a unit with no record.
@@ -379,6 +381,22 @@ pub fn node_row(node: &str, mut bars: Vec<Bar>) -> NodeRow {
         lanes: lane_ends.len().max(1),
         bars,
         median,
+        lost: 0,
+    }
+}
+
+/// Counts Slurm's lost tasks on their nodes' rows (a node that left no record at all gets a
+/// row of its own, without bars): a node that died shows as such on the timeline.
+pub fn count_lost(r: &mut Report, per_node: &BTreeMap<String, usize>) {
+    for (node, &n) in per_node {
+        match r.nodes.iter_mut().find(|row| &row.node == node) {
+            Some(row) => row.lost += n,
+            None => {
+                let mut row = node_row(node, Vec::new());
+                row.lost = n;
+                r.nodes.push(row);
+            }
+        }
     }
 }
 

@@ -467,8 +467,17 @@ fn node_label(img: &mut RgbImage, n: &super::model::NodeRow, slow: bool, x: u32,
     let w = LABEL_W - x - 8;
     let line = SMALL.size + 2;
     text::draw(img, x, y, &SMALL_BOLD.clip(&n.node, w), SMALL_BOLD, INK);
-    let counts = format!("{} tasks, {} failed", n.tasks, n.failures);
-    let colour = if n.failures > 0 { FAILED_INK } else { INK };
+    let counts = format!(
+        "{} tasks, {} failed{}",
+        n.tasks,
+        n.failures,
+        super::html::lost_note(n)
+    );
+    let colour = if n.failures + n.lost > 0 {
+        FAILED_INK
+    } else {
+        INK
+    };
     text::draw(img, x, y + line, &SMALL.clip(&counts, w), SMALL, colour);
     if let Some(m) = n.median {
         let cx = text::draw(

@@ -395,7 +395,12 @@ fn pngs_of_the_sheet_and_timeline() {
     let c = array_with_gaps();
     let mut lost = Lost::new();
     lost.insert(2, "lost with node c2 (NODE_FAIL)".into());
-    let r = report_of(&c, &lost);
+    let mut r = report_of(&c, &lost);
+    // Slurm lost index 2 with c2, and a task with c3, which left no record at all.
+    let per_node = [("c2".to_owned(), 1), ("c3".to_owned(), 1)]
+        .into_iter()
+        .collect();
+    model::count_lost(&mut r, &per_node);
     let t = TempDir::new("report-png");
     let thumbs = vec![Thumb::None; r.tiles.len()];
     let sheet = t.path().join("sheet.png");
@@ -489,7 +494,7 @@ fn pngs_of_the_sheet_and_timeline() {
     let l = png::timeline_layout(&r);
     assert!(text_at(
         &img,
-        "Timeline of /f: 5 task attempts on 2 node(s)",
+        "Timeline of /f: 5 task attempts on 3 node(s)",
         LARGE_BOLD,
         INK,
         (MARGIN, MARGIN)
@@ -516,17 +521,23 @@ fn pngs_of_the_sheet_and_timeline() {
             "{}",
             n.node
         );
-        let counts = format!("{} tasks, {} failed", n.tasks, n.failures);
-        let ink = if n.failures > 0 { FAILED_INK } else { INK };
+        let counts = match n.node.as_str() {
+            "c1" => "3 tasks, 0 failed",
+            "c2" => "2 tasks, 1 failed, 1 lost",
+            _ => "0 tasks, 0 failed, 1 lost",
+        };
+        let ink = if n.node == "c1" { INK } else { FAILED_INK };
         assert!(
-            text_at(&img, &counts, SMALL, ink, (MARGIN, y + 18)),
+            text_at(&img, counts, SMALL, ink, (MARGIN, y + 18)),
             "{counts}"
         );
-        assert!(
-            text_at(&img, "median 1", SMALL, INK, (MARGIN, y + 36)),
-            "{}",
-            n.node
-        );
+        if n.node != "c3" {
+            assert!(
+                text_at(&img, "median 1", SMALL, INK, (MARGIN, y + 36)),
+                "{}",
+                n.node
+            );
+        }
     }
     // The time axis: 0 at the plot's left edge, then every 5 s over the 30 s span.
     let zero = "0.00 s";

@@ -220,6 +220,13 @@ fn report_of_a_run_with_a_failed_frame_a_killed_node_and_a_resubmit_reads_in_a_b
         near(shot.at(x + 1, y + h / 2), RED),
         "frame 5 is not framed red"
     );
+    // The dead node's timeline row says what it lost (Slurm's count: no records, no bars).
+    let c2_row = &dom[dom.find(r#"data-node="c2""#).expect("a row for c2")..];
+    let c2_row = &c2_row[..c2_row.find("</g>").unwrap_or(c2_row.len())];
+    assert!(
+        c2_row.contains(&format!(", {missing} lost</text>")),
+        "c2's row: {c2_row}"
+    );
 
     cluster
         .as_user(
