@@ -314,11 +314,15 @@ pub fn isolate(keep: &[RawFd]) -> Option<Vec<RawFd>> {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if devnull >= 0 {
             libc::dup2(devnull, 0);
             libc::dup2(devnull, 1);
             libc::dup2(devnull, 2);
+            // Opened above the kept ones: not one more descriptor for the process to keep.
+            if devnull > 2 {
+                libc::close(devnull);
+            }
         }
     }
     Some(moved)

@@ -623,3 +623,33 @@ fn a_relative_capture_helper_is_refused_naming_the_argument() {
         out.transcript()
     );
 }
+
+#[test]
+fn the_capture_helper_is_a_small_program_of_the_users_with_only_its_descriptors() {
+    let tmp = temp_dir("helper-fds");
+    let dir = tmp.path().to_path_buf();
+    // The task finds its capture helper (argv names the frame dir) and prints what it is.
+    let out = array_task(
+        &dir,
+        0,
+        r#"for p in /proc/[0-9]*; do
+             if [ "$(cat $p/comm 2>/dev/null)" = spank_frames-ca ] && tr '\0' ' ' <$p/cmdline | grep -qF "$FRAME_DIR/"; then
+               echo "fds: $(ls $p/fd | sort -n | tr '\n' ' ')"
+               echo "uid: $(awk '/^Uid/ {print $2, $3, $4}' $p/status)"
+             fi
+           done"#,
+    );
+    assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+    let (uid, _) = ids();
+    assert!(
+        out.task_output.contains("fds: 0 1 2 3 4 5 \n"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        out.task_output
+            .contains(&format!("uid: {uid} {uid} {uid}\n")),
+        "{}",
+        out.transcript()
+    );
+}
