@@ -362,6 +362,16 @@ stepd_rss() { # $1: label; $2...: options
         kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || continue
         [ -n "$kib" ] && echo "$kib $(tr '\0' ' ' <"/proc/$pid/cmdline")" >>"$res/rss-$label"
     done
+    # The helper programs the plugins run beside a task (spank_frames' result capture: comm
+    # truncated to 15 characters), each its own small executable: reported apart, as what they are.
+    : >"$res/rss-helpers-$label"
+    for pid in $(pgrep -x spank_frames-ca || true); do
+        local ino
+        ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || continue
+        [[ " ${inos[*]} " == *" $ino "* ]] || continue
+        kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || continue
+        [ -n "$kib" ] && echo "$kib $(readlink "/proc/$pid/exe")" >>"$res/rss-helpers-$label"
+    done
     wait "$bg" || true
 }
 
