@@ -255,6 +255,8 @@ cluster_up() { # $1: empty | plugins | plugins-debug
         local scratch; scratch=$("$cl" dir)
         install -m 0755 "$rel/libspank_qrmi.so" "$stage/spank_qrmi.so"
         install -m 0755 "$rel/libspank_frames.so" "$stage/spank_frames.so"
+        # Its result-capture helper, run from the plugin's directory (spank_frames(8)).
+        install -m 0755 "$rel/spank_frames-capture" "$stage/"
         # The admin snippets as shipped (default log level), pointed at the cluster's config;
         # plugins-debug (item 3) adds log_level=debug to both and runs slurmd at debug, so
         # each callback's "hook ... took N us" line reaches the node logs.
