@@ -99,7 +99,7 @@ installed=1
 apt-get install -y -q "${v1[@]}" >"$scratch/install.log" 2>&1 || { cat "$scratch/install.log"; fail "apt-get install"; }
 grep -q 'restart slurmd' "$scratch/install.log" || fail "postinst did not ask for a slurmd restart"
 plugdir=$(dpkg -L spank-plugins | grep '/spank_qrmi\.so$' | xargs dirname)
-for f in "$plugdir/spank_qrmi.so" "$plugdir/spank_frames.so" /usr/bin/frames /usr/bin/qrmi-usage \
+for f in "$plugdir/spank_qrmi.so" "$plugdir/spank_frames.so" "$plugdir/spank_frames-capture" /usr/bin/frames /usr/bin/qrmi-usage \
     /etc/slurm/plugstack.conf.d/spank_qrmi.conf /etc/slurm/plugstack.conf.d/spank_frames.conf; do
     [[ -f $f ]] || fail "$f not installed"
 done

@@ -164,6 +164,56 @@ fn parse_line(line: &[u8], prefix_len: usize, overflow: u64) -> CapturedLine {
     }
 }
 
+/// The file a capture writes while the task runs; renamed to `capture` when its output ended,
+/// so a reader can tell "still running" (this present) from "complete" (`capture` present).
+pub fn partial_path(capture: &Path) -> std::path::PathBuf {
+    let mut name = capture.as_os_str().to_owned();
+    name.push(".partial");
+    std::path::PathBuf::from(name)
+}
+
+/// The capture itself (run by the capture helper): copies `input` to `output` byte for byte and
+/// appends each result line to `file` as one JSON line. The output comes first: a failing
+/// output stops only the copy, a failing capture file only the capture (never the output).
+/// Returns whether every result line reached `file`.
+pub fn tee(
+    mut input: impl Read,
+    mut output: impl io::Write,
+    file: impl io::Write,
+    prefix: &str,
+) -> bool {
+    let mut file = Some(file);
+    let mut scanner = ResultScanner::new(prefix);
+    let mut passthrough = true;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let chunk = &buf[..n];
+        if passthrough {
+            passthrough = output.write_all(chunk).is_ok();
+        }
+        append(&mut file, scanner.feed(chunk));
+    }
+    append(&mut file, scanner.finish());
+    file.is_some()
+}
+
+/// Appends `lines`; on a write error gives the file up (`None`).
+fn append(file: &mut Option<impl io::Write>, lines: Vec<CapturedLine>) {
+    let Some(out) = file else { return };
+    for line in lines {
+        if out.write_all(line.to_json_line().as_bytes()).is_err() {
+            *file = None;
+            return;
+        }
+    }
+}
+
 /// Longest capture-file line read (a MAX_LINE line escaped as JSON may grow up to 6-fold).
 const MAX_FILE_LINE: usize = 6 * MAX_LINE + 4096;
 
@@ -248,6 +298,50 @@ pub fn read_capture_file(path: &Path) -> io::Result<Vec<CapturedLine>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tee_passes_everything_through_and_captures_result_lines() {
+        let input: Vec<u8> =
+            b"hello\nRESULT:{\"a\":1}\r\n\x00\xff binary\nRESULT: oops\nRESULT:2".to_vec();
+        let (mut out, mut file) = (Vec::new(), Vec::new());
+        assert!(tee(&input[..], &mut out, &mut file, "RESULT:"));
+        assert_eq!(out, input);
+        let text = String::from_utf8(file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], res("{\"a\":1}").to_json_line().trim_end());
+        assert!(lines[1].contains("invalid"), "{text}");
+        assert_eq!(lines[2], res("2").to_json_line().trim_end());
+    }
+
+    struct Failing;
+    impl io::Write for Failing {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::other("full"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tee_keeps_capturing_when_the_output_fails_and_copying_when_the_file_fails() {
+        let input = b"RESULT:1\nRESULT:2\n";
+        let mut file = Vec::new();
+        assert!(tee(&input[..], Failing, &mut file, "RESULT:"));
+        assert_eq!(String::from_utf8(file).unwrap().lines().count(), 2);
+        let mut out = Vec::new();
+        assert!(!tee(&input[..], &mut out, Failing, "RESULT:"));
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn partial_path_appends_a_suffix() {
+        assert_eq!(
+            partial_path(Path::new("/d/t.captured.jsonl")),
+            Path::new("/d/t.captured.jsonl.partial")
+        );
+    }
 
     fn res(text: &str) -> CapturedLine {
         CapturedLine::Result(RawJson::parse(text).unwrap())

@@ -5,7 +5,8 @@
 #   packaging/deb/build.sh [--suite SUITE | --slurm-include DIR] [--plugin-dir DIR]
 #                          [--prebuilt DIR] [--bin-dir DIR] [--out DIR] [--no-lintian]
 #
-#   spank-plugins        spank_qrmi.so and spank_frames.so in the distribution's Slurm PluginDir,
+#   spank-plugins        spank_qrmi.so and spank_frames.so in the distribution's Slurm PluginDir
+#                        (with spank_frames-capture, the result-capture helper, next to them),
 #                        the plugstack snippets as conffiles in /etc/slurm/plugstack.conf.d/, the
 #                        man pages spank_qrmi(8) and spank_frames(8), and (postinst) the state
 #                        directory /var/spool/slurm/spank_qrmi (root, 0700). For every node.
@@ -113,7 +114,11 @@ if [[ -z $prebuilt ]]; then
     prebuilt=$target/release
 fi
 bin_dir=${bin_dir:-$target/release}
-for f in "$prebuilt/libspank_qrmi.so" "$prebuilt/libspank_frames.so" "$bin_dir/frames" "$bin_dir/qrmi-usage"; do
+# spank_frames' capture helper builds with the plugin (no Slurm headers in it): from --prebuilt,
+# else from --bin-dir.
+capture=$prebuilt/spank_frames-capture
+[[ -f $capture ]] || capture=$bin_dir/spank_frames-capture
+for f in "$prebuilt/libspank_qrmi.so" "$prebuilt/libspank_frames.so" "$capture" "$bin_dir/frames" "$bin_dir/qrmi-usage"; do
     [[ -f $f ]] || die "missing artifact $f"
 done
 info=$repo/tests/versions/plugin-info.sh
@@ -187,11 +192,14 @@ for p in spank_qrmi spank_frames; do
     install -m 0644 "$repo/plugstack.conf.d/$p.conf" "$root/etc/slurm/plugstack.conf.d/$p.conf"
     echo "/etc/slurm/plugstack.conf.d/$p.conf" >>"$root/DEBIAN/conffiles"
 done
+# Found by spank_frames.so next to its own (real) path: spank_frames(8), RESULT CAPTURE.
+install -m 0755 "$capture" "$root$plugin_dir/spank_frames-capture"
+strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root$plugin_dir/spank_frames-capture"
 man_page "$repo/spank-qrmi/spank_qrmi.8" "$root" 8
 man_page "$repo/spank-frames/spank_frames.8" "$root" 8
 doc_files spank-plugins "$root"
 [[ -f $repo/spank-qrmi/CONFIG.md ]] && install -m 0644 "$repo/spank-qrmi/CONFIG.md" "$root/usr/share/doc/spank-plugins/CONFIG.md"
-deps=$(shlibs "$root$plugin_dir/spank_qrmi.so" "$root$plugin_dir/spank_frames.so")
+deps=$(shlibs "$root$plugin_dir/spank_qrmi.so" "$root$plugin_dir/spank_frames.so" "$root$plugin_dir/spank_frames-capture")
 cat >"$root/DEBIAN/control" <<EOF
 Package: spank-plugins
 Version: $version

@@ -58,6 +58,7 @@ for r in "${rpms[@]}"; do cp "$r" "$out/"; done
 libdir=$(rpm --eval '%{_libdir}') mandir=$(rpm --eval '%{_mandir}')
 expect_main="/etc/slurm/plugstack.conf.d/spank_frames.conf
 /etc/slurm/plugstack.conf.d/spank_qrmi.conf
+$libdir/slurm/spank_frames-capture
 $libdir/slurm/spank_frames.so
 $libdir/slurm/spank_qrmi.so
 $mandir/man8/spank_frames.8

@@ -37,10 +37,13 @@ pub struct Frames {
     remote: Remote,
     /// srun/salloc: the submission to complete once its outcome is known.
     pending: Option<srun::Pending>,
+    /// plugstack.conf `capture_helper=PATH`: the result-capture helper, if not the one next to
+    /// spank_frames.so.
+    capture_helper: Option<std::path::PathBuf>,
 }
 
 /// plugstack.conf arguments this plugin accepts (`log_level=` is the layer's, for every plugin).
-const PLUGSTACK_KEYS: &[&str] = &[];
+const PLUGSTACK_KEYS: &[&str] = &["capture_helper"];
 
 impl Plugin for Frames {
     const NAME: &'static str = "spank_frames";
@@ -51,7 +54,11 @@ impl Plugin for Frames {
     }
 
     fn init(&mut self, _sp: &Spank, args: &[String]) -> Result<()> {
-        PluginArgs::parse(Self::NAME, args, PLUGSTACK_KEYS)?;
+        let args = PluginArgs::parse(Self::NAME, args, PLUGSTACK_KEYS)?;
+        self.capture_helper =
+            args.get_parsed(Self::NAME, "capture_helper", "an absolute path", |v| {
+                Some(std::path::PathBuf::from(v)).filter(|p| p.is_absolute())
+            })?;
         Ok(())
     }
 
@@ -80,7 +87,8 @@ impl Plugin for Frames {
     }
 
     fn task_init(&mut self, sp: &Spank) -> Result<()> {
-        self.remote.task_init(sp, &self.options)
+        self.remote
+            .task_init(sp, &self.options, self.capture_helper.as_deref())
     }
 
     fn task_post_fork(&mut self, sp: &Spank) -> Result<()> {

@@ -182,7 +182,13 @@ impl Remote {
     }
 
     /// In the task's own process, as the user, just before exec.
-    pub fn task_init(&mut self, sp: &Spank, options: &FrameOptions) -> Result<()> {
+    /// `helper`: plugstack.conf's `capture_helper=`, if set.
+    pub fn task_init(
+        &mut self,
+        sp: &Spank,
+        options: &FrameOptions,
+        helper: Option<&std::path::Path>,
+    ) -> Result<()> {
         let Some(step) = &self.step else {
             return Ok(());
         };
@@ -221,8 +227,17 @@ impl Remote {
             }
             sp.setenv("FRAME_PATH", &path.display().to_string(), true)?;
         }
-        crate::tee::start(&options.result_prefix, &layout.capture_path(&key))
-            .map_err(|e| Error::new(format!("cannot start result capture: {e}")))
+        let capture = || {
+            let helper = crate::tee::helper_path(helper)?;
+            crate::tee::start(
+                &helper,
+                &options.result_prefix,
+                &layout.capture_path(&key),
+                step.identity,
+                &step.groups,
+            )
+        };
+        capture().map_err(|e| Error::new(format!("--frame-dir: cannot start result capture: {e}")))
     }
 
     /// In slurmstepd right after a task was forked (root): remember when it started.

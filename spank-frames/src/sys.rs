@@ -1,12 +1,11 @@
 //! The process primitives the plugin needs (fork, pipes and descriptors, the drop to the
 //! job's user, waiting for a child, inotify), each behind a safe function. The only module of
 //! the plugin with `unsafe`: everything else calls these.
-use std::ffi::CString;
-use std::fs::File;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A user and group to run as.
@@ -147,21 +146,6 @@ pub fn fork_run(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
         unsafe { libc::_exit(code) };
     }
     Ok(pid)
-}
-
-/// Waits for child `pid` to end (retrying on EINTR); returns its wait status.
-pub fn wait_child(pid: libc::pid_t) -> io::Result<libc::c_int> {
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
-            return Ok(status);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }
 
 /// Sets the groups (when root), then gid and uid (real, effective and saved) to `id`, and
@@ -330,20 +314,18 @@ pub fn isolate(keep: &[RawFd]) -> Option<Vec<RawFd>> {
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if devnull >= 0 {
             libc::dup2(devnull, 0);
             libc::dup2(devnull, 1);
             libc::dup2(devnull, 2);
+            // Opened above the kept ones: not one more descriptor for the process to keep.
+            if devnull > 2 {
+                libc::close(devnull);
+            }
         }
     }
     Some(moved)
-}
-
-/// A File for descriptor `fd`, which [`isolate`] kept and nothing else owns.
-pub fn file_from_kept(fd: RawFd) -> File {
-    // SAFETY: per the contract: `fd` is open and owned by nothing else in this process.
-    unsafe { File::from_raw_fd(fd) }
 }
 
 /// Puts `fd` at number `target`; returns `target` or -1.
@@ -377,5 +359,51 @@ fn close_from(first: RawFd) {
                 libc::close(fd);
             }
         }
+    }
+}
+
+/// Sets close-on-exec on `fd`; false on an error.
+pub fn set_cloexec(fd: RawFd) -> bool {
+    // SAFETY: fcntl on a descriptor of this process.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == 0 }
+}
+
+/// Whether this process is `id` and nothing else: real, effective and saved uid and gid.
+pub fn is_only(id: Identity) -> bool {
+    let (mut ru, mut eu, mut su) = (0, 0, 0);
+    let (mut rg, mut eg, mut sg) = (0, 0, 0);
+    // SAFETY: getresuid/getresgid fill the three values.
+    let ok = unsafe {
+        libc::getresuid(&mut ru, &mut eu, &mut su) == 0
+            && libc::getresgid(&mut rg, &mut eg, &mut sg) == 0
+    };
+    ok && [ru, eu, su] == [id.uid; 3] && [rg, eg, sg] == [id.gid; 3]
+}
+
+/// Replaces this process with `program` run with `argv` and an empty environment; returns
+/// the errno only if that failed.
+pub fn exec(program: &CStr, argv: &[CString]) -> i32 {
+    let mut args: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    args.push(std::ptr::null());
+    let env: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: NUL-terminated strings and null-terminated arrays that outlive the call.
+    unsafe { libc::execve(program.as_ptr(), args.as_ptr(), env.as_ptr()) };
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::ENOEXEC)
+}
+
+/// The file this code was loaded from (spank_frames.so in Slurm), as the loader named it.
+pub fn this_object_path() -> Option<PathBuf> {
+    // SAFETY: dladdr fills a Dl_info for an address of this object; dli_fname, when set,
+    // points at a NUL-terminated string the loader owns while the object is loaded.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let addr = this_object_path as *const libc::c_void;
+        if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let name = CStr::from_ptr(info.dli_fname);
+        Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
     }
 }

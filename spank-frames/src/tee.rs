@@ -1,97 +1,83 @@
 //! Result capture: in task_init (the task's own process, already the user, just before exec)
-//! the task's stdout is routed through a pipe to a small capture process that copies every
-//! byte unchanged to the original stdout and records lines starting with the result prefix.
+//! the task's stdout is routed through a pipe to the capture helper, `spank_frames-capture`
+//! (src/bin/capture.rs), which copies every byte unchanged to the original stdout and records
+//! lines starting with the result prefix. A small executable, not a forked copy of slurmstepd:
+//! no slurmstepd-sized process stays alive per task.
 //!
-//! - The capture process is double-forked so it is not a child of the user's program: a
-//!   shell's bare `wait` would otherwise wait for it, and it waits for the shell's stdout to
-//!   close: a deadlock.
+//! - The helper is found next to spank_frames.so (symlinks resolved: where the package put it)
+//!   unless plugstack.conf names it with `capture_helper=PATH`.
+//! - It is exec'd by a child of the task that keeps only its three descriptors (the pipe's read
+//!   end, the original stdout, the partial capture file) and runs as the job's user; it forks
+//!   itself free of the task (see the helper) and its first process's exit says it is running.
 //! - When stdout and stderr are the same file (sbatch's default), both go through the one pipe,
 //!   so their interleaving in the output file is exactly what it would be without us.
-//! - Captured lines go to `<capture>.partial` and are renamed to the capture path at end of
-//!   output: the rename tells task_exit the capture is complete.
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+//! - Captured lines go to `<capture>.partial`, renamed to the capture path at end of output:
+//!   the rename tells task_exit the capture is complete.
+use std::ffi::CString;
+use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use frames_core::capture::{CapturedLine, ResultScanner};
+pub use frames_core::capture::partial_path;
 
-use crate::sys;
+use crate::sys::{self, Identity};
 
-pub fn partial_path(capture: &Path) -> PathBuf {
-    let mut name = capture.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
-}
+/// The helper's file name, in the directory of spank_frames.so.
+pub const HELPER_NAME: &str = "spank_frames-capture";
+/// How long task_init waits for the helper to say it runs (it forks once and exits).
+const START_LIMIT: Duration = Duration::from_secs(10);
+/// Exit codes of the child that execs the helper, before the helper runs.
+const EXIT_DESCRIPTORS: i32 = 125;
+const EXIT_USER: i32 = 126;
+const EXIT_EXEC: i32 = 127;
 
-fn append(out: &mut Option<File>, lines: Vec<CapturedLine>) {
-    let Some(file) = out else { return };
-    for line in lines {
-        if let Ok(mut text) = serde_json::to_vec(&line) {
-            text.push(b'\n');
-            if file.write_all(&text).is_err() {
-                *out = None;
-                return;
-            }
-        }
+/// The helper to run: `configured` (plugstack.conf `capture_helper=`), else the file next to
+/// the real path of this plugin.
+pub fn helper_path(configured: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = configured {
+        return Ok(path.to_owned());
     }
-}
-
-/// The capture process's main loop: copy `input` to `output`, record result lines in `file`
-/// (the partial capture file, created before the fork).
-fn capture_loop(
-    input: libc::c_int,
-    output: libc::c_int,
-    file: File,
-    prefix: &str,
-    capture: &Path,
-) -> i32 {
-    let partial = partial_path(capture);
-    let mut file = Some(file);
-    let mut scanner = ResultScanner::new(prefix);
-    let mut passthrough = true;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match sys::read_fd(input, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let chunk = &buf[..n];
-        // The output comes first: a failing capture file must never hold the task's output.
-        if passthrough {
-            passthrough = sys::write_all_fd(output, chunk);
-        }
-        let lines = scanner.feed(chunk);
-        append(&mut file, lines);
-    }
-    let lines = scanner.finish();
-    append(&mut file, lines);
-    // Not fsynced: the record, written after this file is read, is the durable copy of the
-    // results (spank_frames(8), DURABILITY); a flush here would only delay the task's end.
-    match file {
-        Some(f) => {
-            drop(f);
-            if std::fs::rename(&partial, capture).is_ok() {
-                0
-            } else {
-                1
-            }
-        }
-        None => 1,
-    }
+    let plugin = sys::this_object_path()
+        .ok_or("cannot tell where spank_frames.so was loaded from (dladdr)")?;
+    let real = std::fs::canonicalize(&plugin)
+        .map_err(|e| format!("cannot resolve {}: {e}", plugin.display()))?;
+    Ok(real.with_file_name(HELPER_NAME))
 }
 
 /// Starts the capture for this task; on return fd 1 (and 2 if it is the same file) feed it.
 /// Errors leave the task's stdio untouched.
-pub fn start(prefix: &str, capture: &Path) -> Result<(), String> {
-    start_inner(prefix, capture).inspect_err(|_| {
+pub fn start(
+    helper: &Path,
+    prefix: &str,
+    capture: &Path,
+    user: Identity,
+    groups: &[u32],
+) -> Result<(), String> {
+    start_inner(helper, prefix, capture, user, groups).inspect_err(|_| {
         // No capture will run: leave no partial file for task_exit to wait on.
         let _ = std::fs::remove_file(partial_path(capture));
     })
 }
 
-fn start_inner(prefix: &str, capture: &Path) -> Result<(), String> {
+fn start_inner(
+    helper: &Path,
+    prefix: &str,
+    capture: &Path,
+    user: Identity,
+    groups: &[u32],
+) -> Result<(), String> {
+    let cstr = |bytes: &[u8], what: &str| {
+        CString::new(bytes).map_err(|_| format!("{what} contains a NUL byte"))
+    };
+    let argv = [
+        cstr(HELPER_NAME.as_bytes(), "the helper name")?,
+        cstr(prefix.as_bytes(), "--frame-result-prefix")?,
+        cstr(capture.as_os_str().as_bytes(), "the capture path")?,
+    ];
+    let program = cstr(helper.as_os_str().as_bytes(), "capture_helper")?;
     let combined = sys::same_file(1, 2);
     // Created before the task runs, so task_exit can tell "capture still running" (partial
     // file present) from "nothing captured" even for a task that ends at once.
@@ -104,29 +90,65 @@ fn start_inner(prefix: &str, capture: &Path) -> Result<(), String> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let (read_end, write_end) = sys::pipe(false).map_err(|e| format!("pipe: {e}"))?;
-    // Our stdout, kept by the capture process as its output.
+    let (read_end, write_end) = sys::pipe(true).map_err(|e| format!("pipe: {e}"))?;
+    // Our stdout, kept by the helper as its output.
     let original = sys::dup_above(1, 3, true).map_err(|e| format!("dup stdout: {e}"))?;
-    let (read_fd, original_fd, file_fd) =
-        (read_end.as_raw_fd(), original.as_raw_fd(), file.as_raw_fd());
-    // The capture process keeps only its pipe end, the original output and the partial
-    // file; the intermediate process leaves at once.
-    let capture_process = || match sys::isolate(&[read_fd, original_fd, file_fd]) {
-        Some(kept) => {
-            let file = sys::file_from_kept(kept[2]);
-            capture_loop(kept[0], kept[1], file, prefix, capture)
+    // Carries exec's errno back; closed by a successful exec (close-on-exec).
+    let (status_read, status_write) = sys::pipe(true).map_err(|e| format!("pipe: {e}"))?;
+    let keep = [
+        read_end.as_raw_fd(),
+        original.as_raw_fd(),
+        file.as_raw_fd(),
+        status_write.as_raw_fd(),
+    ];
+    let child = sys::fork_run(|| {
+        // fds 3, 4, 5 for the helper; 6 is the status pipe, closed at exec.
+        let Some(kept) = sys::isolate(&keep) else {
+            return EXIT_DESCRIPTORS;
+        };
+        if !sys::set_cloexec(kept[3]) {
+            return EXIT_DESCRIPTORS;
         }
-        None => 1,
-    };
-    let middle = sys::fork_run(|| match sys::fork_run(capture_process) {
-        Ok(_) => 0,
-        Err(_) => 1,
+        // task_init runs as the user already; should Slurm ever call it with root still in
+        // reach, drop to the user before running anything.
+        if !sys::is_only(user) && sys::drop_privileges(user, groups).is_err() {
+            return EXIT_USER;
+        }
+        let errno = sys::exec(&program, &argv);
+        sys::write_all_fd(kept[3], &errno.to_ne_bytes());
+        EXIT_EXEC
     })
     .map_err(|e| format!("fork: {e}"))?;
-    let status = sys::wait_child(middle);
-    drop((read_end, original));
-    if !status.is_ok_and(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0) {
-        return Err("the capture process could not be started".to_string());
+    drop((read_end, original, file, status_write));
+    let status = sys::wait_for_child(child, START_LIMIT);
+    let mut errno = [0u8; 4];
+    let exec_error = (sys::read_fd(status_read.as_raw_fd(), &mut errno).ok() == Some(4))
+        .then(|| std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    let what = || format!("capture helper {}", helper.display());
+    match (status, exec_error) {
+        (_, Some(e)) => {
+            return Err(format!(
+                "cannot run the {}: {e} (installed next to spank_frames.so, or set capture_helper= in plugstack.conf)",
+                what()
+            ));
+        }
+        (Ok(s), None) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0 => {}
+        (Ok(s), None) if libc::WIFEXITED(s) => {
+            let why = match libc::WEXITSTATUS(s) {
+                EXIT_DESCRIPTORS => "its descriptors could not be set up".to_string(),
+                EXIT_USER => format!("could not run it as uid {}", user.uid),
+                code => format!("it exited with status {code}"),
+            };
+            return Err(format!("{} did not start: {why}", what()));
+        }
+        (Ok(s), None) => {
+            return Err(format!(
+                "{} did not start: killed by signal {}",
+                what(),
+                libc::WTERMSIG(s)
+            ));
+        }
+        (Err(e), None) => return Err(format!("{} did not start: {e}", what())),
     }
     sys::dup_onto(write_end.as_raw_fd(), 1).map_err(|e| format!("dup2: {e}"))?;
     if combined {

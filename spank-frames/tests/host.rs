@@ -550,3 +550,106 @@ fn output_still_written_after_the_task_ends_is_waited_for_and_recorded() {
     assert_eq!(record["result_errors"], serde_json::json!([]), "{record}");
     assert_eq!(record["status"], "done", "{record}");
 }
+
+#[test]
+fn a_missing_capture_helper_fails_the_task_with_the_reason_and_only_with_frame_dir() {
+    let (uid, gid) = ids();
+    let tmp = temp_dir("no-helper");
+    let dir = tmp.path().to_path_buf();
+    let missing = dir.join("no-such-helper");
+    let job = |frame_dir: bool| {
+        let mut host = host()
+            .arg(&format!("capture_helper={}", missing.display()))
+            .context("remote")
+            .item("job_id", 700)
+            .item("step_id", 0xffff_fffbu32)
+            .item("array_job_id", 700)
+            .item("array_task_id", 0)
+            .item("restart_count", 0)
+            .item("task_id", 0)
+            .item("task_global_id", 0)
+            .item("total_task_count", 1)
+            .item("uid", uid)
+            .item("gid", gid)
+            .env("PATH", "/usr/bin:/bin")
+            .call("init");
+        if frame_dir {
+            host = host.option("frame-dir", Some(dir.to_str().unwrap()));
+        }
+        host.call("init_post_opt")
+            .task("echo ran")
+            .call("exit")
+            .run()
+    };
+    let out = job(true);
+    assert_eq!(out.rc("task_init"), Some(-1), "{}", out.transcript());
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot run the capture helper {}: No such file or directory",
+            missing.display()
+        )),
+        "{}",
+        out.transcript()
+    );
+    assert!(!out.task_output.contains("ran"), "{}", out.transcript());
+    // No partial capture file left behind for task_exit to wait on.
+    let results = dir.join(".frames/results");
+    let left: Vec<_> = std::fs::read_dir(&results)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().ends_with(".partial")),
+        "{left:?}"
+    );
+    // The same plugstack line leaves a job without --frame-dir alone.
+    let out = job(false);
+    assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+    assert!(out.task_output.contains("ran"), "{}", out.transcript());
+}
+
+#[test]
+fn a_relative_capture_helper_is_refused_naming_the_argument() {
+    let out = host()
+        .arg("capture_helper=bin/capture")
+        .context("remote")
+        .call("init")
+        .run();
+    // The layer reports a bad plugstack.conf line at init and fails the job's tasks.
+    assert!(
+        out.stdout
+            .contains("capture_helper='bin/capture' is invalid: expected an absolute path"),
+        "{}",
+        out.transcript()
+    );
+}
+
+#[test]
+fn the_capture_helper_is_a_small_program_of_the_users_with_only_its_descriptors() {
+    let tmp = temp_dir("helper-fds");
+    let dir = tmp.path().to_path_buf();
+    // The task finds its capture helper (argv names the frame dir) and prints what it is.
+    let out = array_task(
+        &dir,
+        0,
+        r#"for p in /proc/[0-9]*; do
+             if [ "$(cat $p/comm 2>/dev/null)" = spank_frames-ca ] && tr '\0' ' ' <$p/cmdline | grep -qF "$FRAME_DIR/"; then
+               echo "fds: $(ls $p/fd | sort -n | tr '\n' ' ')"
+               echo "uid: $(awk '/^Uid/ {print $2, $3, $4}' $p/status)"
+             fi
+           done"#,
+    );
+    assert_eq!(out.rc("task_init"), Some(0), "{}", out.transcript());
+    let (uid, _) = ids();
+    assert!(
+        out.task_output.contains("fds: 0 1 2 3 4 5 \n"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        out.task_output
+            .contains(&format!("uid: {uid} {uid} {uid}\n")),
+        "{}",
+        out.transcript()
+    );
+}

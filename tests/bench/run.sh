@@ -275,6 +275,8 @@ cluster_up() { # $1: empty | plugins | plugins-debug
         local scratch; scratch=$("$cl" dir)
         install -m 0755 "$rel/libspank_qrmi.so" "$stage/spank_qrmi.so"
         install -m 0755 "$rel/libspank_frames.so" "$stage/spank_frames.so"
+        # Its result-capture helper, run from the plugin's directory (spank_frames(8)).
+        install -m 0755 "$rel/spank_frames-capture" "$stage/"
         # The admin snippets as shipped (default log level), pointed at the cluster's config;
         # plugins-debug (item 3) adds log_level=debug to both and runs slurmd at debug, so
         # each callback's "hook ... took N us" line reaches the node logs.
@@ -381,6 +383,16 @@ stepd_rss() { # $1: label; $2...: options
         [[ " ${inos[*]} " == *" $ino "* ]] || continue
         kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || continue
         [ -n "$kib" ] && echo "$kib $(tr '\0' ' ' <"/proc/$pid/cmdline")" >>"$res/rss-$label"
+    done
+    # The helper programs the plugins run beside a task (spank_frames' result capture: comm
+    # truncated to 15 characters), each its own small executable: reported apart, as what they are.
+    : >"$res/rss-helpers-$label"
+    for pid in $(pgrep -x spank_frames-ca || true); do
+        local ino
+        ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || continue
+        [[ " ${inos[*]} " == *" $ino "* ]] || continue
+        kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || continue
+        [ -n "$kib" ] && echo "$kib $(readlink "/proc/$pid/exe")" >>"$res/rss-helpers-$label"
     done
     wait "$bg" || true
 }

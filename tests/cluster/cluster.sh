@@ -514,6 +514,11 @@ write_configs() {
 				msg "plugin: $b"
 			fi
 		done
+		# spank_frames.so runs its capture helper from its own directory (spank_frames(8)).
+		if [[ -f $d/spank_frames-capture ]]; then
+			install -m 0755 "$d/spank_frames-capture" "$PLUGINS_DIR/"
+			msg "plugin helper: spank_frames-capture"
+		fi
 		for f in "${confs[@]}"; do
 			install -m 0644 "$f" "$SCRATCH/plugstack.conf.d/"
 			msg "plugstack snippet: $(basename "$f")"

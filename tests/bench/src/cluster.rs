@@ -296,11 +296,13 @@ fn memory(r: &Results, so_total: &str) -> String {
 
 slurmstepd resident memory (VmRSS) during a 2-node step (`srun -N2 -n2 sleep 6`), read from
 /proc of this cluster's processes named slurmstepd. The two largest are the step's slurmstepd
-on each node; further ones (options used only) are processes forked from the task before its
-exec, hence still named slurmstepd: spank_frames' result-capture process, one per task.
+on each node; any further one would be a process forked from slurmstepd and kept alive (none
+should be: spank_frames' result capture is its own small program, `spank_frames-capture`, one
+per task with options used, listed apart with its own VmRSS: an exec'd helper, not a copy of
+slurmstepd).
 
-| configuration | step slurmstepd per node | added vs empty | other processes named slurmstepd |
-|---|---|---|---|
+| configuration | step slurmstepd per node | added vs empty | other processes named slurmstepd | helper processes (not slurmstepd) |
+|---|---|---|---|---|
 ",
     );
     for label in CONFIGS {
@@ -312,23 +314,45 @@ exec, hence still named slurmstepd: spank_frames' result-capture process, one pe
             (Some(m), Some(b)) => format!("{:+.1} MiB", (m - b) / 1024.0),
             _ => "not measured".into(),
         };
-        let other = if other.is_empty() {
-            "none".to_string()
-        } else {
-            other.join(", ")
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
         };
-        let _ = writeln!(s, "| {label} | {} | {added} | {other} |", main.join(", "));
+        let helpers: Vec<String> = rss(r, &format!("helpers-{label}"))
+            .iter()
+            .map(mib)
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {added} | {} | {} |",
+            main.join(", "),
+            list(other),
+            list(helpers)
+        );
     }
-    s.push_str("\nTarget ≤ 2 MiB added (mean of the two nodes, one sample each): ");
+    s.push_str(
+        "\nTargets (mean of the two nodes, one sample each): ≤ 0.5 MiB added with the options unused, \
+≤ 1 MiB used, no copy of slurmstepd kept alive per task: ",
+    );
     for label in ["unused", "used"] {
         let end = if label == "used" { ". " } else { "; " };
+        let target = if label == "used" { 1.0 } else { 0.5 };
+        let copies = rss(r, label).len().saturating_sub(2);
         match (step_rss(&rss(r, label)).map(round_sig6), base) {
             (Some(m), Some(b)) => {
                 let d = (m - b) / 1024.0;
-                let verdict = if d <= 2.0 {
+                let verdict = if d <= target {
                     "**met**".to_string()
                 } else {
-                    format!("**missed** by {:.1} MiB", d - 2.0)
+                    format!("**missed** by {:.1} MiB", d - target)
+                };
+                let verdict = if copies > 0 {
+                    format!("{verdict}, but {copies} more processes named slurmstepd")
+                } else {
+                    verdict
                 };
                 let _ = write!(s, "options {label} {d:+.1} MiB, {verdict}{end}");
             }
@@ -342,8 +366,8 @@ exec, hence still named slurmstepd: spank_frames' result-capture process, one pe
         r#"The
 plugins' code and data mapped into slurmstepd ({so_total} MiB of .so, mostly untouched pages) is what
 loading adds; a resident page of a shared library is counted in every process that maps it.
-What would lower it: smaller .so files (no `ureq`/TLS stack in spank_qrmi, opt-level "s"), and
-for the capture process, exec'ing a small helper instead of keeping a forked copy of slurmstepd.
+Most of it is clean, shared text: the kernel maps the pages around each one touched (fault-around),
+so a smaller .so (no `ureq`/TLS stack in spank_qrmi, less code in spank_frames) lowers it.
 "#
     );
     s
@@ -395,17 +419,31 @@ mod tests {
             "rss-unused",
             "8192 slurmstepd: [2.0]\n8144 slurmstepd: [2.0]\n",
         )
-        .write("rss-used", "9308 a\n2684 capture\n9116 b\n2708 capture\n");
+        .write("rss-used", "9308 a\n2684 capture\n9116 b\n2708 capture\n")
+        .write(
+            "rss-helpers-used",
+            "612 /x/spank_frames-capture\n600 /x/spank_frames-capture\n",
+        );
         let s = memory(&Results::open(&d.0), "4.6");
-        assert!(s.contains("| empty | 5.8 MiB, 5.7 MiB | +0.0 MiB | none |\n"));
-        assert!(s.contains("| used | 9.1 MiB, 8.9 MiB | +3.2 MiB | 2.6 MiB, 2.6 MiB |\n"));
+        assert!(s.contains("| empty | 5.8 MiB, 5.7 MiB | +0.0 MiB | none | none |\n"));
         assert!(s.contains(
-            "options unused +2.2 MiB, **missed** by 0.2 MiB; options used +3.2 MiB, **missed** by 1.2 MiB. The\n"
+            "| used | 9.1 MiB, 8.9 MiB | +3.2 MiB | 2.6 MiB, 2.6 MiB | 0.6 MiB, 0.6 MiB |\n"
         ));
+        assert!(s.contains(
+            "options unused +2.2 MiB, **missed** by 1.7 MiB; options used +3.2 MiB, **missed** by 2.2 MiB, but 2 more processes named slurmstepd. The\n"
+        ));
+        let d = TestDir::new("rss-met");
+        d.write("rss-empty", "6000 a\n6000 b\n")
+            .write("rss-unused", "6400 a\n6400 b\n")
+            .write("rss-used", "6900 a\n6900 b\n");
+        let s = memory(&Results::open(&d.0), "1.0");
+        assert!(
+            s.contains("options unused +0.4 MiB, **met**; options used +0.9 MiB, **met**. The\n")
+        );
         let d = TestDir::new("rss-none");
         d.write("rss-unused", "8192 x\n");
         let s = memory(&Results::open(&d.0), "4.6");
-        assert!(s.contains("| empty |  | not measured | none |\n"));
+        assert!(s.contains("| empty |  | not measured | none | none |\n"));
         assert!(s.contains("options unused not measured; options used not measured. The\n"));
     }
 }

@@ -20,7 +20,7 @@ pub fn host_binary() -> &'static str {
     env!("SPANK_HOST_BIN")
 }
 
-/// Path of a plugin of this workspace, built first so tests never run a stale .so (`cargo
+/// Path of a plugin of this workspace, built first (with its helper executables) so tests never run a stale .so (`cargo
 /// test` builds a cdylib crate's test harness, not its .so). `package` is the Cargo package
 /// name, e.g. "spank-frames" → target/debug/libspank_frames.so.
 pub fn plugin_path(package: &str) -> PathBuf {
@@ -36,7 +36,8 @@ pub fn plugin_path(package: &str) -> PathBuf {
         let mut command = Command::new(cargo);
         command
             .current_dir(&workspace)
-            .args(["build", "--quiet", "--lib", "-p", package]);
+            // The package's executables too: spank_frames.so runs its capture helper.
+            .args(["build", "--quiet", "--lib", "--bins", "-p", package]);
         // The variables cargo sets for a test process would make build scripts that watch them
         // (ring's watches CARGO_MANIFEST_DIR) rebuild everything on every test run.
         for (name, _) in std::env::vars_os() {
