@@ -17,6 +17,7 @@
 //! lines), `merge` (collect, summarize, finisher election), `queue` (what squeue/sacct say about
 //! the dir's jobs). Crash-safe writes and bounded reads come from the `host_io` crate.
 pub mod capture;
+pub mod gather;
 pub mod layout;
 pub mod merge;
 pub mod options;
