@@ -56,7 +56,10 @@ pub fn submission_visible(layout: &Layout, id: &str) -> bool {
         return true;
     }
     std::fs::read_dir(layout.submissions_dir())
-        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy() == want))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy() == want)
+        })
         .unwrap_or(false)
 }
 
@@ -336,7 +339,9 @@ pub fn receive(
 }
 
 enum Item {
-    Kept { frame_bytes: Option<u64> },
+    Kept {
+        frame_bytes: Option<u64>,
+    },
     Corrupt(String),
     Refused(String),
     /// The stream ended inside the item.
@@ -366,7 +371,14 @@ fn take_item(
     let mut frame_bytes = None;
     if let (Some(len), Some(path)) = (frame_len, record.frame_path.clone()) {
         let rel = match Path::new(&path).strip_prefix(src_root) {
-            Ok(rel) if !rel.as_os_str().is_empty() && rel.components().all(|c| matches!(c, std::path::Component::Normal(_))) => rel.to_path_buf(),
+            Ok(rel)
+                if !rel.as_os_str().is_empty()
+                    && rel
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_))) =>
+            {
+                rel.to_path_buf()
+            }
             _ => {
                 return Ok(if skip(input)? {
                     Item::Refused(format!(
@@ -385,7 +397,9 @@ fn take_item(
         let tmp = parent.join(format!(
             ".gather.{}.{}",
             std::process::id(),
-            target.file_name().map_or("f".into(), |n| n.to_string_lossy())
+            target
+                .file_name()
+                .map_or("f".into(), |n| n.to_string_lossy())
         ));
         let mut file = std::fs::File::create(&tmp)?;
         let copied = io::copy(&mut input.take(len), &mut file)?;
@@ -407,6 +421,12 @@ fn take_item(
         frame_bytes = Some(len);
     } else if !skip(input)? {
         return Ok(Item::Cut);
+    } else if record.frame_size.is_some() && record.frame_path.is_some() {
+        // The record has a frame the node could not send: not done here.
+        return Ok(Item::Corrupt(format!(
+            "index {} (job {}) on {node}: frame not sent (gone or unreadable there), not merged",
+            record.index, record.job_id
+        )));
     }
     let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
     match host_io::write_new(&record_path, &bytes) {

@@ -95,7 +95,10 @@ fn status_refuses_to_guess_on_a_node_part_or_an_ungathered_local_dir() {
     )
     .unwrap();
     let e = status_note(&l, &[], 1).unwrap_err();
-    assert!(e.contains("node c2's own part") && e.contains("not shared"), "{e}");
+    assert!(
+        e.contains("node c2's own part") && e.contains("not shared"),
+        "{e}"
+    );
     let mut sub = crate::submission::Submission::from_argv(&["sbatch".into()], "/", 0.0);
     sub.frame_local = true;
     let e = status_note(&l, std::slice::from_ref(&sub), 0).unwrap_err();
@@ -111,5 +114,8 @@ fn status_refuses_to_guess_on_a_node_part_or_an_ungathered_local_dir() {
     );
     g.write(&l).unwrap();
     let note = status_note(&l, &[sub], 1).unwrap().unwrap();
-    assert!(note.contains("unreachable on c2 (node state DOWN)"), "{note}");
+    assert!(
+        note.contains("unreachable on c2 (node state DOWN)"),
+        "{note}"
+    );
 }
