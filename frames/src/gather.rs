@@ -51,7 +51,10 @@ fn run_text(program: &str, args: &[String]) -> Result<String, String> {
 
 /// Expands a Slurm hostlist ("c[1-2],q1") with scontrol.
 fn hostnames(list: &str) -> Result<Vec<String>, String> {
-    let text = run_text("scontrol", &["show".into(), "hostnames".into(), list.into()])?;
+    let text = run_text(
+        "scontrol",
+        &["show".into(), "hostnames".into(), list.into()],
+    )?;
     Ok(text.split_whitespace().map(str::to_owned).collect())
 }
 
@@ -103,9 +106,11 @@ fn dir_nodes(src: &Layout, dest: &Layout) -> BTreeSet<String> {
 fn unreachable_state(state: &str) -> bool {
     let s = state.to_ascii_lowercase();
     s.ends_with('*')
-        || ["down", "drain", "fail", "maint", "power", "unknown", "future"]
-            .iter()
-            .any(|w| s.contains(w))
+        || [
+            "down", "drain", "fail", "maint", "power", "unknown", "future",
+        ]
+        .iter()
+        .any(|w| s.contains(w))
 }
 
 pub fn run(dir: &Path, o: &Options) -> Result<u8, Fail> {
@@ -189,10 +194,13 @@ pub fn run(dir: &Path, o: &Options) -> Result<u8, Fail> {
             let r = h
                 .join()
                 .unwrap_or_else(|_| Err("gather thread panicked".into()));
-            results.insert(node, r.unwrap_or_else(|e| NodeGather {
-                error: Some(e),
-                ..Default::default()
-            }));
+            results.insert(
+                node,
+                r.unwrap_or_else(|e| NodeGather {
+                    error: Some(e),
+                    ..Default::default()
+                }),
+            );
         }
     });
     bar.finish_and_clear();
@@ -306,7 +314,11 @@ fn fetch(
     let error = if got.complete {
         None
     } else {
-        let last = errs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = errs
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         Some(format!(
             "unreachable: srun {status}{}{}",
             if last.is_empty() { "" } else { ": " },

@@ -415,7 +415,10 @@ fn write_record(
     let status = format!("{:?}", record.status).to_lowercase();
     // A node-local DIR holds only this node's records: `frames gather` merges on the submit host.
     if frames_core::gather::read_mark(layout).is_some() {
-        return Ok(format!("record {} ({status}); node-local dir", path.display()));
+        return Ok(format!(
+            "record {} ({status}); node-local dir",
+            path.display()
+        ));
     }
     match frames_core::merge::try_finish(layout) {
         Ok(Some(summary)) => Ok(format!(
