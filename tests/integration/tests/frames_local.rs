@@ -7,8 +7,8 @@
 //!
 //! On a cluster without --private-dir (the main suite's) the test prints why and passes
 //! without doing anything, unless SPANK_PRIVATE_REQUIRED=1 (tests/run-all.sh's section).
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use integration_tests::{Cluster, Run, cluster_script};
 
@@ -36,6 +36,27 @@ fn frames(cluster: &Cluster, args: &[&str]) -> Run {
     cluster.as_user(&cluster.tool("frames"), args)
 }
 
+fn pngs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    out.sort();
+    out
+}
+
+fn wait_healthy(cluster: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.unhealthy_nodes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    cluster.assert_no_unhealthy_nodes();
+}
+
+/// Issue 14's workflow, scaled down: 24 frames on c1 and c2's own disks, c2 crashed mid-array.
 #[test]
 #[ignore = "needs the test cluster with --private-dir"]
 fn node_local_frames_gathered_through_slurm() {
@@ -43,65 +64,63 @@ fn node_local_frames_gathered_through_slurm() {
     let Some((private, backing)) = private(&cluster) else {
         return;
     };
-    let dir = private.join(format!("render-{}", std::process::id()));
+    let name = format!("render-{}", std::process::id());
+    let dir = private.join(&name);
     let d = dir.to_str().unwrap_or_default();
-    let wrap = "yes \"$SLURM_ARRAY_TASK_ID\" | head -c 102400 > \"$FRAME_PATH\"";
-    let run = cluster.as_user(
-        "sbatch",
-        &[
-            "--wait",
-            "-p",
-            "normal",
-            "-N1",
-            "--array=0-11",
-            "-o",
-            "/dev/null",
-            &format!("--frame-dir={d}"),
-            "--frame-local",
-            "--wrap",
-            wrap,
-        ],
+    let work = cluster.user_dir("frames-local");
+    let script = cluster.user_script(
+        &work,
+        "render.sh",
+        &format!(
+            "#!/bin/sh\nif [ \"$FRAME_INDEX\" -ge 8 ]; then sleep 4; fi\n\
+             exec {} --time \"$FRAME_TIME\" --out \"$FRAME_PATH\"\n",
+            cluster.tool("blackhole-render")
+        ),
     );
-    assert!(run.ok(), "{run:?}");
-    // Not gathered yet: status says so instead of counting 12 missing.
+    let frame_dir = format!("--frame-dir={d}");
+    let mut args: Vec<&str> = "--parsable -p normal --array=0-23 --no-requeue -o /dev/null"
+        .split(' ')
+        .collect();
+    args.extend([
+        frame_dir.as_str(),
+        "--frame-local",
+        script.to_str().unwrap_or_default(),
+    ]);
+    cluster.as_user("sbatch", &args).expect_ok("sbatch");
+    // The first wave (0-7) ends on both nodes; c2 dies while the slow second wave runs there.
+    let (on_c1, on_c2) = (
+        backing.join("c1").join(&name),
+        backing.join("c2").join(&name),
+    );
+    let start = Instant::now();
+    while pngs(&on_c1).len() + pngs(&on_c2).len() < 8 {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "first wave never ended"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    cluster_script(&["kill-node", "c2"]).expect_ok("kill-node c2");
+    cluster.wait_queue_empty(Duration::from_secs(180));
+    assert!(
+        !on_c1.join("summary.json").exists(),
+        "a node merged its part"
+    );
+    assert!(
+        !pngs(&on_c2).is_empty(),
+        "c2 rendered nothing before it died"
+    );
+
+    // Not gathered yet: status says so instead of counting 24 missing.
     let st = frames(&cluster, &["status", d]);
     assert_eq!(st.code, Some(3), "{st:?}");
     assert!(st.stderr.contains("not gathered yet"), "{st:?}");
-    // Both nodes took part; each holds only its own records, and none merged.
-    let on = |n: &str| {
-        std::fs::read_dir(backing.join(n).join(dir.file_name().unwrap_or_default()))
-            .map(|r| {
-                r.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    let (c1, c2) = (on("c1"), on("c2"));
-    assert_eq!(c1 + c2, 12, "records on c1 {c1}, c2 {c2}");
-    assert!(c1 > 0 && c2 > 0, "records on c1 {c1}, c2 {c2}");
-    let node_part = backing.join("c1").join(dir.file_name().unwrap_or_default());
-    assert!(
-        !node_part.join("summary.json").exists(),
-        "a node merged its part"
-    );
 
-    // A frame changed on c1 after its task ended; c2 down.
-    let changed = std::fs::read_dir(&node_part)
-        .expect("c1's part")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "png"))
-        .expect("a frame on c1");
+    // c2 is down during the gather, and a frame on c1 changed after its task ended.
+    let changed = pngs(&on_c1).into_iter().next().expect("a frame on c1");
     let original = std::fs::read(&changed).expect("read a frame on c1");
     std::fs::write(&changed, b"not what the task wrote").expect("change a frame");
-    let down = cluster_script(&["kill-node", "c2"]);
-    assert!(down.ok(), "{down:?}");
-    let run = cluster.as_root(
-        "scontrol",
-        &["update", "nodename=c2", "state=down", "reason=test"],
-    );
-    assert!(run.ok(), "{run:?}");
     let g = frames(&cluster, &["gather", d]);
     assert_eq!(g.code, Some(4), "{g:?}");
     assert!(g.stderr.contains("unreachable on c2"), "{g:?}");
@@ -109,31 +128,50 @@ fn node_local_frames_gathered_through_slurm() {
     let st = frames(&cluster, &["status", "--json", d]);
     assert!(st.stderr.contains("unreachable on c2"), "{st:?}");
     let s: serde_json::Value = serde_json::from_str(&st.stdout).expect("status json");
-    assert_eq!(s["done"].as_u64(), Some((c1 - 1) as u64), "{st:?}");
-    let miss = frames(&cluster, &["missing", d]);
-    assert!(!miss.stdout.trim().is_empty(), "{miss:?}");
+    assert_eq!(
+        s["done"].as_u64(),
+        Some(pngs(&on_c1).len() as u64 - 1),
+        "{st:?}"
+    );
 
-    // c2 back and the frame as its task wrote it: the next gather brings only what is missing.
-    let up = cluster_script(&["start-node", "c2"]);
-    assert!(up.ok(), "{up:?}");
-    std::thread::sleep(Duration::from_secs(2));
+    // c2 back, the frame as its task wrote it: the next gather brings c2's part and that frame.
+    cluster_script(&["start-node", "c2"]).expect_ok("start-node c2");
+    wait_healthy(&cluster);
     std::fs::write(&changed, original).expect("restore the frame");
     let g = frames(&cluster, &["gather", d]);
     assert!(g.ok(), "{g:?}");
+    assert!(g.stderr.contains("c1: 1 new record(s)"), "{g:?}");
+    let missing = frames(&cluster, &["missing", d]);
     assert!(
-        g.stderr.contains(&format!("c2: {c2} new record(s)")),
+        !missing.stdout.trim().is_empty(),
+        "c2's killed tasks: {missing:?}"
+    );
+
+    // Rerun what is missing (with --frame-local again), gather, and all 24 are here.
+    frames(&cluster, &["resubmit", d]).expect_ok("frames resubmit");
+    cluster.wait_queue_empty(Duration::from_secs(120));
+    let g = frames(&cluster, &["gather", d]);
+    assert!(g.ok(), "{g:?}");
+    assert!(
+        g.stdout
+            .contains("24 expected, 24 done, 0 failed, 0 missing"),
         "{g:?}"
     );
-    assert!(g.stderr.contains("c1: 1 new record(s)"), "{g:?}");
-    assert!(g.stdout.contains("12 done, 0 failed, 0 missing"), "{g:?}");
-    // Nothing new: a last gather transfers nothing.
+    // A last gather transfers nothing.
     let g = frames(&cluster, &["gather", d]);
     assert!(
         g.ok() && g.stdout.contains("gathered 0 new record(s)"),
         "{g:?}"
     );
-    let st = frames(&cluster, &["status", "--check", d]);
-    assert!(st.ok(), "{st:?}");
+    frames(&cluster, &["status", "--check", d]).expect_ok("status --check");
+    assert_eq!(pngs(&dir).len(), 24);
+    let video = work.join("render.mp4");
+    frames(
+        &cluster,
+        &["video", d, "-o", video.to_str().unwrap_or_default()],
+    )
+    .expect_ok("frames video");
+    assert!(std::fs::metadata(&video).map(|m| m.len()).unwrap_or(0) > 0);
 }
 
 #[test]
