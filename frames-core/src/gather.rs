@@ -128,7 +128,7 @@ pub fn status_note(
             "{dir} is node-local (--frame-local) and was not gathered yet: run 'frames gather {dir}' to bring every node's frames and records here"
         )),
         None if !submissions.is_empty() && records == 0 => Ok(Some(format!(
-            "no task record here yet: if {dir} is not shared with the nodes, submit with --frame-local and run 'frames gather {dir}'"
+            "no task record here yet; if the dir's jobs already ran, {dir} is probably not shared with the nodes: submit with --frame-local and run 'frames gather {dir}'"
         ))),
         None => Ok(None),
         Some(g) => {

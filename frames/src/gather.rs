@@ -282,6 +282,8 @@ fn fetch(
     if !partition.is_empty() {
         cmd.arg(format!("--partition={partition}"));
     }
+    // A new allocation per node, also when gather runs inside a job.
+    cmd.env_remove("SLURM_JOB_ID").env_remove("SLURM_JOBID");
     cmd.arg(bin)
         .arg("serve-node")
         .arg(src.root())
