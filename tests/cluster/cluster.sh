@@ -606,6 +606,7 @@ start_daemons() {
 		unshare --uts sh -c "hostname $CTL_NAME && exec $IN_ROOT slurmctld -D -f '$CONF'"
 	readlink "/proc/$(cat "$RUN_DIR/slurmctld.pid")/ns/uts" >"$RUN_DIR/slurmctld.uts"
 	for n in "${NODES[@]}"; do
+		# shellcheck disable=SC2046 # private_dir_unshare's flags are separate words
 		start_daemon "slurmd-$n" slurmd \
 			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts $(private_dir_unshare) sh -c "$(private_dir_sh "$n")hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	done
@@ -837,6 +838,7 @@ cmd_start_node() {
 	need_root
 	local n=${1:-}
 	[[ -n $n && -e /run/netns/$NS_PREFIX$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
+	# shellcheck disable=SC2046 # private_dir_unshare's flags are separate words
 	start_daemon "slurmd-$n" slurmd \
 		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts $(private_dir_unshare) sh -c "$(private_dir_sh "$n")hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	SLURM_CONF=$CONF $IN_ROOT scontrol update nodename="$n" state=resume 2>/dev/null || true
