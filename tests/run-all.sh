@@ -165,6 +165,15 @@ SPANK_FAILOVER_REQUIRED=1 cargo test -p integration-tests --test failover -- --i
 trap - EXIT
 "$cluster" down
 
+section "node-local frame dirs: each node its own --private-dir, frames gather through Slurm"
+trap cleanup EXIT
+"$cluster" up --private-dir "/tmp/spank-private-${SPANK_CLUSTER_ID:-0}" --plugins "$stage"
+install -d -m 0755 "$tools"
+install -m 0755 "$stage"/bin/* "$tools/"
+SPANK_PRIVATE_REQUIRED=1 cargo test -p integration-tests --test frames_local -- --ignored --test-threads=1
+trap - EXIT
+"$cluster" down
+
 section "outcome table of the hardening tests (docs/RELIABILITY.md)"
 tests/reliability-report.sh
 

@@ -8,15 +8,18 @@
 //! DIR/.frames/results/      FRAME_RESULT files and captured stdout results (capture.rs)
 //! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission/)
 //! DIR/.frames/finish.N      finisher election tokens (merge::try_finish)
+//! DIR/.frames/node-local.json, gathered.json   node-local dirs (gather)
 //! DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv   merge outputs (merge/)
 //! ```
 //!
 //! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (the plugin's
 //! options: table, defaults, parsers), `ranges` (index ranges), `capture` (RESULT: lines),
 //! `record` (the record and its assembly from a task's facts), `submission` (sbatch command
-//! lines), `merge` (collect, summarize, finisher election), `queue` (what squeue/sacct say about
+//! lines), `merge` (collect, summarize, finisher election), `gather` (node-local dirs: the node's
+//! marker, the stream `frames gather` reads through srun), `queue` (what squeue/sacct say about
 //! the dir's jobs). Crash-safe writes and bounded reads come from the `host_io` crate.
 pub mod capture;
+pub mod gather;
 pub mod layout;
 pub mod merge;
 pub mod options;

@@ -1,5 +1,5 @@
 //! The plugin's options (--frame-dir, --frame-pattern, --frame-t0, --frame-dt,
-//! --result-prefix, --frame-sha256): their table, defaults and parsers, written once here for
+//! --result-prefix, --frame-sha256, --frame-local): their table, defaults and parsers, written once here for
 //! the plugin, the submission it records and the fuzz targets; and frame times (FRAME_TIME).
 //!
 //! Values are checked as they are parsed, so srun/sbatch/salloc refuse a bad one before the job
@@ -72,6 +72,11 @@ pub const OPTIONS: &[OptionInfo] = &[
         arg: None,
         usage: "Also record a SHA-256 of each frame (every record has its BLAKE3)",
     },
+    OptionInfo {
+        name: "frame-local",
+        arg: None,
+        usage: "DIR is on each node's own disk (not shared): tasks only write there; run 'frames gather DIR' on the submit host",
+    },
 ];
 
 /// The options of one srun/sbatch/salloc call, as Slurm handed them to the plugin.
@@ -85,6 +90,8 @@ pub struct FrameOptions {
     pub result_prefix: String,
     /// --frame-sha256 was given.
     pub sha256: bool,
+    /// --frame-local was given: DIR is node-local, gathered with `frames gather`.
+    pub local: bool,
     /// The options other than --frame-dir that were given, in order (each name once).
     pub given: Vec<&'static str>,
 }
@@ -99,6 +106,7 @@ impl Default for FrameOptions {
             dt: DEFAULT_DT,
             result_prefix: DEFAULT_RESULT_PREFIX.to_string(),
             sha256: false,
+            local: false,
             given: Vec::new(),
         }
     }
@@ -151,6 +159,7 @@ impl FrameOptions {
             "frame-dt" => self.dt = parse_time_value(value)?,
             "result-prefix" => self.result_prefix = parse_result_prefix(value)?,
             "frame-sha256" => self.sha256 = true,
+            "frame-local" => self.local = true,
             other => return Err(format!("unknown option --{other}")),
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! directory that jobs filled through spank_frames' `--frame-dir`. All logic lives in
 //! frames-core; this file is argument parsing, presentation and running sbatch/ffmpeg
 //! (`report/` draws the HTML report).
+mod gather;
 mod progress;
 mod report;
 mod video;
@@ -115,6 +116,28 @@ enum Command {
         #[arg(long)]
         fill_gaps: bool,
     },
+    /// Bring a node-local frame dir (--frame-local) back from every node, through Slurm (one
+    /// srun step per node), verify each frame against its record, and merge here
+    Gather {
+        /// The --frame-dir path the jobs used
+        dir: PathBuf,
+        /// Gather into this directory instead of DIR on this host
+        #[arg(long, value_name = "LOCAL")]
+        to: Option<PathBuf>,
+        /// The nodes to gather from (Slurm hostlist); default: the nodes of the dir's jobs
+        /// (records, squeue, sacct), else every node sinfo lists
+        #[arg(long, value_name = "LIST")]
+        nodes: Option<String>,
+        /// The `frames` program on the nodes (default: this one's path)
+        #[arg(long, value_name = "PATH")]
+        frames_bin: Option<PathBuf>,
+        /// Seconds a node's step may wait for resources (srun --immediate)
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        immediate: u32,
+    },
+    /// Node side of `gather` (run by it through srun): streams this node's part of DIR
+    #[command(hide = true)]
+    ServeNode { dir: PathBuf },
     /// Write an HTML report: contact sheet, per-node timeline, results table
     Report {
         dir: PathBuf,
@@ -222,8 +245,12 @@ fn run(command: Command) -> Result<u8, Fail> {
             expected,
         } => {
             let (mut c, mut s) = summary_of(&dir)?;
+            let note = node_local_note(&dir, &c)?;
             let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
             let mut out = std::io::stdout().lock();
+            if let Some(note) = note {
+                eprintln!("frames: {note}");
+            }
             if json {
                 let text = serde_json::to_string_pretty(&StatusJson {
                     summary: &s,
@@ -282,6 +309,22 @@ fn run(command: Command) -> Result<u8, Fail> {
             let (c, s) = summary_of(&dir)?;
             video::run(&dir, &c, &s, &output, fps, fill_gaps)
         }
+        Command::Gather {
+            dir,
+            to,
+            nodes,
+            frames_bin,
+            immediate,
+        } => gather::run(
+            &dir,
+            &gather::Options {
+                to,
+                nodes,
+                frames_bin,
+                immediate,
+            },
+        ),
+        Command::ServeNode { dir } => gather::serve_node(&dir),
         Command::Report {
             dir,
             output,
@@ -298,6 +341,13 @@ fn run(command: Command) -> Result<u8, Fail> {
             },
         ),
     }
+}
+
+/// What status says first of a node-local dir; refuses (exit 3) where counts would be a guess.
+fn node_local_note(dir: &Path, c: &merge::Collection) -> Result<Option<String>, Fail> {
+    let subs: Vec<_> = c.submissions.iter().map(|s| s.submission.clone()).collect();
+    frames_core::gather::status_note(&Layout::new(dir), &subs, c.records.len())
+        .map_err(Fail::refused)
 }
 
 /// `frames status --json`: summary.json's fields and each unit.

@@ -201,6 +201,7 @@ impl Remote {
                 layout.root().display()
             ))
         })?;
+        note_node_local(layout, step.submission.as_deref(), options.local);
         let key = with_attempt(layout, Self::key(sp, step, sp.task_global_id()?));
         let time = frames_core::options::frame_time(options.t0, options.dt, key.index);
         sp.setenv("FRAME_INDEX", &key.index.to_string(), true)?;
@@ -337,6 +338,32 @@ fn wait_for_capture(capture: &std::path::Path, partial: &std::path::Path, limit:
     }
 }
 
+/// In the task, as the user: marks a DIR that is this node's own (`--frame-local`, or the
+/// job's submission is not visible here: DIR is not shared), so no task merges a part, and
+/// says so on the task's stderr when the user did not declare it.
+fn note_node_local(layout: &Layout, submission: Option<&str>, declared: bool) {
+    let Some(id) = submission else { return };
+    if !declared && frames_core::gather::submission_visible(layout, id) {
+        return;
+    }
+    let node = spank::host::hostname();
+    if !declared {
+        eprintln!(
+            "spank_frames: --frame-dir {} is not shared: this node ({node}) does not see the submission made on the submit host; frames and records stay on {node}. Submit with --frame-local and run 'frames gather {}' on the submit host",
+            layout.root().display(),
+            layout.root().display()
+        );
+    }
+    let mark = frames_core::gather::NodeMark {
+        node,
+        declared,
+        submission: Some(id.to_owned()),
+    };
+    if let Err(e) = frames_core::gather::mark(layout, &mark) {
+        tracing::error!("cannot mark {} node-local: {e}", layout.root().display());
+    }
+}
+
 /// Runs as the user in a forked child: gathers the task's outputs, assembles the record,
 /// writes it without ever replacing one, and lets the last task merge.
 fn write_record(
@@ -401,6 +428,13 @@ fn write_record(
     host_io::write_new(&path, &bytes)
         .map_err(|e| format!("record not written: {}: {e}", path.display()))?;
     let status = format!("{:?}", record.status).to_lowercase();
+    // A node-local DIR holds only this node's records: `frames gather` merges on the submit host.
+    if frames_core::gather::read_mark(layout).is_some() {
+        return Ok(format!(
+            "record {} ({status}); node-local dir",
+            path.display()
+        ));
+    }
     match frames_core::merge::try_finish(layout) {
         Ok(Some(summary)) => Ok(format!(
             "record {} ({status}); all frames ended: merged {} done, {} failed, {} missing",

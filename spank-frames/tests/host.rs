@@ -78,7 +78,8 @@ fn registers_all_options_everywhere_options_are_parsed() {
                 "frame-t0",
                 "frame-dt",
                 "result-prefix",
-                "frame-sha256"
+                "frame-sha256",
+                "frame-local"
             ],
             "{context}"
         );

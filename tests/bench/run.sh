@@ -265,7 +265,8 @@ item8() {
 
 # ============ cluster items
 cl=tests/cluster/cluster.sh
-cluster_up() { # $1: empty | plugins | plugins-debug
+up_extra=()
+cluster_up() { # $1: empty | plugins | plugins-debug | plugins-private (up_extra set)
     local stage=$work/stage
     if [ "$1" = empty ]; then
         : >"$work/plugstack-empty.conf"
@@ -286,7 +287,7 @@ cluster_up() { # $1: empty | plugins | plugins-debug
             plugstack.conf.d/spank_qrmi.conf >"$stage/spank_qrmi.conf"
         sed -E "s/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)\$/\1$extra/" \
             plugstack.conf.d/spank_frames.conf >"$stage/spank_frames.conf"
-        SPANK_SLURM_DEBUG=$level "$cl" up --plugins "$stage" >"$res/up-$1.log" 2>&1
+        SPANK_SLURM_DEBUG=$level "$cl" up --plugins "$stage" "${up_extra[@]}" >"$res/up-$1.log" 2>&1
         # A token-only QPU (iqm-server, no status check: no HTTP) for the "options used" case.
         install -d -m 0755 "$scratch/etc"
         printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "bench-token"}, "status_check": false}]}' \
@@ -444,6 +445,42 @@ hook_pass() {
     cluster_down
 }
 
+# ============ item 10: frames gather of node-local frames (issue 14)
+# An array writes gn frames of 100 KiB with --frame-local into each node's own --private-dir
+# (untimed). Timed: `frames gather DIR --to NEW` (as the user: one srun step per node streaming
+# its part, every frame checked), a second gather into the same dir (nothing new), and the
+# floor: `cp -r` of both nodes' parts (from the host's view of them) into a new dir, in parallel;
+# the page cache is warm for all three (the frames were just written or read).
+gather_pass() {
+    local gn=$((smoke ? 40 : 1000)) pdir=/tmp/spank-bench-private-$SPANK_CLUSTER_ID r d dest
+    log "cluster: --private-dir (item 10: frames gather of $gn frames)"
+    loadmark "cluster: gather (item 10)"
+    up_extra=(--private-dir "$pdir")
+    cluster_up plugins-private
+    up_extra=()
+    install -d -m 0755 "$SPANK_CLUSTER_DIR/bin"
+    install -m 0755 "$frames" "$SPANK_CLUSTER_DIR/bin/frames"
+    settle
+    d=$pdir/gather
+    asuser sbatch --wait --array=0-$((gn - 1)) -p normal -o /dev/null --frame-dir="$d" --frame-local \
+        --wrap 'head -c 102400 /dev/urandom > "$FRAME_PATH"' >/dev/null 2>"$res/gather-array.err" ||
+        { log "FAILED: item 10 array"; cat "$res/gather-array.err" >&2; return 1; }
+    settle
+    echo "frames=$gn kib=100 nodes=2 c1=$(find "$SPANK_PRIVATE_BACKING/c1/gather" -name '*.png' | wc -l) c2=$(find "$SPANK_PRIVATE_BACKING/c2/gather" -name '*.png' | wc -l)" >"$res/gather-params"
+    for ((r = 0; r < creps; r++)); do
+        dest=$SPANK_SHARED_DIR/gathered-$r
+        run_timed gather-full "$repo/$cl" as-user "$SPANK_CLUSTER_DIR/bin/frames" gather "$d" --to "$dest" --nodes c1,c2
+        run_timed gather-again "$repo/$cl" as-user "$SPANK_CLUSTER_DIR/bin/frames" gather "$d" --to "$dest" --nodes c1,c2
+        [ "$(find "$dest" -name '*.png' | wc -l)" -eq "$gn" ] || { log "FAILED: item 10: gathered $(find "$dest" -name '*.png' | wc -l) of $gn"; return 1; }
+        rm -rf "$dest"
+        dest=$SPANK_SHARED_DIR/copied-$r
+        mkdir -p "$dest"
+        run_timed gather-cp bash -c "cp -r '$SPANK_PRIVATE_BACKING/c1/gather' '$dest/c1' & cp -r '$SPANK_PRIVATE_BACKING/c2/gather' '$dest/c2' & wait"
+        rm -rf "$dest"
+    done
+    cluster_down
+}
+
 cluster_items() {
     trap cluster_down EXIT
     local fd
@@ -464,6 +501,9 @@ cluster_items() {
     cluster_down
     report
     hook_pass || log "item 3: the hook pass failed; its numbers are partial or missing"
+    cluster_down
+    report
+    gather_pass || log "item 10: the gather pass failed; its numbers are partial or missing"
     cluster_down
     trap - EXIT
     report

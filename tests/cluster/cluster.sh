@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real multi-node Slurm test cluster on one machine, and its complete teardown.
 #
-#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--plugins DIR]... [--plugstack FILE]
+#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--private-dir PATH] [--plugins DIR]... [--plugstack FILE]
 #   cluster.sh down
 #   cluster.sh status
 #   cluster.sh logs
@@ -345,6 +345,7 @@ do_down() {
 	if [[ -d $RUN_DIR ]]; then
 		rm -f "$RUN_DIR"/*.pid "$RUN_DIR/munged.logstart" 2>/dev/null || true
 	fi
+	private_dir_down
 	# No env file for a cluster that is not there (logs and configs stay).
 	rm -f "$ENV_FILE" 2>/dev/null || true
 	[[ -n $quiet ]] || msg "down: done (logs kept in $LOG_DIR)"
@@ -610,8 +611,9 @@ start_daemons() {
 		unshare --uts sh -c "hostname $CTL_NAME && exec $IN_ROOT slurmctld -D -f '$CONF'"
 	readlink "/proc/$(cat "$RUN_DIR/slurmctld.pid")/ns/uts" >"$RUN_DIR/slurmctld.uts"
 	for n in "${NODES[@]}"; do
+		# shellcheck disable=SC2046 # private_dir_unshare's flags are separate words
 		start_daemon "slurmd-$n" slurmd \
-			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
+			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts $(private_dir_unshare) sh -c "$(private_dir_sh "$n")hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	done
 }
 
@@ -667,6 +669,7 @@ export SPANK_CLUSTER_NAME=$CLUSTER_NAME
 export SPANK_NODES="${NODES[*]}"
 export SPANK_SLURM_RELEASE=$RELEASE
 export SPANK_ROOT=$ROOT
+$(private_dir_env)
 EOF
 	chmod 0644 "$ENV_FILE"
 }
@@ -684,7 +687,7 @@ on_up_exit() {
 }
 
 cmd_up() {
-	local plugin_dirs=() t0=$SECONDS new_release=22.05
+	local plugin_dirs=() t0=$SECONDS new_release=22.05 private_dir=
 	PLUGSTACK_FILE=
 	while (($#)); do
 		case $1 in
@@ -709,6 +712,11 @@ cmd_up() {
 		--backup-ctl)
 			BACKUP_CTL=1
 			shift
+			;;
+		--private-dir)
+			[[ $# -ge 2 ]] || die "--private-dir needs a path"
+			private_dir=$2
+			shift 2
 			;;
 		-h | --help) usage ;;
 		*) die "up: unknown argument '$1'" ;;
@@ -738,6 +746,7 @@ cmd_up() {
 	else
 		ensure_munge
 	fi
+	[[ -z $private_dir ]] || private_dir_set "$private_dir"
 	mkdir -p "$SHARED_DIR"
 	chown "$TEST_USER:" "$SHARED_DIR"
 	chmod 1777 "$SHARED_DIR"
@@ -834,8 +843,9 @@ cmd_start_node() {
 	need_root
 	local n=${1:-}
 	[[ -n $n && -e /run/netns/$NS_PREFIX$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
+	# shellcheck disable=SC2046 # private_dir_unshare's flags are separate words
 	start_daemon "slurmd-$n" slurmd \
-		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts sh -c "hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
+		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts $(private_dir_unshare) sh -c "$(private_dir_sh "$n")hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	SLURM_CONF=$CONF $IN_ROOT scontrol update nodename="$n" state=resume 2>/dev/null || true
 	msg "start-node $n: slurmd pid $(cat "$RUN_DIR/slurmd-$n.pid")"
 }
@@ -846,6 +856,8 @@ source "$HERE/../packages.sh"
 source "$HERE/rootfs.sh"
 # shellcheck source=backup-ctl.sh
 source "$HERE/backup-ctl.sh"
+# shellcheck source=private-dir.sh
+source "$HERE/private-dir.sh"
 load_release
 
 main() {

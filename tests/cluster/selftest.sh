@@ -63,6 +63,13 @@ if [[ " $* " == *" --plugins "* ]]; then
 	check "plugstack.conf.d has the snippets" "yes" "$([[ -n $(ls "$SPANK_CLUSTER_DIR/plugstack.conf.d") ]] && echo yes || echo no)"
 fi
 
+# --private-dir PATH: a file c1 writes at PATH is seen neither by c2 nor by the host.
+if [[ -n ${SPANK_PRIVATE_DIR:-} ]]; then
+	u srun -p normal -w c1 touch "$SPANK_PRIVATE_DIR/st-c1" >/dev/null 2>&1
+	check "--private-dir: c1's file on c1 only" "c1:yes c2:no host:no" \
+		"c1:$(u srun -p normal -w c1 sh -c "test -e $SPANK_PRIVATE_DIR/st-c1 && echo yes || echo no") c2:$(u srun -p normal -w c2 sh -c "test -e $SPANK_PRIVATE_DIR/st-c1 && echo yes || echo no") host:$(u sh -c "test -e $SPANK_PRIVATE_DIR/st-c1 && echo yes || echo no")"
+fi
+
 states=$(u sinfo -h -N -o '%t' | sort -u | tr '\n' ' ' | sed 's/ $//')
 check "no node drained/down after the jobs" "idle" "$states"
 

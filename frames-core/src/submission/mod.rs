@@ -121,6 +121,10 @@ pub struct Submission {
     /// The non-array job this submission reruns (`frames resubmit`, through [`RERUN_ENV`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reruns_job: Option<u32>,
+    /// Submitted with `--frame-local`: the frame dir is on each node's own disk, and this
+    /// host sees the records only after `frames gather`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frame_local: bool,
 }
 
 impl Submission {
@@ -152,6 +156,7 @@ impl Submission {
             result_prefix: options.result_prefix.clone(),
             script_exclude: None,
             reruns_job: None,
+            frame_local: options.local,
         }
     }
 

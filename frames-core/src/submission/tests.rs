@@ -267,6 +267,17 @@ fn the_plugins_flag_takes_no_value() {
     assert_eq!(s.script_path(), Some("r.sh"));
     s.fill_from_script("#!/bin/sh\n#SBATCH --array=0-3\n");
     assert_eq!(s.array.as_deref(), Some("0-3"));
+    assert_eq!(
+        sub("sbatch --frame-dir=/f --frame-local r.sh").script_path(),
+        Some("r.sh")
+    );
+    // --frame-local is recorded in the submission (status and gather read it).
+    let mut o = crate::options::FrameOptions::default();
+    o.set("frame-dir", Some("/f")).unwrap();
+    o.set("frame-local", None).unwrap();
+    let argv = argv("sbatch --frame-dir=/f --frame-local r.sh");
+    assert!(Submission::new(&argv, "/", 0.0, &o).frame_local);
+    assert!(!sub("sbatch --frame-dir=/f r.sh").frame_local);
     // The plugin's options with a value keep taking one (attached or not).
     let s = sub("sbatch --result-prefix R: --frame-t0 1 --frame-pattern f_%d.exr r.sh");
     assert_eq!(s.script_path(), Some("r.sh"));

@@ -9,6 +9,7 @@
 //! WHEN is said in the report.
 
 mod cluster;
+mod gather;
 mod hooks;
 mod local;
 mod results;
@@ -120,7 +121,7 @@ fn not_measured(r: &Results, load: &[String]) -> Option<String> {
     .any(|f| r.exists(f));
     let mut s = String::from("## Not measured by this run\n");
     if !cluster {
-        s.push_str("- Items 1, 2, 3 and 5 (memory) need the cluster: this run had --no-cluster or was not root.");
+        s.push_str("- Items 1, 2, 3, 5 (memory) and 10 (gather) need the cluster: this run had --no-cluster or was not root.");
     }
     if !local {
         s.push_str(
@@ -179,6 +180,7 @@ pub fn report(r: &Results, rerendered_at: Option<&str>) -> String {
         local::frames_report(r),
         cluster::launch(r, &run),
         hooks::hook_times(r, &run),
+        gather::gather(r),
         not_measured(r, &load),
     ];
     for section in sections.into_iter().flatten() {
@@ -241,7 +243,7 @@ mod tests {
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]));
         assert!(!text.contains("## 6."));
-        assert!(text.contains("## Not measured by this run\n- Items 1, 2, 3 and 5 (memory) need the cluster: this run had --no-cluster or was not root.\n- Item 3"));
+        assert!(text.contains("## Not measured by this run\n- Items 1, 2, 3, 5 (memory) and 10 (gather) need the cluster: this run had --no-cluster or was not root.\n- Item 3"));
         assert!(text.ends_with("| end | 14:39:14 | 1.36 1.20 2.79 |\n\n"));
     }
 }

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Sourced by cluster.sh: `up --private-dir PATH` gives each node its own directory at PATH, so
+# nodes really do not share it (a node-local disk): slurmd (and so every slurmstepd and task)
+# runs in its own mount namespace where $SCRATCH/private/NODE is bind-mounted at PATH (at
+# $ROOT/PATH, what the chroot sees, with --release 24.11/26.05). The host (submit host: as-user,
+# the tests) has its own: $SCRATCH/private/host bound at PATH in no namespace at all, PATH
+# being a plain directory on the host (in the rootfs overlay with a release). Tests reach a
+# node's copy from the host at $SCRATCH/private/NODE (SPANK_PRIVATE_BACKING in cluster.env).
+PRIVATE_DIR_FILE=$SCRATCH/run/private-dir
+
+# private_dir_set PATH (during up): checks PATH, creates the per-node dirs, remembers it.
+private_dir_set() {
+	local p=$1 n
+	[[ $p == /* && $p != *..* && $p != / ]] || die "--private-dir '$p': expected an absolute path"
+	case $p in /tmp/?* | /var/tmp/?* | /scratch/?*) ;; *) die "--private-dir '$p': expected a path under /tmp, /var/tmp or /scratch (up wipes it)" ;; esac
+	rm -rf "${ROOT}$p"
+	mkdir -p "${ROOT}$p"
+	chmod 1777 "${ROOT}$p"
+	for n in "${NODES[@]}"; do
+		mkdir -p "$SCRATCH/private/$n"
+		chmod 1777 "$SCRATCH/private/$n"
+	done
+	echo "$p" >"$PRIVATE_DIR_FILE"
+}
+
+# private_dir_unshare: unshare's extra flags for a node's slurmd (none without --private-dir).
+private_dir_unshare() {
+	[[ -s $PRIVATE_DIR_FILE ]] && echo "--mount --propagation private"
+	return 0
+}
+
+# private_dir_sh NODE: the shell command that binds NODE's dir, then `&& ` (empty without).
+private_dir_sh() {
+	[[ -s $PRIVATE_DIR_FILE ]] || return 0
+	echo "mount --bind '$SCRATCH/private/$1' '${ROOT}$(cat "$PRIVATE_DIR_FILE")' && "
+}
+
+# private_dir_env: lines for cluster.env.
+private_dir_env() {
+	[[ -s $PRIVATE_DIR_FILE ]] || return 0
+	echo "export SPANK_PRIVATE_DIR=$(cat "$PRIVATE_DIR_FILE")"
+	echo "export SPANK_PRIVATE_BACKING=$SCRATCH/private"
+}
+
+# private_dir_down: the host's copy goes (the nodes' go with the scratch dir).
+private_dir_down() {
+	[[ -s $PRIVATE_DIR_FILE ]] || return 0
+	rm -rf "${ROOT}$(cat "$PRIVATE_DIR_FILE")"
+	rm -f "$PRIVATE_DIR_FILE"
+}
