@@ -356,7 +356,7 @@ do_down() {
 
 ensure_packages() {
 	local missing=0 c
-	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd; do
+	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd glusterd mount.glusterfs; do
 		command -v "$c" >/dev/null || missing=1
 	done
 	((missing)) || return 0
