@@ -19,6 +19,8 @@ python3          host         rootfs   # the QRMI SDK's virtualenv in the rootfs
 python3-venv                  rootfs
 iproute2         host cluster          # the cluster's namespaces and bridge
 util-linux       host cluster          # nsenter, unshare, runuser
+glusterfs-server host cluster          # the cluster's shared directory (glusterd, brick)
+glusterfs-client host cluster          # its FUSE clients (one per node, one on the host)
 libslurm-dev     host                  # slurm-sys bindings
 libclang-dev     host                  # bindgen
 pkg-config       host

@@ -54,7 +54,7 @@ backup_ctl_start() {
 	ip -n "$BACKUP_NS" link set lo up
 	start_daemon "slurmctld-$BACKUP_NAME" slurmctld \
 		nsenter --net="/run/netns/$BACKUP_NS" unshare --uts --mount --propagation private sh -c \
-		"mount --bind '$RUN_DIR/daemon-$BACKUP_NAME' '$pid_dir' && hostname $BACKUP_NAME && exec slurmctld -D -L '$LOG_DIR/slurmctld-$BACKUP_NAME.log' -f '$CONF'"
+		"mount --bind '$RUN_DIR/daemon-$BACKUP_NAME' '$pid_dir' && $(storage_ctl2_mounts)hostname $BACKUP_NAME && exec slurmctld -D -L '$LOG_DIR/slurmctld-$BACKUP_NAME.log' -f '$CONF'"
 	backup_ctl_wait_standby
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real multi-node Slurm test cluster on one machine, and its complete teardown.
 #
-#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--private-dir PATH] [--plugins DIR]... [--plugstack FILE]
+#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--no-gluster] [--private-dir PATH] [--plugins DIR]... [--plugstack FILE]
 #   cluster.sh down
 #   cluster.sh status
 #   cluster.sh logs
@@ -306,6 +306,8 @@ do_down() {
 	fi
 	rm -f "$RUN_DIR/slurmctld.uts"
 
+	# Node mount namespaces and munged, GlusterFS mounts, volume and server.
+	storage_down || true
 	# A rootfs release: its own munged, the leftovers chrooted in it, its mounts.
 	rootfs_down || true
 	# A backup controller (up --backup-ctl): its namespace and leftovers.
@@ -355,7 +357,7 @@ do_down() {
 
 ensure_packages() {
 	local missing=0 c
-	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd; do
+	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd glusterd mount.glusterfs; do
 		command -v "$c" >/dev/null || missing=1
 	done
 	((missing)) || return 0
@@ -611,9 +613,8 @@ start_daemons() {
 		unshare --uts sh -c "hostname $CTL_NAME && exec $IN_ROOT slurmctld -D -f '$CONF'"
 	readlink "/proc/$(cat "$RUN_DIR/slurmctld.pid")/ns/uts" >"$RUN_DIR/slurmctld.uts"
 	for n in "${NODES[@]}"; do
-		# shellcheck disable=SC2046 # private_dir_unshare's flags are separate words
 		start_daemon "slurmd-$n" slurmd \
-			nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts $(private_dir_unshare) sh -c "$(private_dir_sh "$n")hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
+			$(node_enter "$n") unshare --uts sh -c "hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	done
 }
 
@@ -718,6 +719,10 @@ cmd_up() {
 			private_dir=$2
 			shift 2
 			;;
+		--no-gluster)
+			GLUSTER=0
+			shift
+			;;
 		-h | --help) usage ;;
 		*) die "up: unknown argument '$1'" ;;
 		esac
@@ -757,11 +762,13 @@ cmd_up() {
 	$IN_ROOT runuser -u "$TEST_USER" -- test -r "$CONF" -a -r "$SCRATCH/plugstack.conf" -a -w "$SHARED_DIR" ||
 		die "$TEST_USER cannot read $CONF / write $SHARED_DIR: is every parent of $SCRATCH world-searchable?"
 	net_up
+	storage_up
 	start_daemons
 	backup_ctl_start
 	msg "waiting (max ${UP_TIMEOUT}s) for nodes ${NODES[*]} to be idle"
 	wait_idle
 	write_env
+	storage_env
 	backup_ctl_env
 	UP_DONE=1
 	trap - EXIT INT TERM
@@ -788,7 +795,7 @@ cmd_status() {
 		[[ -f $f ]] || continue
 		name=$(basename "$f" .pid)
 		p=$(cat "$f")
-		case $name in slurmd-*) st=slurmd ;; slurmctld-*) st=slurmctld ;; *) st=$name ;; esac
+		case $name in slurmd-*) st=slurmd ;; slurmctld-*) st=slurmctld ;; munged-*) st=munged ;; *) st=$name ;; esac
 		if pid_alive "$p" "$st"; then echo "  $name: pid $p alive"; else
 			echo "  $name: pid $p DEAD"
 			rc=1
@@ -843,9 +850,9 @@ cmd_start_node() {
 	need_root
 	local n=${1:-}
 	[[ -n $n && -e /run/netns/$NS_PREFIX$n ]] || die "start-node: no node '$n' (nodes: ${NODES[*]})"
-	# shellcheck disable=SC2046 # private_dir_unshare's flags are separate words
+	node_up "$n"
 	start_daemon "slurmd-$n" slurmd \
-		nsenter --net="/run/netns/$NS_PREFIX$n" unshare --uts $(private_dir_unshare) sh -c "$(private_dir_sh "$n")hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
+		$(node_enter "$n") unshare --uts sh -c "hostname $n && exec $IN_ROOT slurmd -D -N $n -f '$CONF'"
 	SLURM_CONF=$CONF $IN_ROOT scontrol update nodename="$n" state=resume 2>/dev/null || true
 	msg "start-node $n: slurmd pid $(cat "$RUN_DIR/slurmd-$n.pid")"
 }
@@ -858,6 +865,8 @@ source "$HERE/rootfs.sh"
 source "$HERE/backup-ctl.sh"
 # shellcheck source=private-dir.sh
 source "$HERE/private-dir.sh"
+# shellcheck source=storage.sh
+source "$HERE/storage.sh"
 load_release
 
 main() {

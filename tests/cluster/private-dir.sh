@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Sourced by cluster.sh: `up --private-dir PATH` gives each node its own directory at PATH, so
-# nodes really do not share it (a node-local disk): slurmd (and so every slurmstepd and task)
-# runs in its own mount namespace where $SCRATCH/private/NODE is bind-mounted at PATH (at
-# $ROOT/PATH, what the chroot sees, with --release 24.11/26.05). The host (submit host: as-user,
+# nodes really do not share it (a node-local disk): $SCRATCH/private/NODE is bind-mounted at
+# PATH (at $ROOT/PATH, what the chroot sees, with --release 24.11/26.05) in each node's mount
+# namespace (storage.sh: slurmd, so every slurmstepd and task, runs in it). The host (submit host: as-user,
 # the tests) has its own: $SCRATCH/private/host bound at PATH in no namespace at all, PATH
 # being a plain directory on the host (in the rootfs overlay with a release). Tests reach a
 # node's copy from the host at $SCRATCH/private/NODE (SPANK_PRIVATE_BACKING in cluster.env).
@@ -23,16 +23,11 @@ private_dir_set() {
 	echo "$p" >"$PRIVATE_DIR_FILE"
 }
 
-# private_dir_unshare: unshare's extra flags for a node's slurmd (none without --private-dir).
-private_dir_unshare() {
-	[[ -s $PRIVATE_DIR_FILE ]] && echo "--mount --propagation private"
-	return 0
-}
-
-# private_dir_sh NODE: the shell command that binds NODE's dir, then `&& ` (empty without).
-private_dir_sh() {
+# private_dir_mount NODE: binds NODE's own dir at PATH inside the node's mount namespace
+# (storage.sh's node_mount_setup calls it; nothing without --private-dir).
+private_dir_mount() {
 	[[ -s $PRIVATE_DIR_FILE ]] || return 0
-	echo "mount --bind '$SCRATCH/private/$1' '${ROOT}$(cat "$PRIVATE_DIR_FILE")' && "
+	in_node "$1" mount --bind "$SCRATCH/private/$1" "${ROOT}$(cat "$PRIVATE_DIR_FILE")"
 }
 
 # private_dir_env: lines for cluster.env.

@@ -63,6 +63,34 @@ if [[ " $* " == *" --plugins "* ]]; then
 	check "plugstack.conf.d has the snippets" "yes" "$([[ -n $(ls "$SPANK_CLUSTER_DIR/plugstack.conf.d") ]] && echo yes || echo no)"
 fi
 
+# Each node its own munged (socket in its own mount namespace, one key): a credential made by
+# the host's munged decodes on c1 and on c2, and a second decode on c1 is a replay there only.
+sock_ino() { u srun -w "$1" -p all stat -L -c %i /run/munge/munge.socket.2 2>/dev/null; }
+check "each node's /run/munge/munge.socket.2 is its own" \
+	"$(stat -L -c %i "$SPANK_MUNGE_DIR/c1/munge.socket.2") $(stat -L -c %i "$SPANK_MUNGE_DIR/c2/munge.socket.2")" \
+	"$(sock_ino c1) $(sock_ino c2)"
+cred=$(u munge -n 2>/dev/null)
+unm() { u srun -w "$1" -p all sh -c 'unmunge >/dev/null 2>&1 && echo decoded || echo rejected' <<<"$cred"; }
+check "a credential decodes on c1, is a replay on c1, decodes on c2" "decoded rejected decoded" "$(unm c1) $(unm c1) $(unm c2)"
+
+# fstype <mountinfo...: the type of the mount at the shared dir, one a line
+fstype() { awk -v m="$S" '$5 == m { for (i = 7; $i != "-"; i++); print $(i + 1) }' | tr '\n' ' ' | sed 's/ $//'; }
+if [[ ${SPANK_SHARED_FS:-} == glusterfs ]]; then
+	check "shared dir is GlusterFS on c1, c2 and the host" "fuse.glusterfs fuse.glusterfs fuse.glusterfs" \
+		"$(for w in c1 c2; do u srun -w $w -p normal cat /proc/self/mountinfo; done | fstype) $(fstype </proc/self/mountinfo)"
+	# A FUSE mount has its own device number per client: a mount shared by namespaces has one.
+	devs="$(u srun -w c1 -p normal stat -c %d "$S") $(u srun -w c2 -p normal stat -c %d "$S") $(stat -c %d "$S")"
+	check "c1, c2 and the host each mount it with their own client" "3" "$(tr ' ' '\n' <<<"$devs" | sort -u | wc -l)"
+	u srun -w c1 -p normal sh -c 'echo "written on $(hostname)" >st-gl-c1.txt'
+	check "a file written on c1 is read on c2" "written on c1" "$(u srun -w c2 -p normal cat st-gl-c1.txt 2>&1)"
+	# c2 looks the name up first (a cached negative entry must not hide it), c1 writes 4 MiB
+	# under a temporary name and renames it, c2 reads it whole.
+	u srun -w c2 -p normal sh -c 'test ! -e st-gl-big'
+	want=$(u srun -w c1 -p normal sh -c 'head -c 4194304 /dev/urandom >.st-gl-big.tmp && md5sum <.st-gl-big.tmp && mv .st-gl-big.tmp st-gl-big')
+	check "a rename on c1 is seen whole on c2" "$want" "$(u srun -w c2 -p normal sh -c 'md5sum <st-gl-big')"
+	check "the host reads it whole too" "$want" "$(md5sum <"$S/st-gl-big")"
+fi
+
 # --private-dir PATH: a file c1 writes at PATH is seen neither by c2 nor by the host.
 if [[ -n ${SPANK_PRIVATE_DIR:-} ]]; then
 	u srun -p normal -w c1 touch "$SPANK_PRIVATE_DIR/st-c1" >/dev/null 2>&1
@@ -83,12 +111,15 @@ fi
 # Everything this cluster runs: recorded daemons, all processes in the node
 # namespaces and in the controller's UTS namespace.
 ours=$(cat "$SPANK_CLUSTER_DIR"/run/*.pid 2>/dev/null)
-for n in $SPANK_NODES; do ours+=" $(ip netns pids "$n" 2>/dev/null)"; done
+nsp=$([[ ${SPANK_CLUSTER_ID:-0} == 0 ]] || echo "s$SPANK_CLUSTER_ID-")
+for n in $SPANK_NODES; do ours+=" $(ip netns pids "$nsp$n" 2>/dev/null)"; done
 ctl_uts=$(readlink "/proc/$(cat "$SPANK_CLUSTER_DIR/run/slurmctld.pid")/ns/uts")
 for p in /proc/[0-9]*; do [[ $(readlink "$p/ns/uts" 2>/dev/null) == "$ctl_uts" ]] && ours+=" ${p#/proc/}"; done
 our_munged=$(cat "$SPANK_CLUSTER_DIR/run/munged.pid" 2>/dev/null)
 ours=$(for p in $ours; do running "$p" && echo "$p"; done | sort -un | tr '\n' ' ')
-check "cluster has slurmctld, slurmscriptd, 4 slurmd (+munged)" "$((6 + (${#our_munged} > 0)))" "$(wc -w <<<"$ours")"
+gl=$([[ ${SPANK_SHARED_FS:-} == glusterfs ]] && echo 1 || echo 0)
+check "cluster has slurmctld, slurmscriptd, 4 slurmd, 4 node munged (+munged, + glusterd and 4 clients)" \
+	"$((10 + (${#our_munged} > 0) + 5 * gl))" "$(wc -w <<<"$ours")"
 
 t0=$EPOCHREALTIME
 "$C" down || bad "down exited non-zero"
@@ -105,9 +136,13 @@ if [[ -n ${SPANK_ROOT:-} ]]; then
 fi
 check "no slurm process runs with our slurm.conf" "" "$(pgrep -af "slurm.* -f $SPANK_CLUSTER_DIR/slurm.conf" | while read -r p _; do running "$p" && echo "$p"; done)"
 id=${SPANK_CLUSTER_ID:-0}
-if [[ $id == 0 ]]; then ns_re='c1|c2|q1|q2'; else ns_re="s$id-(c1|c2|q1|q2)"; fi
+if [[ $id == 0 ]]; then ns_re='c1|c2|q1|q2|fs'; else ns_re="s$id-(c1|c2|q1|q2|fs)"; fi
 left_ns=$(ip netns list | awk '{print $1}' | grep -xE "$ns_re" | tr '\n' ' ')
 check "node namespaces deleted" "" "$left_ns"
+check "no mount left under the scratch dir" "" "$(awk -v d="$SPANK_CLUSTER_DIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo)"
+check "node mount namespaces gone" "no" "$([[ -e /run/spank-ns-$id ]] && echo yes || echo no)"
+check "no GlusterFS process of ours" "" "$(pgrep -af "$SPANK_CLUSTER_DIR/(log/)?gluster|volfile-id[= ]/?spank$id[/.]" || true)"
+check "GlusterFS state removed" "no" "$([[ -e $SPANK_CLUSTER_DIR/gluster ]] && echo yes || echo no)"
 check "bridge deleted" "" "$(ip -o link show "spankbr$id" 2>/dev/null)"
 check "veths deleted" "" "$(ip -o link show | grep -o "spk$id-[a-z0-9]*" | tr '\n' ' ')"
 if [[ -n $our_munged ]]; then
