@@ -514,6 +514,11 @@ write_configs() {
 				msg "plugin: $b"
 			fi
 		done
+		# spank_qrmi's backend helper, looked for next to the plugin (in packages it is there).
+		if [[ -f $d/spank-qrmi-backend ]]; then
+			install -m 0755 "$d/spank-qrmi-backend" "$PLUGINS_DIR/"
+			msg "plugin helper: spank-qrmi-backend"
+		fi
 		for f in "${confs[@]}"; do
 			install -m 0644 "$f" "$SCRATCH/plugstack.conf.d/"
 			msg "plugstack snippet: $(basename "$f")"
@@ -530,6 +535,8 @@ write_configs() {
 # SCRATCH/pkgroot; tests/package-test.sh installs them on the host for real. Either way every
 # *.so the packages hold is linked into PLUGINS_DIR, pointing at the packaged file (which a
 # rootfs's PluginDir also finds by itself), for tests that name SPANK_PLUGIN_DIR/NAME.so.
+# spank_qrmi finds its helper (spank-qrmi-backend, in the same package directory) through
+# that symlink, as it would through an admin's.
 install_debs() {
 	local deb so base=$SCRATCH/pkgroot
 	if [[ -n $ROOT ]]; then

@@ -21,7 +21,8 @@ pub fn host_binary() -> &'static str {
 }
 
 /// Path of a plugin of this workspace, built first so tests never run a stale .so (`cargo
-/// test` builds a cdylib crate's test harness, not its .so). `package` is the Cargo package
+/// test` builds a cdylib crate's test harness, not its .so; spank-qrmi's backend helper is
+/// built with it). `package` is the Cargo package
 /// name, e.g. "spank-frames" → target/debug/libspank_frames.so.
 pub fn plugin_path(package: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -37,6 +38,10 @@ pub fn plugin_path(package: &str) -> PathBuf {
         command
             .current_dir(&workspace)
             .args(["build", "--quiet", "--lib", "-p", package]);
+        // spank_qrmi runs its QPU backends in a helper executable it finds next to its .so.
+        if package == "spank-qrmi" {
+            command.args(["-p", "qrmi-backend", "--bin", "spank-qrmi-backend"]);
+        }
         // The variables cargo sets for a test process would make build scripts that watch them
         // (ring's watches CARGO_MANIFEST_DIR) rebuild everything on every test run.
         for (name, _) in std::env::vars_os() {
