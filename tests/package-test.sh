@@ -68,9 +68,10 @@ listing() { # the file lists compared before install and after purge
 }
 
 t0=$SECONDS
-if [[ ! -f $target/release/libspank_qrmi.so || ! -f $target/release/frames || ! -f $target/release/qrmi-usage ]]; then
+if [[ ! -f $target/release/libspank_qrmi.so || ! -f $target/release/frames || ! -f $target/release/qrmi-usage ||
+    ! -f $target/release/spank-qrmi-backend ]]; then
     cargo build --release --quiet -p spank-qrmi -p spank-frames
-    cargo build --release --quiet --bin frames --bin qrmi-usage
+    cargo build --release --quiet --bin frames --bin qrmi-usage --bin spank-qrmi-backend
 fi
 # Two versions of the same build, to upgrade from one to the other.
 base=0~pkgtest$(date +%s)
@@ -99,7 +100,7 @@ installed=1
 apt-get install -y -q "${v1[@]}" >"$scratch/install.log" 2>&1 || { cat "$scratch/install.log"; fail "apt-get install"; }
 grep -q 'restart slurmd' "$scratch/install.log" || fail "postinst did not ask for a slurmd restart"
 plugdir=$(dpkg -L spank-plugins | grep '/spank_qrmi\.so$' | xargs dirname)
-for f in "$plugdir/spank_qrmi.so" "$plugdir/spank_frames.so" "$plugdir/spank_frames-capture" /usr/bin/frames /usr/bin/qrmi-usage \
+for f in "$plugdir/spank_qrmi.so" "$plugdir/spank_frames.so" "$plugdir/spank_frames-capture" "$plugdir/spank-qrmi-backend" /usr/bin/frames /usr/bin/qrmi-usage \
     /etc/slurm/plugstack.conf.d/spank_qrmi.conf /etc/slurm/plugstack.conf.d/spank_frames.conf; do
     [[ -f $f ]] || fail "$f not installed"
 done
@@ -109,6 +110,16 @@ done
 v=$(dpkg --verify spank-plugins spank-plugins-tools 2>&1) && [[ -z $v ]] || fail "dpkg --verify: $v"
 [[ $(stat -c '%U %G' "$state") == "root root" ]] || fail "$state: $(stat -c '%U %G %a' "$state")"
 [[ -n $state_before || $(stat -c '%a' "$state") == 700 ]] || fail "$state mode $(stat -c '%a' "$state")"
+[[ $(stat -c '%U %a' "$plugdir/spank-qrmi-backend") == "root 755" ]] ||
+    fail "$plugdir/spank-qrmi-backend: $(stat -c '%U %G %a' "$plugdir/spank-qrmi-backend")"
+# The helper as the plugin runs it: one QPU's status check over its stdin, here against a port
+# where nothing listens, so it must answer with a scrubbed "connection refused".
+open='{"protocol":1,"resource":{"name":"garnet_q","kind":"IqmServer","type_name":"iqm-server","user_keys":[],"from_job":[],"environment":{"QRMI_IQM_ISA_ENDPOINT":"http://127.0.0.1:1","QRMI_IQM_ISA_TOKEN":"pkgtest-secret"},"is_dynamic":false,"status_check":true,"status_endpoint":null},"http":{"connect_timeout":{"secs":2,"nanos":0},"timeout":{"secs":2,"nanos":0},"max_body":65536,"https_proxy":null,"http_proxy":null,"no_proxy":[],"user_agent":"pkgtest"},"munge":false}'
+reply=$(printf '%s\n{"op":"check_accessible"}\n' "$open" | env -i "$plugdir/spank-qrmi-backend") ||
+    fail "spank-qrmi-backend failed: $reply"
+grep -q '"failed".*connection refused' <<<"$reply" && ! grep -q pkgtest-secret <<<"$reply" ||
+    fail "spank-qrmi-backend answered: $reply"
+ok "spank-qrmi-backend installed beside the plugins and answers: ${reply:0:100}..."
 ok "installed: plugins in $plugdir, CLIs in /usr/bin, 2 conffiles, dpkg --verify clean, $state $(stat -c '%U:%G %a' "$state")${state_before:+ (was there before)}"
 
 # sbatch as an admin's login node runs it: Debian's plugstack.conf includes plugstack.conf.d.
@@ -142,7 +153,7 @@ ok "upgrade: spank_qrmi.so is a new file (inode $ino -> $new_ino), the mapped ol
 
 # ---- remove, purge
 apt-get remove -y -q spank-plugins-tools spank-plugins >"$scratch/remove.log" 2>&1 || { cat "$scratch/remove.log"; fail "remove"; }
-[[ ! -e $plugdir/spank_qrmi.so && ! -e /usr/bin/frames ]] || fail "files left after remove"
+[[ ! -e $plugdir/spank_qrmi.so && ! -e $plugdir/spank-qrmi-backend && ! -e /usr/bin/frames ]] || fail "files left after remove"
 [[ ! -e /etc/slurm/plugstack.conf.d/spank_qrmi.conf && -f /etc/slurm/plugstack.conf.d/spank_qrmi.conf.spank-removed ]] ||
     fail "snippets not set aside on remove: $(ls /etc/slurm/plugstack.conf.d)"
 help=$(SLURM_CONF=$scratch/slurm.conf sbatch --help 2>&1) || fail "sbatch --help after remove: $help"

@@ -18,7 +18,7 @@ out=docs/RELIABILITY.md
 
 if [ "${1:-}" = "--run" ]; then
     rm -rf "$lines_dir"
-    cargo test -p qrmi-core --test faults
+    cargo test -p qrmi-backend --test faults
     env_file=${SPANK_CLUSTER_ENV:-}
     if [ -z "$env_file" ]; then
         env_file="$(bash tests/cluster/cluster.sh dir)/cluster.env"

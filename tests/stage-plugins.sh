@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds both plugins (release), packages them as admins get them (packaging/deb/build.sh: the
-# spank-plugins and spank-plugins-tools .deb, lintian-checked) and stages, for
+# spank-plugins and spank-plugins-tools .deb, lintian-checked; spank_qrmi's backend helper
+# spank-qrmi-backend is in spank-plugins, beside the .so, where the plugin looks) and stages, for
 # `tests/cluster/cluster.sh up --plugins DIR`, what the clusters use from those packages:
 #   DIR/*.deb   the two packages; cluster.sh installs them into a release's rootfs with dpkg -i,
 #               and unpacks them for the host's 22.05 (see install_debs in cluster.sh);
@@ -17,7 +18,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$repo/target/stage}
 scratch=${SPANK_CLUSTER_DIR:-$(bash "$repo/tests/cluster/cluster.sh" dir)}
 cd "$repo"
-cargo build --release --quiet -p spank-qrmi -p qrmi-usage -p spank-frames -p frames -p blackhole-render
+cargo build --release --quiet -p spank-qrmi -p qrmi-backend -p qrmi-usage -p spank-frames -p frames -p blackhole-render
 rel=${CARGO_TARGET_DIR:-target}/release
 from=${PLUGINS_FROM:-$rel}
 suite=${STAGE_SUITE:-}

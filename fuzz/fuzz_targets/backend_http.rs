@@ -12,9 +12,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use qrmi_core::backend::{AcquireContext, backend_for};
+use qrmi_backend::backend::{AcquireContext, backend_for};
+use qrmi_backend::http::HttpConfig;
 use qrmi_core::config::Config;
-use qrmi_core::http::HttpConfig;
 
 const APIKEY: &str = "SECRET-apikey-7f3a9c1e55";
 const TOKEN: &str = "SECRET-iqmtoken-0b8d2e44";
@@ -90,7 +90,7 @@ fn config() -> &'static Config {
 
 fuzz_target!(|data: &[u8]| {
     let config = config();
-    // qrmi_core::http contains panics of the HTTP client (ureq 2.12 panics on some malformed
+    // qrmi_backend::http contains panics of the HTTP client (ureq 2.12 panics on some malformed
     // headers) and turns them into errors; libfuzzer-sys's hook would abort on those caught
     // panics, so a panic counts as a crash only when it escapes our code.
     if std::panic::catch_unwind(|| one(config, data)).is_err() {
@@ -110,7 +110,7 @@ fn one(config: &Config, data: &[u8]) {
         max_body: 64 * 1024,
         ..HttpConfig::default()
     };
-    let munge: Option<qrmi_core::backend::MungeFn> =
+    let munge: Option<qrmi_backend::backend::MungeFn> =
         Some(Box::new(|| Ok("MUNGE-cred-secret".to_owned())));
     let backend = backend_for(resource, &http, munge).expect("backend for a valid resource");
     let ctx = AcquireContext {

@@ -5,9 +5,10 @@
 #   packaging/deb/build.sh [--suite SUITE | --slurm-include DIR] [--plugin-dir DIR]
 #                          [--prebuilt DIR] [--bin-dir DIR] [--out DIR] [--no-lintian]
 #
-#   spank-plugins        spank_qrmi.so and spank_frames.so in the distribution's Slurm PluginDir
-#                        (with spank_frames-capture, the result-capture helper, next to them),
-#                        the plugstack snippets as conffiles in /etc/slurm/plugstack.conf.d/, the
+#   spank-plugins        spank_qrmi.so and spank_frames.so in the distribution's Slurm PluginDir,
+#                        with their helpers beside them: spank-qrmi-backend (spank_qrmi runs it,
+#                        as root, only to acquire or release a QPU) and spank_frames-capture (the
+#                        result-capture helper), the plugstack snippets as conffiles in /etc/slurm/plugstack.conf.d/, the
 #                        man pages spank_qrmi(8) and spank_frames(8), and (postinst) the state
 #                        directory /var/spool/slurm/spank_qrmi (root, 0700). For every node.
 #   spank-plugins-tools  frames and qrmi-usage in /usr/bin with their man pages; depends on
@@ -26,8 +27,9 @@
 # libspank_qrmi.so and libspank_frames.so (e.g. target/slurm-trixie/release from
 # tests/versions/build-all.sh), it runs
 #   SLURM_INCLUDE_DIR=DIR cargo build --release -p spank-qrmi -p spank-frames
-#   cargo build --release --bin frames --bin qrmi-usage
-# and takes the files from ${CARGO_TARGET_DIR:-target}/release (--bin-dir for the CLIs). Each
+#   cargo build --release --bin frames --bin qrmi-usage --bin spank-qrmi-backend
+# and takes the files from ${CARGO_TARGET_DIR:-target}/release (--bin-dir for the CLIs and the
+# helper, which do not depend on the Slurm release). Each
 # plugin's plugin_version must equal the headers' SLURM_VERSION_NUMBER, or nothing is packaged.
 # Package version: ${PKG_VERSION:-0~git<commit YYYYmmddHHMM>.<hash>}-1+slurmX.Y (a rebuild for a newer
 # Slurm sorts higher). Packages are assembled with dpkg-deb --root-owner-group from generated
@@ -108,8 +110,8 @@ if [[ -z $prebuilt ]]; then
         [[ $inc == /usr/include ]] && headers=(env -u SLURM_INCLUDE_DIR)
         msg "cargo build --release -p spank-qrmi -p spank-frames (headers $inc)"
         "${headers[@]}" cargo build --release --quiet -p spank-qrmi -p spank-frames >&2
-        msg "cargo build --release --bin frames --bin qrmi-usage"
-        "${headers[@]}" cargo build --release --quiet --bin frames --bin qrmi-usage >&2
+        msg "cargo build --release --bin frames --bin qrmi-usage --bin spank-qrmi-backend"
+        "${headers[@]}" cargo build --release --quiet --bin frames --bin qrmi-usage --bin spank-qrmi-backend >&2
     )
     prebuilt=$target/release
 fi
@@ -118,7 +120,7 @@ bin_dir=${bin_dir:-$target/release}
 # else from --bin-dir.
 capture=$prebuilt/spank_frames-capture
 [[ -f $capture ]] || capture=$bin_dir/spank_frames-capture
-for f in "$prebuilt/libspank_qrmi.so" "$prebuilt/libspank_frames.so" "$capture" "$bin_dir/frames" "$bin_dir/qrmi-usage"; do
+for f in "$prebuilt/libspank_qrmi.so" "$prebuilt/libspank_frames.so" "$capture" "$bin_dir/frames" "$bin_dir/qrmi-usage" "$bin_dir/spank-qrmi-backend"; do
     [[ -f $f ]] || die "missing artifact $f"
 done
 info=$repo/tests/versions/plugin-info.sh
@@ -195,11 +197,14 @@ done
 # Found by spank_frames.so next to its own (real) path: spank_frames(8), RESULT CAPTURE.
 install -m 0755 "$capture" "$root$plugin_dir/spank_frames-capture"
 strip --remove-section=.comment --remove-section=.note --strip-unneeded "$root$plugin_dir/spank_frames-capture"
+# spank_qrmi finds its backend helper next to itself (no plugstack argument needed).
+install -m 0755 "$bin_dir/spank-qrmi-backend" "$root$plugin_dir/spank-qrmi-backend"
+strip --remove-section=.comment --remove-section=.note "$root$plugin_dir/spank-qrmi-backend"
 man_page "$repo/spank-qrmi/spank_qrmi.8" "$root" 8
 man_page "$repo/spank-frames/spank_frames.8" "$root" 8
 doc_files spank-plugins "$root"
 [[ -f $repo/spank-qrmi/CONFIG.md ]] && install -m 0644 "$repo/spank-qrmi/CONFIG.md" "$root/usr/share/doc/spank-plugins/CONFIG.md"
-deps=$(shlibs "$root$plugin_dir/spank_qrmi.so" "$root$plugin_dir/spank_frames.so" "$root$plugin_dir/spank_frames-capture")
+deps=$(shlibs "$root$plugin_dir/spank_qrmi.so" "$root$plugin_dir/spank_frames.so" "$root$plugin_dir/spank_frames-capture" "$root$plugin_dir/spank-qrmi-backend")
 cat >"$root/DEBIAN/control" <<EOF
 Package: spank-plugins
 Version: $version

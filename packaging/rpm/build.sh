@@ -6,7 +6,7 @@
 #   packaging/rpm/build.sh [--prebuilt DIR] [--bin-dir DIR] [--slurm-include DIR] [--out DIR]
 #
 # --prebuilt: libspank_{qrmi,frames}.so (default ${CARGO_TARGET_DIR:-target}/release), --bin-dir:
-# frames and qrmi-usage (default the same), --slurm-include: the headers they were built against
+# frames, qrmi-usage and spank-qrmi-backend (default the same), --slurm-include: the headers they were built against
 # (default /usr/include; only slurm_version.h is read). rpmbuild runs with --nodeps: slurm-devel,
 # the BuildRequires, is a RHEL package this Debian host's rpm database does not know; and without
 # RHEL's post-install scripts (Debian's brp-compress needs bash, /bin/sh is dash), so man pages
@@ -61,6 +61,7 @@ expect_main="/etc/slurm/plugstack.conf.d/spank_frames.conf
 $libdir/slurm/spank_frames-capture
 $libdir/slurm/spank_frames.so
 $libdir/slurm/spank_qrmi.so
+$libdir/slurm/spank-qrmi-backend
 $mandir/man8/spank_frames.8
 $mandir/man8/spank_qrmi.8
 /var/spool/slurm/spank_qrmi"

@@ -122,7 +122,10 @@ fn acquire_locked(
             });
             continue;
         }
-        let attempt = make(resource).and_then(|backend| {
+        // Kept until the lease is recorded: a helper process exits meanwhile (finish), and
+        // gives the session back if the lease cannot be written.
+        let backend = make(resource);
+        let attempt = backend.as_ref().map_err(Clone::clone).and_then(|backend| {
             if !backend.check_accessible()? {
                 return Err(BackendError {
                     qpu: resource.name.clone(),
@@ -132,7 +135,11 @@ fn acquire_locked(
                     transient: true,
                 });
             }
-            backend.acquire(job)
+            let token = backend.acquire(job);
+            if token.is_ok() && !resource.kind.has_session() {
+                backend.finish();
+            }
+            token
         });
         let now = spank::host::unix_secs();
         let token = match attempt {
@@ -155,11 +162,15 @@ fn acquire_locked(
             brought_by_job(resource),
         ) {
             // Without a lease no later release could find it: give it back now.
-            let _ = release_with_retry(resource, &token, make, retry);
+            let _ = release_with_retry(&backend, &token, retry);
             rollback(node, job, &fresh, make, retry);
             return Err(format!("QPU {name}: cannot record the lease: {e}"));
         }
+        if let Ok(backend) = &backend {
+            backend.finish();
+        }
         account(node, &acquire_record(node, job, resource, now, None));
+        drop(backend);
         fresh.push((resource, token.clone()));
         acquired.push(AcquiredQpu {
             name: name.clone(),
@@ -181,15 +192,15 @@ fn brought_by_job(resource: &Resource) -> std::collections::BTreeMap<String, Str
         .collect()
 }
 
+/// Releases `token` with `backend`, retrying transient failures. One backend for every
+/// attempt: its keep-alive connections and IAM token (while valid) serve them all. It cannot
+/// be made only for a reason a retry would not cure (config).
 fn release_with_retry(
-    resource: &Resource,
+    backend: &Result<Box<dyn Backend>, BackendError>,
     token: &str,
-    make: MakeBackend<'_>,
     retry: Retry,
 ) -> Result<(), String> {
-    // One backend for every attempt: its keep-alive connections and IAM token (while valid)
-    // serve them all. It cannot be made only for a reason a retry would not cure (config).
-    let backend = make(resource).map_err(|e| format!("{e} (1 attempt)"))?;
+    let backend = backend.as_ref().map_err(|e| format!("{e} (1 attempt)"))?;
     let mut delay = retry.first_delay;
     let mut last = String::new();
     let mut tried = 0;
@@ -268,7 +279,12 @@ fn release_lease(
     if lease.state == LeaseState::Released {
         return true;
     }
-    let outcome = release_with_retry(resource, &lease.token, make, retry);
+    let backend = make(resource);
+    let outcome = release_with_retry(&backend, &lease.token, retry);
+    // Its helper process exits while the outcome is recorded; reaped at the end.
+    if let Ok(backend) = &backend {
+        backend.finish();
+    }
     let result = match &outcome {
         Ok(()) => ReleaseOutcome::Released,
         Err(why) => ReleaseOutcome::Failed(why.clone()),
@@ -425,7 +441,7 @@ mod tests {
             attempts: 3,
             first_delay: Duration::from_millis(1),
         };
-        let e = release_with_retry(&resource, "t", &make, retry).unwrap_err();
+        let e = release_with_retry(&make(&resource), "t", retry).unwrap_err();
         (calls.get(), e)
     }
 

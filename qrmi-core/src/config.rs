@@ -65,7 +65,8 @@ impl SessionMode {
 pub const DEFAULT_SESSION_MAX_TTL: u64 = 28800;
 
 /// One QPU of the config. `environment` values are secrets: [`fmt::Debug`] redacts them.
-#[derive(Clone, PartialEq)]
+/// Serialized only to hand it to the backend helper through its stdin pipe.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Resource {
     pub name: String,
     pub kind: ResourceType,

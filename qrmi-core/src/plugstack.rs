@@ -15,6 +15,7 @@ pub const KEYS: &[&str] = &[
     "http_connect_timeout",
     "http_timeout",
     "warden_munge",
+    "backend_helper",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -29,6 +30,9 @@ pub struct PlugstackConfig {
     /// Send a munge credential (`x-munge-cred`) with pasqal-local session calls.
     /// None = not given (the default depends on whether munge is available).
     pub warden_munge: Option<bool>,
+    /// `backend_helper=`: the spank-qrmi-backend executable (default: where packaging put it,
+    /// else next to spank_qrmi.so).
+    pub backend_helper: Option<PathBuf>,
     /// Words upstream ignores (and we do, with this warning in slurmd's log).
     pub warnings: Vec<String>,
     /// Why no QPU can be acquired with this line (each problem, naming the argument). Jobs
@@ -111,6 +115,17 @@ impl PlugstackConfig {
                         bad(&mut config, word, "the config path must be absolute".into());
                     } else {
                         config.config_path = Some(PathBuf::from(value));
+                    }
+                }
+                "backend_helper" => {
+                    if value.starts_with('/') {
+                        config.backend_helper = Some(PathBuf::from(value));
+                    } else {
+                        bad(
+                            &mut config,
+                            word,
+                            "backend_helper must be an absolute path".into(),
+                        );
                     }
                 }
                 "state_dir" => {

@@ -1,18 +1,23 @@
 //! This node's QRMI site, built once per Slurm process from the plugstack line: where its
 //! leases live, its name, its QPU GRES in slurm.conf, and how backends are reached (timeouts,
-//! proxies, munge). Every context that acquires or releases goes through it, so the backend,
+//! proxies, munge, the backend helper). Every context that acquires or releases goes through it, so the backend,
 //! lease and retry wiring exists once.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::acquire::{self, Node, Retry};
-use crate::backend::{self, AcquireContext, Backend, BackendError};
+use crate::backend::AcquireContext;
+use crate::backend::helper::{self, HelperSettings};
 use crate::config::{Config, ConfigError, Resource};
 use crate::gres;
 use crate::http::HttpConfig;
 use crate::jobenv::AcquiredQpu;
 use crate::lease::{self, LeaseError, LeaseStore};
 use crate::plugstack::PlugstackConfig;
+
+/// Where packaging installs the backend helper (`SPANK_QRMI_BACKEND_HELPER` when building,
+/// e.g. /usr/libexec/spank-qrmi/spank-qrmi-backend); unset, it is looked for next to the plugin.
+const PACKAGED_HELPER: Option<&str> = option_env!("SPANK_QRMI_BACKEND_HELPER");
 
 pub struct Site {
     pub plugstack: PlugstackConfig,
@@ -71,19 +76,37 @@ impl Site {
         LeaseStore::open(&self.state_dir)
     }
 
-    /// The munge credential maker for pasqal-local. `warden_munge` unset: send one whenever
-    /// the node has munge, as upstream's munge build does (Pasqal's warden authorises by munge
-    /// UID, and QRMI in the job sends one too).
-    fn munge_fn(&self) -> Option<backend::MungeFn> {
-        self.plugstack
-            .warden_munge
-            .unwrap_or_else(crate::munge::available)
-            .then(|| Box::new(crate::munge::credential) as backend::MungeFn)
-    }
-
-    /// The backend of one resource, with this site's HTTP settings and munge.
-    pub fn backend_for(&self, resource: &Resource) -> Result<Box<dyn Backend>, BackendError> {
-        backend::backend_for(resource, &self.http, self.munge_fn())
+    /// How backends are reached from here: the helper executable (see [`helper::locate`]),
+    /// HTTP settings, and munge for pasqal-local. `warden_munge` unset: send a credential
+    /// whenever the node has munge, as upstream's munge build does (Pasqal's warden authorises
+    /// by munge UID, and QRMI in the job sends one too).
+    pub fn helper_settings(&self) -> HelperSettings {
+        // As loaded (PluginDir or the path plugstack.conf gives), then where a symlink leads.
+        let loaded = spank::host::loaded_from();
+        let real = loaded
+            .as_deref()
+            .and_then(|p| std::fs::canonicalize(p).ok());
+        let mut plugin_dirs: Vec<PathBuf> = Vec::new();
+        for dir in [loaded, real].into_iter().flatten() {
+            if let Some(dir) = dir.parent().map(Path::to_path_buf)
+                && !plugin_dirs.contains(&dir)
+            {
+                plugin_dirs.push(dir);
+            }
+        }
+        HelperSettings {
+            program: helper::locate(
+                self.plugstack.backend_helper.as_deref(),
+                PACKAGED_HELPER,
+                &plugin_dirs,
+                Path::is_file,
+            ),
+            http: self.http.clone(),
+            munge: self
+                .plugstack
+                .warden_munge
+                .unwrap_or_else(crate::munge::available),
+        }
     }
 
     /// Acquires `names` for `job` (all or nothing), recording leases in `store`.
@@ -94,7 +117,8 @@ impl Site {
         job: &AcquireContext,
         names: &[String],
     ) -> Result<Vec<AcquiredQpu>, String> {
-        let make = |resource: &Resource| self.backend_for(resource);
+        let settings = self.helper_settings();
+        let make = |resource: &Resource| Ok(helper::backend_for(resource, &settings));
         acquire::acquire_all(
             config,
             &self.lease_node(store),
@@ -122,7 +146,8 @@ impl Site {
             }
             None => None,
         };
-        let make = |resource: &Resource| self.backend_for(resource);
+        let settings = self.helper_settings();
+        let make = |resource: &Resource| Ok(helper::backend_for(resource, &settings));
         let (released, failed) = acquire::release_job(
             config.as_ref(),
             &self.lease_node(&store),

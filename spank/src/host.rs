@@ -12,6 +12,22 @@ pub fn hostname() -> String {
     "unknown".to_string()
 }
 
+/// The file this code was loaded from: the plugin's .so inside a Slurm process (dladdr of one
+/// of its own functions), the executable otherwise. None when the loader cannot say.
+pub fn loaded_from() -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: Dl_info is plain data that dladdr fills; the address is a function of this crate.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let address = loaded_from as *const libc::c_void;
+    if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr set dli_fname to a NUL-terminated string owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    path.is_absolute().then_some(path)
+}
+
 /// Seconds since the epoch, as a float (0 if the clock is before 1970).
 pub fn unix_time() -> f64 {
     std::time::SystemTime::now()
@@ -76,6 +92,12 @@ fn parse_stat(stat: &str) -> Option<(char, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_knows_the_file_it_was_loaded_from() {
+        let path = loaded_from().expect("dladdr");
+        assert!(path.is_file(), "{}", path.display());
+    }
 
     #[test]
     fn hostname_and_time() {

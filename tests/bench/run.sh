@@ -78,7 +78,9 @@ heavy_begin() { if ((!smoke)) && [ -d /work ]; then exec 9>>/work/heavy.lock; fl
 heavy_end() { if ((!smoke)) && [ -d /work ]; then flock -u 9; exec 9>&-; fi; }
 
 # The QPU acquire/release example of item 8: its crate and binary, named here only.
-qpu_bench_build() { cargo build --release --quiet -p qrmi-core --example qpu_bench; }
+# It runs the backends through the spank-qrmi-backend helper next to it (target/release), as
+# the plugin does.
+qpu_bench_build() { cargo build --release --quiet -p qrmi-backend --bins --example qpu_bench; }
 qpu_bench=$rel/examples/qpu_bench
 
 log "building (release): frames CLI, plugins, bench helpers"
@@ -512,7 +514,7 @@ cluster_items() {
 }
 
 # The sizes of the .so files measured.
-echo "$(stat -c %s "$rel/libspank_qrmi.so") $(stat -c %s "$rel/libspank_frames.so")" >"$res/so-sizes"
+echo "$(stat -c %s "$rel/libspank_qrmi.so") $(stat -c %s "$rel/libspank_frames.so") $(stat -c %s "$rel/spank-qrmi-backend")" >"$res/so-sizes"
 report
 # One hold of the heavy-work lock for everything timed (local and cluster items).
 heavy_begin

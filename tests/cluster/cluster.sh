@@ -522,6 +522,11 @@ write_configs() {
 			install -m 0755 "$d/spank_frames-capture" "$PLUGINS_DIR/"
 			msg "plugin helper: spank_frames-capture"
 		fi
+		# spank_qrmi's backend helper, looked for next to the plugin (in packages it is there).
+		if [[ -f $d/spank-qrmi-backend ]]; then
+			install -m 0755 "$d/spank-qrmi-backend" "$PLUGINS_DIR/"
+			msg "plugin helper: spank-qrmi-backend"
+		fi
 		for f in "${confs[@]}"; do
 			install -m 0644 "$f" "$SCRATCH/plugstack.conf.d/"
 			msg "plugstack snippet: $(basename "$f")"
@@ -538,6 +543,8 @@ write_configs() {
 # SCRATCH/pkgroot; tests/package-test.sh installs them on the host for real. Either way every
 # *.so the packages hold is linked into PLUGINS_DIR, pointing at the packaged file (which a
 # rootfs's PluginDir also finds by itself), for tests that name SPANK_PLUGIN_DIR/NAME.so.
+# spank_qrmi finds its helper (spank-qrmi-backend, in the same package directory) through
+# that symlink, as it would through an admin's.
 install_debs() {
 	local deb so base=$SCRATCH/pkgroot
 	if [[ -n $ROOT ]]; then

@@ -1,4 +1,7 @@
-//! Backend protocols: one implementation per family, all blocking, behind [`Backend`].
+//! What the plugin knows of QPU backends: the [`Backend`] trait, its errors (scrubbed of
+//! secrets), our own tokens, and `helper` — the [`Backend`] the plugin uses, which runs each
+//! protocol in the `spank-qrmi-backend` executable (crate qrmi-backend, the only one with HTTP
+//! and TLS). The protocols themselves, one per family, all blocking:
 //!
 //! | type | check_accessible | acquire | release |
 //! |---|---|---|---|
@@ -10,22 +13,16 @@
 //! Every error names the QPU, its type and the operation, and passes through a [`Scrubber`] that
 //! replaces each environment value of the resource by `{KEY}` and each token by `<token>`, so no
 //! secret reaches a message even where it is part of a URL.
-mod ibm;
-mod pasqal_local;
-mod token_only;
+pub mod helper;
 
 use std::fmt;
 use std::io::Read;
 
 use crate::config::{Resource, ResourceType};
-use crate::http::{Http, HttpConfig, HttpError, HttpErrorKind};
-
-pub use ibm::IbmSession;
-pub use pasqal_local::PasqalLocal;
-pub use token_only::TokenOnly;
+use serde::{Deserialize, Serialize};
 
 /// What acquisition needs to know about the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcquireContext {
     pub job_id: u32,
     pub uid: u32,
@@ -48,10 +45,13 @@ pub trait Backend {
     fn acquire(&self, ctx: &AcquireContext) -> Result<String>;
     /// Releases what `acquire` returned. Idempotent: a session already gone is success.
     fn release(&self, token: &str) -> Result<()>;
+    /// No more calls will come: a backend in a helper process lets it exit now, while the
+    /// caller records the outcome (it is reaped when the backend is dropped).
+    fn finish(&self) {}
 }
 
 /// Which step failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {
     StatusCheck,
     Acquire,
@@ -69,7 +69,7 @@ impl fmt::Display for Operation {
 }
 
 /// A failed backend operation. The message holds no secret (scrubbed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendError {
     pub qpu: String,
     pub kind: ResourceType,
@@ -145,107 +145,6 @@ impl Scrubber {
         }
         out
     }
-}
-
-/// Shared by the implementations: identity and error construction.
-pub(crate) struct Common {
-    pub qpu: String,
-    pub kind: ResourceType,
-    pub scrubber: Scrubber,
-    pub http: Http,
-}
-
-impl Common {
-    fn new(resource: &Resource, http: &HttpConfig) -> Result<Common> {
-        let scrubber = Scrubber::for_resource(resource);
-        let http = Http::new(http).map_err(|message| BackendError {
-            qpu: resource.name.clone(),
-            kind: resource.kind,
-            operation: Operation::StatusCheck,
-            message: scrubber.scrub(&message),
-            transient: false,
-        })?;
-        Ok(Common {
-            qpu: resource.name.clone(),
-            kind: resource.kind,
-            scrubber,
-            http,
-        })
-    }
-
-    pub fn error(
-        &self,
-        operation: Operation,
-        message: impl fmt::Display,
-        transient: bool,
-    ) -> BackendError {
-        self.error_with(operation, message, transient, None)
-    }
-
-    /// Scrubs with this backend's secrets plus `token`.
-    pub fn error_with(
-        &self,
-        operation: Operation,
-        message: impl fmt::Display,
-        transient: bool,
-        token: Option<&str>,
-    ) -> BackendError {
-        let mut scrubber = self.scrubber.clone();
-        if let Some(token) = token {
-            scrubber.add_token(token);
-        }
-        BackendError {
-            qpu: self.qpu.clone(),
-            kind: self.kind,
-            operation,
-            message: scrubber.scrub(&message.to_string()),
-            transient,
-        }
-    }
-
-    pub fn http_error(
-        &self,
-        operation: Operation,
-        e: &HttpError,
-        token: Option<&str>,
-    ) -> BackendError {
-        self.error_with(operation, e, e.kind.is_transient(), token)
-    }
-
-    pub fn bad_answer(&self, operation: Operation, what: &str) -> BackendError {
-        self.error(operation, format!("unexpected response: {what}"), false)
-    }
-}
-
-/// True for an HTTP error that means "already gone" on release.
-pub(crate) fn is_gone(kind: &HttpErrorKind) -> bool {
-    matches!(
-        kind,
-        HttpErrorKind::Status {
-            code: 404 | 410,
-            ..
-        }
-    )
-}
-
-/// The backend for `resource`. `munge` is used by pasqal-local only (None: no header).
-pub fn backend_for(
-    resource: &Resource,
-    http: &HttpConfig,
-    munge: Option<MungeFn>,
-) -> Result<Box<dyn Backend>> {
-    Ok(match resource.kind {
-        ResourceType::IbmQuantumComputeService | ResourceType::QiskitRuntimeService => {
-            Box::new(IbmSession::new(resource, http)?)
-        }
-        ResourceType::PasqalLocal => Box::new(PasqalLocal::new(resource, http, munge)?),
-        ResourceType::IbmQuantumSystem
-        | ResourceType::PasqalCloud
-        | ResourceType::IqmServer
-        | ResourceType::AliceBobFelis
-        | ResourceType::Oqtopus
-        | ResourceType::Other => Box::new(TokenOnly::new(resource, http)?),
-    })
 }
 
 /// A fresh random token in UUID v4 form (upstream mints UUIDs for these types, so the job side

@@ -5,7 +5,9 @@ use std::fmt;
 /// The type strings QRMI 0.26 knows, and `Other` for any other string: QRMI skips a type it
 /// does not know (with a warning) and its default acquisition is a random token, so we pass
 /// such a resource through the same way (the string itself is in [`Resource::type_name`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ResourceType {
     IbmQuantumSystem,
     IbmQuantumComputeService,
@@ -236,6 +238,20 @@ impl ResourceType {
     /// Types whose acquisition creates a session at the backend (released at job end).
     pub fn has_session(self) -> bool {
         self.facts().has_session
+    }
+
+    /// Whether acquiring or releasing a resource of this type (with its `status_check`) makes
+    /// a network call: a session, or a status call (qrmi-backend's token_only makes one for
+    /// these three types only). Otherwise the token is ours and no backend helper runs.
+    pub fn calls_backend(self, status_check: bool) -> bool {
+        self.has_session()
+            || (status_check
+                && matches!(
+                    self,
+                    ResourceType::IbmQuantumSystem
+                        | ResourceType::PasqalCloud
+                        | ResourceType::IqmServer
+                ))
     }
 
     /// Key prefix of the IBM types (`QRMI_IBM_QCS_` / `QRMI_IBM_QRS_` / `QRMI_IBM_QS_`).

@@ -182,8 +182,8 @@ Outside our callbacks, and not split by this run: Slurm loading both .so
 ({so_total} MiB) into srun and into every slurmstepd, srun's own `init`/`init_post_opt` calls
 (not visible, section 3), and with the options used the result-capture process of each task and
 the record writer child of `task_exit`. What would close it: with options unused, less to
-load (spank_qrmi is {qrmi_mib} MiB, mostly its HTTP/TLS stack, needed only with `--qpu`: a small
-plugin that loads the QPU code on demand); with options used, the slow callbacks listed in
+load (spank_qrmi is {qrmi_mib} MiB: its HTTP/TLS stack is in the spank-qrmi-backend helper,
+run only to acquire or release a QPU); with options used, the slow callbacks listed in
 section 3 (lease and record fsyncs, the capture process).
 The array workload does not isolate the plugins' cost: with the plugins loaded, slurmd runs
 the SPANK epilog for each job (section 4b) and reports it with MESSAGE_EPILOG_COMPLETE

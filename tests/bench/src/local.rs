@@ -8,21 +8,38 @@ use crate::results::Results;
 
 const MIB: f64 = 1048576.0;
 
-/// Section 5b from `so-sizes` ("qrmi_bytes frames_bytes").
+/// Section 5b from `so-sizes` ("qrmi_bytes frames_bytes [helper_bytes]").
 pub fn sizes(run: &Run) -> Option<String> {
     let (qrmi, frames) = run.so_sizes?;
+    let mib = |b: u64| b as f64 / MIB;
+    let helper = run.helper_size.map_or_else(String::new, |h| {
+        format!(
+            "| spank-qrmi-backend (executable, run only to acquire or release a QPU) | {h} | {:.2} |\n",
+            mib(h)
+        )
+    });
+    let verdict = if mib(qrmi) <= 1.0 {
+        "**met**".to_string()
+    } else {
+        format!("**missed** by {:.2} MiB", mib(qrmi) - 1.0)
+    };
     Some(format!(
         "## 5b. Plugin sizes
 
-Release builds (`cargo build --release`, lto, debuginfo stripped) as installed:
+Release builds (`cargo build --release`, lto, debuginfo stripped; spank_qrmi.so also without
+its static symbol table, as the packages install it) as installed:
 
 | file | bytes | MiB |
 |---|---|---|
 | spank_qrmi.so | {qrmi} | {:.2} |
 | spank_frames.so | {frames} | {:.2} |
+{helper}
+Target spank_qrmi.so ≤ 1 MiB (it is mapped into every srun, sbatch, salloc and slurmstepd):
+{verdict}. Its backend HTTP and TLS code is in spank-qrmi-backend, which only a QPU
+acquisition or release runs (section 8).
 ",
-        qrmi as f64 / MIB,
-        frames as f64 / MIB
+        mib(qrmi),
+        mib(frames)
     ))
 }
 
@@ -245,10 +262,13 @@ pub fn qpu(r: &Results) -> Option<String> {
     let mut s = format!(
         r#"## 8. QPU acquire + release against a loopback server (no cluster)
 
-Method: `qrmi-core/examples/qpu_bench.rs` runs the plugin's own acquire and release path
-(`acquire::acquire_all` then `acquire::release_job`, the functions slurmstepd and the job
-epilog call: job lock, lease file written and fsynced, accounting line appended, backend HTTP
-calls) {cycles} times per QPU type against the tests' loopback mock server
+Method: `qrmi-backend/examples/qpu_bench.rs` runs the plugin's own acquire and release path
+(`acquire::acquire_all` then `acquire::release_job`, the functions slurmstepd calls before the
+tasks and the batch step's exit or the job's keeper calls at the end: job lock, lease file
+written and fsynced, accounting line appended, and the backend calls through
+`backend::helper`, which starts the `spank-qrmi-backend` executable once per QPU for the
+acquisition and once for the release, as the plugin does; token-only types without a status
+check start none) {cycles} times per QPU type against the tests' loopback mock server
 (tests/support/src/mock_server.rs), which answers at once and keeps connections alive as a real
 HTTP/1.1 server does. Wall time per acquire+release cycle, nearest-rank percentiles;
 "raw HTTP" is one plain GET to the same server on a kept-alive connection (loopback + server
@@ -297,8 +317,11 @@ appending two accounting lines (not fsynced), and the release unlinking the leas
 durable: a lost unlink only repeats an idempotent release). The p99 tracks the disk's flush
 latency under the machine's load. The IBM session type adds six HTTP requests (acquire: IAM
 token, status, session open; release: IAM token, pending jobs, session close), one keep-alive
-connection and one IAM token per operation; acquire and release run in different processes,
-so the token is not shared between them (that would need it on disk).
+connection and one IAM token per operation; acquire and release run in different helper
+processes, so the token is not shared between them (that would need it on disk). Every type
+with a backend call also pays two starts of the helper executable (spawn, exec, dynamic
+loading, exit and wait: about 1 ms each), the price of keeping HTTP and TLS out of
+spank_qrmi.so and a fault in them out of slurmstepd.
 ",
     );
     Some(s)
@@ -421,6 +444,20 @@ its DOM (it does not grow with others' load on the machine).
 mod tests {
     use super::*;
     use crate::results::testdir::TestDir;
+
+    #[test]
+    fn sizes_judge_spank_qrmi_and_show_the_helper() {
+        let run = Run {
+            params: Default::default(),
+            machine: Default::default(),
+            so_sizes: Some((1_000_000, 1_500_000)),
+            helper_size: Some(2_700_000),
+        };
+        let s = sizes(&run).unwrap();
+        assert!(s.contains("| spank_qrmi.so | 1000000 | 0.95 |\n"));
+        assert!(s.contains("| 2700000 | 2.57 |\n"));
+        assert!(s.contains("slurmstepd):\n**met**."));
+    }
 
     #[test]
     fn qpu_section_rows_and_verdicts() {

@@ -27,6 +27,8 @@ pub struct Run {
     params: BTreeMap<String, String>,
     machine: BTreeMap<String, String>,
     so_sizes: Option<(u64, u64)>,
+    /// spank-qrmi-backend, spank_qrmi's helper executable (not loaded into Slurm's processes).
+    helper_size: Option<u64>,
 }
 
 impl Run {
@@ -40,7 +42,8 @@ impl Run {
         Run {
             params: r.settings("params"),
             machine: r.settings("machine"),
-            so_sizes: (sizes.len() == 2).then(|| (sizes[0], sizes[1])),
+            so_sizes: (sizes.len() >= 2).then(|| (sizes[0], sizes[1])),
+            helper_size: sizes.get(2).copied(),
         }
     }
 
@@ -235,6 +238,7 @@ mod tests {
         ));
         assert!(text.contains("- Memory: 23.5 GiB; kernel 6.1; Debian GNU/Linux 12 (bookworm)\n"));
         assert!(text.contains("| spank_qrmi.so | 3347848 | 3.19 |\n"));
+        assert!(text.contains("slurmstepd):\n**missed** by 2.19 MiB."));
         assert!(text.contains("| **per step** ((1,001 − 1) / 1,000, medians) | **0.008 ms** |\n\nTarget ≤ 5 ms for a job without QPU: **met**: 0.008 ms per step;"));
         assert!(text.contains("each run 3 times: load + init only;"));
         let order: Vec<usize> = ["## 5b.", "## 4.", "## Not measured", "## Load during"]

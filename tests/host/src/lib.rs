@@ -20,8 +20,9 @@ pub fn host_binary() -> &'static str {
     env!("SPANK_HOST_BIN")
 }
 
-/// Path of a plugin of this workspace, built first (with its helper executables) so tests never run a stale .so (`cargo
-/// test` builds a cdylib crate's test harness, not its .so). `package` is the Cargo package
+/// Path of a plugin of this workspace, built first (with its helper executables) so tests never
+/// run a stale .so (`cargo test` builds a cdylib crate's test harness, not its .so; spank-qrmi's
+/// backend helper is built with it). `package` is the Cargo package
 /// name, e.g. "spank-frames" → target/debug/libspank_frames.so.
 pub fn plugin_path(package: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -38,6 +39,10 @@ pub fn plugin_path(package: &str) -> PathBuf {
             .current_dir(&workspace)
             // The package's executables too: spank_frames.so runs its capture helper.
             .args(["build", "--quiet", "--lib", "--bins", "-p", package]);
+        // spank_qrmi runs its QPU backends in a helper executable it finds next to its .so.
+        if package == "spank-qrmi" {
+            command.args(["-p", "qrmi-backend"]);
+        }
         // The variables cargo sets for a test process would make build scripts that watch them
         // (ring's watches CARGO_MANIFEST_DIR) rebuild everything on every test run.
         for (name, _) in std::env::vars_os() {

@@ -3,7 +3,7 @@
 //! connections while a job acquires; and fails while the job epilog releases. What must hold:
 //! the job fails within a bounded time with the QPU and the reason in srun's output, nothing
 //! stays held, the node is not drained; a failed release is retried and stays recorded.
-//! (HTTP-level trickling and floods: qrmi-core/tests/faults.rs.)
+//! (HTTP-level trickling and floods: qrmi-backend/tests/faults.rs.)
 use std::time::{Duration, Instant};
 
 use integration_tests::qpu_site;

@@ -631,3 +631,62 @@ fn each_qpu_by_batch_srun_and_salloc() {
     }
     site.cluster.assert_no_unhealthy_nodes();
 }
+
+/// Puts a moved file back when dropped (also when the test fails).
+struct MovedBack(std::path::PathBuf, std::path::PathBuf);
+
+impl Drop for MovedBack {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(&self.0, &self.1);
+    }
+}
+
+// The backend helper missing on a node (an install that left it out): a QPU job fails before
+// its tasks with where the plugin looked (next to the .so as loaded, then where the packaged
+// file is), a job without QPU runs, and no node drains.
+#[test]
+#[ignore = "needs the test cluster: tests/run-all.sh"]
+fn a_missing_backend_helper_fails_only_qpu_jobs_saying_where_it_looked() {
+    let site = site();
+    let link = site.cluster.scratch().join("plugins/spank_qrmi.so");
+    let packaged = std::fs::read_link(&link).expect(
+        "plugins/spank_qrmi.so links to the packaged file (cluster.sh --plugins with .deb)",
+    );
+    let dir = packaged.parent().expect("the packaged plugin's directory");
+    let helper = std::path::PathBuf::from(format!(
+        "{}{}",
+        site.cluster.root().unwrap_or(""),
+        dir.join("spank-qrmi-backend").display()
+    ));
+    assert!(helper.is_file(), "{} is not installed", helper.display());
+    let away = helper.with_extension("away");
+    std::fs::rename(&helper, &away).expect("move the helper away");
+    let _back = MovedBack(away, helper.clone());
+    let run = site.cluster.as_user(
+        "srun",
+        &["-p", "quantum", "-w", "q1", "--qpu=fresnel", "true"],
+    );
+    assert!(!run.ok(), "{run:?}");
+    // Where it looked: the packaged directory, after the .so's path as Slurm loaded it (the
+    // cluster's plugin dir on 22.05; 24.11's rootfs finds the packaged file first).
+    let said = format!(
+        "the QPU backend helper spank-qrmi-backend is not installed on this node (looked for {}",
+        if site.cluster.root().is_some() {
+            String::new()
+        } else {
+            format!(
+                "{} and ",
+                site.cluster
+                    .scratch()
+                    .join("plugins/spank-qrmi-backend")
+                    .display()
+            )
+        }
+    );
+    let said = format!("{said}{})", dir.join("spank-qrmi-backend").display());
+    assert!(run.stderr.contains(&said), "expected: {said}\n{run:?}");
+    site.cluster
+        .as_user("srun", &["-p", "quantum", "-w", "q1", "hostname"])
+        .expect_ok("a job without QPU on the same node");
+    site.cluster.assert_no_unhealthy_nodes();
+}

@@ -1,22 +1,29 @@
 //! Benchmark helper for tests/bench/run.sh (issue #5, item 8): QPU acquire + release through the
-//! plugin's own code in qrmi-core (acquire::acquire_all, acquire::release_job, backend::backend_for, a
-//! LeaseStore and the accounting log) against the loopback mock server of the tests, which
-//! answers at once. Prints one line per QPU type:
+//! plugin's own code in qrmi-core (acquire::acquire_all, acquire::release_job, a LeaseStore and
+//! the accounting log) with the plugin's backends: `backend::helper`, which runs the
+//! spank-qrmi-backend executable for every operation that calls the backend, as slurmstepd and
+//! the keeper do (found next to this example's directory, target/release/, or given as the
+//! second argument); `--in-process` instead calls the backends inside this process (the cost
+//! of the helper alone = the difference). Against the loopback mock server of the tests, which
+//! answers at once. Usage: `qpu_bench [CYCLES] [HELPER | --in-process]`. Prints one line per QPU
+//! type:
 //! `TYPE requests_per_cycle p50_ms p99_ms min_ms max_ms raw_http_p50_ms cycles`.
 //! raw_http is one plain GET to the same server on a kept-alive connection (what the loopback
 //! and the server cost per request, as the plugin's requests after the first of an operation
 //! pay), so "our side" ≈ p50 − requests × raw_http, our connection setups included.
 //! Percentiles are nearest-rank, as bench-report computes them. Prints numbers only.
+use qrmi_backend::backend::backend_for;
+use qrmi_core::backend::helper::{self, HelperSettings};
 use qrmi_core::{acquire, backend, config, lease};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use acquire::{Node, Retry};
-use backend::{AcquireContext, backend_for};
+use backend::{AcquireContext, Backend, BackendError};
 use config::{Config, Resource};
 use lease::LeaseStore;
-use qrmi_core::http::HttpConfig;
+use qrmi_backend::http::HttpConfig;
 use spank_test_support::mock_server::MockServer;
 
 /// Nearest-rank percentile of sorted samples: the ceil(p × n)-th smallest.
@@ -51,7 +58,34 @@ fn main() {
         timeout: Duration::from_secs(3),
         ..HttpConfig::default()
     };
-    let make = |r: &Resource| backend_for(r, &http, None);
+    let how = std::env::args().nth(2);
+    let in_process = how.as_deref() == Some("--in-process");
+    let program = match how.filter(|_| !in_process) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .expect("own path")
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/release")
+            .join(helper::HELPER_NAME),
+    };
+    assert!(
+        in_process || program.is_file(),
+        "no helper at {}",
+        program.display()
+    );
+    let settings = HelperSettings {
+        program: Ok(program),
+        http: http.clone(),
+        munge: false,
+    };
+    let make = |r: &Resource| -> Result<Box<dyn Backend>, BackendError> {
+        if in_process {
+            backend_for(r, &http, None)
+        } else {
+            Ok(helper::backend_for(r, &settings))
+        }
+    };
     let node = Node {
         name: "bench",
         store: &store,

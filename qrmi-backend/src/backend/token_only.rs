@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::ibm::Iam;
 use super::{AcquireContext, Backend, Common, Operation, Result, mint_token};
-use crate::config::{PASQAL_CLOUD_DEFAULT_ENDPOINT, Resource, ResourceType};
 use crate::http::{Body, HttpConfig, encode_component};
+use qrmi_core::config::{PASQAL_CLOUD_DEFAULT_ENDPOINT, Resource, ResourceType};
 
 enum Check {
     None,

@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 
 use super::{AcquireContext, Backend, Common, MungeFn, Operation, Result, is_gone};
-use crate::config::Resource;
 use crate::http::{Body, HttpConfig, encode_component};
+use qrmi_core::config::Resource;
 
 pub struct PasqalLocal {
     common: Common,

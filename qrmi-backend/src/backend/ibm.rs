@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{AcquireContext, Backend, Common, Operation, Result, is_gone};
-use crate::config::{Resource, SessionMode};
 use crate::http::{Body, HttpConfig, HttpErrorKind, encode_component};
+use qrmi_core::config::{Resource, SessionMode};
 
 pub(crate) struct Iam {
     endpoint: String,
@@ -89,8 +89,7 @@ impl Iam {
                 common.bad_answer(operation, "IAM token exchange: no \"access_token\" string")
             })?
             .to_string();
-        let until = usable_for(&answer, spank::host::unix_secs())
-            .and_then(|usable| fetched.checked_add(usable));
+        let until = usable_for(&answer, unix_secs()).and_then(|usable| fetched.checked_add(usable));
         *self.token.borrow_mut() = Some((token.clone(), until));
         Ok(token)
     }
@@ -269,10 +268,18 @@ impl Backend for IbmSession {
     }
 }
 
+/// Whole seconds since the epoch (0 before 1970): what IAM's `expiration` is compared with.
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use qrmi_core::config::Config;
     use std::path::Path;
 
     fn session(ttl: Option<&str>) -> IbmSession {

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use qrmi_core::http::{Body, Http, HttpConfig, HttpErrorKind};
+use qrmi_backend::http::{Body, Http, HttpConfig, HttpErrorKind};
 use spank_test_support::reliability;
 
 const TIMEOUT: Duration = Duration::from_secs(2);

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use qrmi_core::backend::{AcquireContext, Backend, BackendError, Operation, backend_for};
+use qrmi_backend::backend::{AcquireContext, Backend, BackendError, Operation, backend_for};
+use qrmi_backend::http::HttpConfig;
 use qrmi_core::config::{Config, Resource};
-use qrmi_core::http::HttpConfig;
 use spank_test_support::mock_server::{IAM_TOKEN, MockServer, Mode};
 
 const APIKEY: &str = "APIKEY-sk-0a1b2c3d4e5f";
@@ -55,7 +55,7 @@ fn pasqal_local(server: &MockServer) -> Resource {
     ))
 }
 
-fn munge() -> Option<qrmi_core::backend::MungeFn> {
+fn munge() -> Option<qrmi_backend::backend::MungeFn> {
     Some(Box::new(|| Ok(MUNGE.to_string())))
 }
 
@@ -292,7 +292,7 @@ fn pasqal_local_without_munge_and_with_a_failing_munge() {
     let b = backend_for(&pasqal_local(&server), &http(), None).unwrap();
     b.acquire(&ctx()).unwrap();
     assert_eq!(server.requests()[0].header("x-munge-cred"), None);
-    let failing: qrmi_core::backend::MungeFn = Box::new(|| Err("munged is not running".into()));
+    let failing: qrmi_backend::backend::MungeFn = Box::new(|| Err("munged is not running".into()));
     let b = backend_for(&pasqal_local(&server), &http(), Some(failing)).unwrap();
     let e = b.acquire(&ctx()).unwrap_err();
     assert!(
