@@ -5,7 +5,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A user and group to run as.
@@ -393,17 +393,3 @@ pub fn exec(program: &CStr, argv: &[CString]) -> i32 {
         .unwrap_or(libc::ENOEXEC)
 }
 
-/// The file this code was loaded from (spank_frames.so in Slurm), as the loader named it.
-pub fn this_object_path() -> Option<PathBuf> {
-    // SAFETY: dladdr fills a Dl_info for an address of this object; dli_fname, when set,
-    // points at a NUL-terminated string the loader owns while the object is loaded.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        let addr = this_object_path as *const libc::c_void;
-        if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
-            return None;
-        }
-        let name = CStr::from_ptr(info.dli_fname);
-        Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
-    }
-}

@@ -40,7 +40,7 @@ pub fn helper_path(configured: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(path) = configured {
         return Ok(path.to_owned());
     }
-    let plugin = sys::this_object_path()
+    let plugin = spank::host::loaded_from()
         .ok_or("cannot tell where spank_frames.so was loaded from (dladdr)")?;
     let real = std::fs::canonicalize(&plugin)
         .map_err(|e| format!("cannot resolve {}: {e}", plugin.display()))?;
