@@ -392,4 +392,3 @@ pub fn exec(program: &CStr, argv: &[CString]) -> i32 {
         .raw_os_error()
         .unwrap_or(libc::ENOEXEC)
 }
-
