@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real multi-node Slurm test cluster on one machine, and its complete teardown.
 #
-#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--plugins DIR]... [--plugstack FILE]
+#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--no-accounting] [--plugins DIR]... [--plugstack FILE]
 #   cluster.sh down
 #   cluster.sh status
 #   cluster.sh logs
@@ -305,6 +305,8 @@ do_down() {
 		stop_pids 2 "${pids[@]}"
 	fi
 	rm -f "$RUN_DIR/slurmctld.uts"
+	# slurmdbd and its MariaDB (accounting.sh), once slurmctld has flushed its records.
+	accounting_down || true
 
 	# A rootfs release: its own munged, the leftovers chrooted in it, its mounts.
 	rootfs_down || true
@@ -354,7 +356,7 @@ do_down() {
 
 ensure_packages() {
 	local missing=0 c
-	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd; do
+	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd slurmdbd mariadbd; do
 		command -v "$c" >/dev/null || missing=1
 	done
 	((missing)) || return 0
@@ -705,6 +707,10 @@ cmd_up() {
 			BACKUP_CTL=1
 			shift
 			;;
+		--no-accounting)
+			ACCOUNTING=0
+			shift
+			;;
 		-h | --help) usage ;;
 		*) die "up: unknown argument '$1'" ;;
 		esac
@@ -743,12 +749,14 @@ cmd_up() {
 	$IN_ROOT runuser -u "$TEST_USER" -- test -r "$CONF" -a -r "$SCRATCH/plugstack.conf" -a -w "$SHARED_DIR" ||
 		die "$TEST_USER cannot read $CONF / write $SHARED_DIR: is every parent of $SCRATCH world-searchable?"
 	net_up
+	accounting_up
 	start_daemons
 	backup_ctl_start
 	msg "waiting (max ${UP_TIMEOUT}s) for nodes ${NODES[*]} to be idle"
 	wait_idle
 	write_env
 	backup_ctl_env
+	accounting_env
 	UP_DONE=1
 	trap - EXIT INT TERM
 	SLURM_CONF=$CONF $IN_ROOT sinfo >&2
@@ -841,6 +849,8 @@ source "$HERE/../packages.sh"
 source "$HERE/rootfs.sh"
 # shellcheck source=backup-ctl.sh
 source "$HERE/backup-ctl.sh"
+# shellcheck source=accounting.sh
+source "$HERE/accounting.sh"
 load_release
 
 main() {
