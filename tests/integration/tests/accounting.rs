@@ -36,12 +36,11 @@ fn sacct(cluster: &Cluster, args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("run sacct");
-    let run = Run {
+    Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    run
+    }
 }
 
 /// sacct's allocations of `jobs`: "JobID" ("12_3", "14") → (State, NodeList).
@@ -368,7 +367,7 @@ fn qrmi_usage_and_slurm_accounting_agree_on_who_used_which_qpu_when() {
         *per_qpu.entry(qpu.to_string()).or_default() += 1;
         let mine: Vec<&serde_json::Value> = records
             .iter()
-            .filter(|x| x["job"].to_string() == *job)
+            .filter(|x| x["job"].as_u64().is_some_and(|j| j.to_string() == *job))
             .collect();
         let acquire = mine
             .iter()
