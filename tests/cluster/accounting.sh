@@ -229,22 +229,20 @@ accounting_stray_pids() {
 	return 0
 }
 
-# Part of `down`, after slurmctld stopped: slurmdbd, then mariadbd, then their state.
+# Part of `down`, after slurmctld stopped: slurmdbd and mariadbd, then their state.
 accounting_down() {
 	local name p pids=()
 	for name in slurmdbd mariadbd; do
 		p=$(cat "$RUN_DIR/$name.pid" 2>/dev/null || true)
-		if pid_alive "$p" "$name"; then
-			msg "stopping $name: $p"
-			# Its data is removed next: mariadbd need not flush anything first.
-			[[ $name == mariadbd ]] && kill -KILL "$p" 2>/dev/null
-			stop_pids "$STOP_TIMEOUT" "$p"
-		fi
+		pid_alive "$p" "$name" && pids+=("$p")
 		rm -f "$RUN_DIR/$name.pid"
 	done
-	mapfile -t pids < <(accounting_stray_pids)
+	while read -r p; do [[ -n $p && " ${pids[*]} " != *" $p "* ]] && pids+=("$p"); done < <(accounting_stray_pids)
 	if ((${#pids[@]})); then
-		msg "stopping leftover accounting daemons: ${pids[*]}"
+		msg "stopping slurmdbd and mariadbd: $(for p in "${pids[@]}"; do printf '%s(%s) ' "$p" "$(pid_comm "$p")"; done)"
+		# slurmctld has stopped (its records are sent) and the database is removed next:
+		# neither needs to flush anything first. Both at once: one wait for their reaping.
+		kill -KILL "${pids[@]}" 2>/dev/null || true
 		stop_pids "$STOP_TIMEOUT" "${pids[@]}"
 	fi
 	rm -rf "$DB_DIR" "$DBD_CONF"

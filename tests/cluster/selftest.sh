@@ -87,7 +87,8 @@ if [[ ${SPANK_ACCOUNTING:-0} == 1 ]]; then
 	check "sacctmgr: the test users in account spank" "$(printf 'spanktest|spank\nspanktest2|spank\n' | sorted)" \
 		"$(u sacctmgr -n -P show assoc where account=spank format=User,Account | grep -v '^|' | sorted)"
 else
-	check "no accounting: sacct says so" "yes" "$(u sacct -n 2>&1 | grep -q 'disabled' && echo yes || echo no)"
+	out=$(u sacct -n -j 1 2>&1)
+	check "no accounting: sacct says so" "Slurm accounting storage is disabled" "$out"
 fi
 
 states=$(u sinfo -h -N -o '%t' | sort -u | tr '\n' ' ' | sed 's/ $//')
