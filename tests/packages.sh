@@ -14,6 +14,8 @@ slurmd           host cluster rootfs
 slurmctld        host cluster rootfs
 slurm-client     host cluster rootfs
 munge            host cluster rootfs
+slurmdbd         host cluster rootfs   # accounting (tests/cluster/accounting.sh)
+mariadb-server   host cluster          # the host's mariadbd serves every release's slurmdbd
 passwd                cluster rootfs   # useradd for the cluster's test users
 python3          host         rootfs   # the QRMI SDK's virtualenv in the rootfs; package-test maps the old plugin during an upgrade
 python3-venv                  rootfs

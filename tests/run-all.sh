@@ -123,7 +123,7 @@ release_suite() { # RELEASE SUITE INSTANCE
     SPANK_OTHER_RELEASE_PLUGIN=$other_release_plugin \
         cargo test -p integration-tests --test foundation --test frames --test frames_model \
         --test frames_queue --test qrmi --test qrmi_compat --test qrmi_sdk --test backend_faults \
-        --test releases -- --ignored --test-threads=1 || rc=1
+        --test releases --test accounting -- --ignored --test-threads=1 || rc=1
     # shellcheck disable=SC1090
     . "$SPANK_CLUSTER_ENV"
     # The release's own sinfo (a 22.05 client cannot talk to a newer controller).
@@ -156,12 +156,15 @@ done
 echo "Slurm 24.11 and 26.05 side by side: $(( $(date +%s) - releases_started )) s"
 ((releases_rc == 0)) || { echo "integration tests on Slurm 24.11 or 26.05 failed (above)" >&2; exit 1; }
 
-section "controller failover (primary + backup slurmctld sharing StateSaveLocation)"
+section "controller failover (primary + backup slurmctld sharing StateSaveLocation), and no accounting"
+# Every other cluster keeps accounting (slurmdbd over MariaDB); this one has none, so frames'
+# answers without sacct are tested too (tests/accounting.rs checks both ways).
 trap cleanup EXIT
-SPANK_SLURM_DEBUG=debug "$cluster" up --backup-ctl --plugins "$stage"
+SPANK_SLURM_DEBUG=debug "$cluster" up --backup-ctl --no-accounting --plugins "$stage"
 install -d -m 0755 "$tools"
 install -m 0755 "$stage"/bin/* "$tools/"
 SPANK_FAILOVER_REQUIRED=1 cargo test -p integration-tests --test failover -- --ignored --test-threads=1
+cargo test -p integration-tests --test accounting -- --ignored --test-threads=1
 trap - EXIT
 "$cluster" down
 

@@ -255,6 +255,7 @@ fn run(command: Command) -> Result<u8, Fail> {
                 let text = serde_json::to_string_pretty(&StatusJson {
                     summary: &s,
                     units: merge::unit_views(&c, &s),
+                    queue: QueueJson::of(&q),
                 })
                 .map_err(|e| Fail::error(e.to_string()))?;
                 let _ = writeln!(out, "{text}");
@@ -356,6 +357,51 @@ struct StatusJson<'a> {
     #[serde(flatten)]
     summary: &'a Summary,
     units: Vec<merge::UnitView<'a>>,
+    queue: QueueJson<'a>,
+}
+
+/// `frames status --json`'s `queue`: who answered, and each task or job of the dir as Slurm
+/// (squeue while it knows the job, then sacct) has it.
+#[derive(serde::Serialize)]
+struct QueueJson<'a> {
+    sources: String,
+    jobs: Vec<QueueJob<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct QueueJob<'a> {
+    /// "12_3" or "12".
+    job: String,
+    /// pending, running, requeued, completed, failed, cancelled, timeout, lost.
+    state: &'a str,
+    /// As Slurm spelled it ("CANCELLED by 6001", "NODE_FAIL").
+    slurm_state: &'a str,
+    nodes: &'a str,
+    source: &'static str,
+}
+
+impl<'a> QueueJson<'a> {
+    fn of(q: &'a watch::Consulted) -> QueueJson<'a> {
+        QueueJson {
+            sources: if q.asked == 0 {
+                "not asked".into()
+            } else {
+                q.view.sources()
+            },
+            jobs: q
+                .live
+                .entries
+                .iter()
+                .map(|e| QueueJob {
+                    job: e.name(),
+                    state: e.state.as_str(),
+                    slurm_state: &e.raw_state,
+                    nodes: &e.nodes,
+                    source: e.source.as_str(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The exit status of `frames status`: the host/unit requirements first, then `--check`.

@@ -109,6 +109,7 @@ impl Consulted {
             ));
         }
         out.extend(self.live.lost_lines());
+        out.extend(self.live.cancelled_lines());
         for e in &self.live.stuck {
             out.push(format!(
                 "{} pending ({}): it will not start by itself",

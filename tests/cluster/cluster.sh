@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real multi-node Slurm test cluster on one machine, and its complete teardown.
 #
-#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--no-gluster] [--private-dir PATH] [--plugins DIR]... [--plugstack FILE]
+#   cluster.sh up [--release 22.05|24.11|26.05] [--backup-ctl] [--no-gluster] [--no-accounting] [--private-dir PATH] [--plugins DIR]... [--plugstack FILE]
 #   cluster.sh down
 #   cluster.sh status
 #   cluster.sh logs
@@ -305,6 +305,8 @@ do_down() {
 		stop_pids 2 "${pids[@]}"
 	fi
 	rm -f "$RUN_DIR/slurmctld.uts"
+	# slurmdbd and its MariaDB (accounting.sh), once slurmctld has flushed its records.
+	accounting_down || true
 
 	# Node mount namespaces and munged, GlusterFS mounts, volume and server.
 	storage_down || true
@@ -357,7 +359,7 @@ do_down() {
 
 ensure_packages() {
 	local missing=0 c
-	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd glusterd mount.glusterfs; do
+	for c in slurmctld slurmd srun sinfo munged munge unmunge ip nsenter unshare runuser useradd glusterd mount.glusterfs slurmdbd mariadbd; do
 		command -v "$c" >/dev/null || missing=1
 	done
 	((missing)) || return 0
@@ -730,6 +732,10 @@ cmd_up() {
 			GLUSTER=0
 			shift
 			;;
+		--no-accounting)
+			ACCOUNTING=0
+			shift
+			;;
 		-h | --help) usage ;;
 		*) die "up: unknown argument '$1'" ;;
 		esac
@@ -770,6 +776,7 @@ cmd_up() {
 		die "$TEST_USER cannot read $CONF / write $SHARED_DIR: is every parent of $SCRATCH world-searchable?"
 	net_up
 	storage_up
+	accounting_up
 	start_daemons
 	backup_ctl_start
 	msg "waiting (max ${UP_TIMEOUT}s) for nodes ${NODES[*]} to be idle"
@@ -777,6 +784,7 @@ cmd_up() {
 	write_env
 	storage_env
 	backup_ctl_env
+	accounting_env
 	UP_DONE=1
 	trap - EXIT INT TERM
 	SLURM_CONF=$CONF $IN_ROOT sinfo >&2
@@ -874,6 +882,8 @@ source "$HERE/backup-ctl.sh"
 source "$HERE/private-dir.sh"
 # shellcheck source=storage.sh
 source "$HERE/storage.sh"
+# shellcheck source=accounting.sh
+source "$HERE/accounting.sh"
 load_release
 
 main() {

@@ -98,6 +98,34 @@ if [[ -n ${SPANK_PRIVATE_DIR:-} ]]; then
 		"c1:$(u srun -p normal -w c1 sh -c "test -e $SPANK_PRIVATE_DIR/st-c1 && echo yes || echo no") c2:$(u srun -p normal -w c2 sh -c "test -e $SPANK_PRIVATE_DIR/st-c1 && echo yes || echo no") host:$(u sh -c "test -e $SPANK_PRIVATE_DIR/st-c1 && echo yes || echo no")"
 fi
 
+# Accounting (accounting.sh): jobs reach slurmdbd a moment after they end, so sacct is polled.
+# sacct_of JOB WANT: "State|NodeList|ExitCode|gres/qpu" of the job's allocation, polled (20 s)
+# until it is WANT: slurmctld sends the records to slurmdbd a moment after the job ends, start
+# and end separately (a job that ended at once may show one node briefly).
+sacct_of() {
+	local out i
+	for i in $(seq 40); do
+		out=$(u sacct -n -X -P -j "$1" --format=State,NodeList,ExitCode,AllocTRES 2>&1 |
+			awk -F'|' '{ q = "none"; if (match($4, /gres\/qpu=[0-9]+/)) q = substr($4, RSTART, RLENGTH); print $1 "|" $2 "|" $3 "|" q }')
+		[[ $out == "$2" ]] && break
+		sleep 0.5
+	done
+	echo "$out"
+}
+if [[ ${SPANK_ACCOUNTING:-0} == 1 ]]; then
+	j=$(u sbatch --parsable --wait -p normal -N2 -o /dev/null --wrap 'srun true')
+	check "sacct: a 2-node batch job, its state and node list" "COMPLETED|c[1-2]|0:0|none" "$(sacct_of "$j" "COMPLETED|c[1-2]|0:0|none")"
+	j=$(u sbatch --parsable --wait -p normal -w c2 -o /dev/null --wrap 'exit 3' 2>/dev/null)
+	check "sacct: a failing job, FAILED on c2 with its exit code" "FAILED|c2|3:0|none" "$(sacct_of "$j" "FAILED|c2|3:0|none")"
+	j=$(u sbatch --parsable --wait --gres=qpu:fresnel:1 -o /dev/null --wrap true)
+	check "sacct: a QPU job counts gres/qpu (AccountingStorageTRES)" "COMPLETED|q2|0:0|gres/qpu=1" "$(sacct_of "$j" "COMPLETED|q2|0:0|gres/qpu=1")"
+	check "sacctmgr: the test users in account spank" "$(printf 'spanktest|spank\nspanktest2|spank\n' | sorted)" \
+		"$(u sacctmgr -n -P show assoc where account=spank format=User,Account | grep -v '^|' | sorted)"
+else
+	out=$(u sacct -n -j 1 2>&1)
+	check "no accounting: sacct says so" "Slurm accounting storage is disabled" "$out"
+fi
+
 states=$(u sinfo -h -N -o '%t' | sort -u | tr '\n' ' ' | sed 's/ $//')
 check "no node drained/down after the jobs" "idle" "$states"
 
@@ -118,8 +146,9 @@ for p in /proc/[0-9]*; do [[ $(readlink "$p/ns/uts" 2>/dev/null) == "$ctl_uts" ]
 our_munged=$(cat "$SPANK_CLUSTER_DIR/run/munged.pid" 2>/dev/null)
 ours=$(for p in $ours; do running "$p" && echo "$p"; done | sort -un | tr '\n' ' ')
 gl=$([[ ${SPANK_SHARED_FS:-} == glusterfs ]] && echo 1 || echo 0)
-check "cluster has slurmctld, slurmscriptd, 4 slurmd, 4 node munged (+munged, + glusterd and 4 clients)" \
-	"$((10 + (${#our_munged} > 0) + 5 * gl))" "$(wc -w <<<"$ours")"
+acct=$((${SPANK_ACCOUNTING:-0} == 1 ? 2 : 0))
+check "cluster has slurmctld, slurmscriptd, 4 slurmd, 4 node munged (+munged, + glusterd and 4 clients, +slurmdbd and mariadbd)" \
+	"$((10 + (${#our_munged} > 0) + 5 * gl + acct))" "$(wc -w <<<"$ours")"
 
 t0=$EPOCHREALTIME
 "$C" down || bad "down exited non-zero"
@@ -134,6 +163,9 @@ if [[ -n ${SPANK_ROOT:-} ]]; then
 	check "rootfs base removed" "no" "$([[ -e $(dirname "$SPANK_ROOT") ]] && echo yes || echo no)"
 	check "nothing runs chrooted in the rootfs" "" "$(for p in /proc/[0-9]*; do [[ $(readlink "$p/root" 2>/dev/null) == "$SPANK_ROOT" ]] && echo "${p#/proc/}"; done)"
 fi
+check "no mariadbd runs on our datadir" "" "$(pgrep -af "mariadbd.*--datadir=$SPANK_CLUSTER_DIR/" | while read -r p _; do running "$p" && echo "$p"; done)"
+check "no slurmdbd runs with our slurm.conf" "" "$(for p in $(pgrep -x slurmdbd); do tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "SLURM_CONF=$SPANK_CLUSTER_DIR/slurm.conf" && running "$p" && echo "$p"; done)"
+check "accounting state removed (datadir, slurmdbd.conf)" "" "$(ls -d "$SPANK_CLUSTER_DIR/mariadb" "$SPANK_CLUSTER_DIR/slurmdbd.conf" 2>/dev/null)"
 check "no slurm process runs with our slurm.conf" "" "$(pgrep -af "slurm.* -f $SPANK_CLUSTER_DIR/slurm.conf" | while read -r p _; do running "$p" && echo "$p"; done)"
 id=${SPANK_CLUSTER_ID:-0}
 if [[ $id == 0 ]]; then ns_re='c1|c2|q1|q2|fs'; else ns_re="s$id-(c1|c2|q1|q2|fs)"; fi

@@ -188,8 +188,27 @@ fn in_partitions(e: &Entry, wanted: Option<&BTreeSet<String>>) -> bool {
     }
 }
 
+/// sacct's --starttime for submissions made from `earliest` on: "now-N" (seconds), a clock
+/// second and a minute of slack before it (Slurm's relative time needs no time zone).
+pub fn sacct_since(earliest: f64, now: f64) -> String {
+    let back = if earliest.is_finite() {
+        (now - earliest).max(0.0).ceil() as u64 + 61
+    } else {
+        86_400
+    };
+    format!("now-{back}")
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Links the dir's unlinked sbatch submissions through the submitting users' jobs in squeue
-/// (one call per user). Returns an error line when squeue could not be asked.
+/// and, for jobs squeue has forgotten, in sacct (one call of each per user). Returns an error
+/// line when squeue could not be asked.
 pub fn link_by_squeue(c: &Collection, jobs: &mut DirJobs, limit: Duration) -> Option<String> {
     let subs = unlinked(c);
     if subs.is_empty() {
@@ -214,6 +233,28 @@ pub fn link_by_squeue(c: &Collection, jobs: &mut DirJobs, limit: Duration) -> Op
             Ok(Ok(mut e)) => entries.append(&mut e),
             Ok(Err(e)) => return Some(e),
             Err(e) => return Some(e.to_string()),
+        }
+        // squeue forgets a job MinJobAge after it ends (a whole array lost with its node leaves
+        // no record): accounting, where there is any, still has it. Without accounting sacct
+        // fails, and squeue's answer stands alone.
+        let earliest = subs
+            .iter()
+            .filter(|s| s.uid.map_or_else(String::new, |u| u.to_string()) == user)
+            .map(|s| s.time)
+            .fold(f64::INFINITY, f64::min);
+        let mut args = vec![
+            "--noheader".to_string(),
+            "--parsable2".to_string(),
+            "--allocations".to_string(),
+            format!("--format={SACCT_LINK_FORMAT}"),
+            format!("--starttime={}", sacct_since(earliest, now_secs())),
+        ];
+        if !user.is_empty() {
+            args.push(format!("--user={user}"));
+        }
+        if let Ok(Ok(mut e)) = run_bounded(&program("sacct"), &args, limit).map(|t| parse_sacct(&t))
+        {
+            entries.append(&mut e);
         }
     }
     link(c, jobs, &entries);

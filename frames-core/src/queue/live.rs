@@ -37,6 +37,10 @@ pub struct Live {
     pub by_state: BTreeMap<String, Vec<String>>,
     /// Tasks or jobs lost with their node (NODE_FAIL) whose index has no done record.
     pub lost: Vec<Entry>,
+    /// Tasks or jobs cancelled (scancel, preemption, deadline) whose index has no done record.
+    pub cancelled: Vec<Entry>,
+    /// Every task and job of the dir Slurm knows, as squeue or sacct said (in id order).
+    pub entries: Vec<Entry>,
     /// Pending ones whose reason never goes away by itself (a hold, a never-met dependency).
     pub stuck: Vec<Entry>,
     /// Jobs of the dir neither squeue nor sacct knows.
@@ -87,6 +91,18 @@ impl Live {
             })
             .collect()
     }
+
+    /// One line for the cancelled tasks/jobs: "cancelled: 22_4,22_5 (CANCELLED by 6001)".
+    pub fn cancelled_lines(&self) -> Vec<String> {
+        let mut by_raw: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for e in &self.cancelled {
+            by_raw.entry(&e.raw_state).or_default().push(e.name());
+        }
+        by_raw
+            .into_iter()
+            .map(|(raw, names)| format!("cancelled: {} ({raw})", names.join(",")))
+            .collect()
+    }
 }
 
 /// Reads the view in the dir's terms: which indices and jobs are still active, lost, stuck or
@@ -102,6 +118,7 @@ pub fn live(c: &Collection, jobs: &DirJobs, view: &QueueView) -> Live {
     let mut live = Live::default();
     let (arrays, singles) = (&jobs.arrays, &jobs.singles);
     let note = |live: &mut Live, e: &Entry| {
+        live.entries.push(e.clone());
         live.by_state
             .entry(e.state.as_str().to_owned())
             .or_default()
@@ -123,6 +140,8 @@ pub fn live(c: &Collection, jobs: &DirJobs, view: &QueueView) -> Live {
                 live.active.insert(index);
             } else if e.state == State::Lost && !done.contains(&index) {
                 live.lost.push(e.clone());
+            } else if e.state == State::Cancelled && !done.contains(&index) {
+                live.cancelled.push(e.clone());
             }
         }
     }
@@ -137,6 +156,8 @@ pub fn live(c: &Collection, jobs: &DirJobs, view: &QueueView) -> Live {
             live.active_jobs.push(e.clone());
         } else if e.state == State::Lost {
             live.lost.push(e.clone());
+        } else if e.state == State::Cancelled {
+            live.cancelled.push(e.clone());
         }
     }
     // A submission squeue could not link (several jobs of the same user, directory and

@@ -35,6 +35,11 @@ pub use parse::*;
 pub const SQUEUE_FORMAT: &str = "%A|%F|%K|%T|%N|%r|%U|%V|%P|%Z";
 /// sacct's fields (`--parsable2` separates them with `|`).
 pub const SACCT_FORMAT: &str = "JobIDRaw,JobID,State,NodeList,ExitCode";
+/// sacct's fields to link a submission to its job once squeue has forgotten it (MinJobAge):
+/// SACCT_FORMAT's, then uid, submit time, partition and the working directory (last: a path
+/// may hold a '|').
+pub const SACCT_LINK_FORMAT: &str =
+    "JobIDRaw,JobID,State,NodeList,ExitCode,UID,Submit,Partition,WorkDir";
 /// The programs, overridable (FRAMES_SQUEUE, FRAMES_SACCT, FRAMES_SINFO) so tests can stand
 /// in recorded answers and sites can point at a wrapper.
 pub fn program(name: &str) -> String {

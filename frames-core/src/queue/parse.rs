@@ -218,15 +218,26 @@ pub(super) fn parse_utc(text: &str) -> Option<f64> {
     Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64)
 }
 
-/// Parses `sacct --noheader --parsable2 --allocations --format=SACCT_FORMAT` output. Step
+/// Parses `sacct --noheader --parsable2 --allocations --format=SACCT_FORMAT` (or
+/// SACCT_LINK_FORMAT) output. Step
 /// lines ("12.batch"), which `--allocations` leaves out anyway, are skipped.
 pub fn parse_sacct(text: &str) -> Result<Vec<Entry>, String> {
     let src = Source::Sacct;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split('|').collect();
-        let [raw, job, state, nodes, _exit] = f[..] else {
-            return Err(bad_line(src, line, "expected 5 '|'-separated fields"));
+        let f: Vec<&str> = line.splitn(9, '|').collect();
+        let (raw, job, state, nodes, link, partition) = match f[..] {
+            [raw, job, state, nodes, _exit] => (raw, job, state, nodes, None, ""),
+            [raw, job, state, nodes, _exit, u, v, p, z] => {
+                (raw, job, state, nodes, Some((u, v, z)), p)
+            }
+            _ => {
+                return Err(bad_line(
+                    src,
+                    line,
+                    "expected 5 (or 9, with the link fields) '|'-separated fields",
+                ));
+            }
         };
         if raw.contains('.') || job.contains('.') {
             continue;
@@ -245,10 +256,10 @@ pub fn parse_sacct(text: &str) -> Result<Vec<Entry>, String> {
             nodes: nodes.trim().to_owned(),
             reason: String::new(),
             source: src,
-            uid: None,
-            submit_time: None,
-            work_dir: String::new(),
-            partition: String::new(),
+            uid: link.and_then(|(u, _, _)| u.trim().parse().ok()),
+            submit_time: link.and_then(|(_, v, _)| parse_utc(v)),
+            work_dir: link.map(|(_, _, z)| z.to_owned()).unwrap_or_default(),
+            partition: partition.trim().to_owned(),
         };
         push_rows(&mut out, template, tasks);
     }

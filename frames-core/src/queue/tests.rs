@@ -579,3 +579,88 @@ fn holds_and_impossible_requests_never_start_by_themselves() {
     assert!(!never_starts_by_itself("BeginTime"));
     assert!(!never_starts_by_itself("Resources"));
 }
+
+/// After MinJobAge squeue has forgotten the array; accounting (sacct) still tells which task
+/// was lost with its node and which was cancelled, and every task of the dir is listed once.
+#[test]
+fn sacct_alone_names_lost_and_cancelled_tasks_after_squeue_forgot_them() {
+    let c = dir_of_array_1000();
+    let view = QueueView::from_entries(
+        Answer::Answered,
+        Answer::Answered,
+        parse_sacct(
+            "1003|1000_3|COMPLETED|c1|0:0\n1004|1000_4|FAILED|c2|1:0\n\
+             1005|1000_5|NODE_FAIL|c2|0:0\n1006|1000_6|CANCELLED by 6001|c1|0:15\n\
+             1000|1000_[7-9]|CANCELLED by 6001|None assigned|0:0\n",
+        )
+        .unwrap(),
+    );
+    let jobs = dir_jobs(&c);
+    let live = live(&c, &jobs, &view);
+    assert!(live.is_idle() && live.unknown.is_empty());
+    assert_eq!(
+        live.lost_lines(),
+        ["lost with node c2: 1000_5 (NODE_FAIL, not requeued)"]
+    );
+    assert_eq!(
+        live.cancelled_lines(),
+        ["cancelled: 1000_6,1000_7,1000_8,1000_9 (CANCELLED by 6001)".to_string()]
+    );
+    assert_eq!(
+        live.state_line(),
+        "4 cancelled, 1 completed, 1 failed, 1 lost"
+    );
+    let names: Vec<String> = live.entries.iter().map(Entry::name).collect();
+    assert_eq!(
+        names,
+        [
+            "1000_3", "1000_4", "1000_5", "1000_6", "1000_7", "1000_8", "1000_9"
+        ]
+    );
+    assert!(live.entries.iter().all(|e| e.source == Source::Sacct));
+}
+
+/// An array lost whole with its node leaves no record, and MinJobAge later squeue has
+/// forgotten it: sacct's rows (uid, submit time, partition, working directory) link its
+/// submission, so its frames stay expected and its tasks are named lost.
+#[test]
+fn sacct_links_a_submission_squeue_forgot() {
+    use crate::submission::Submission;
+    let argv: Vec<String> = "sbatch -p normal --array=3-4 r.sh"
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    let mut s = Submission::from_argv(&argv, "/home/u/proj", 1_796_193_600.2);
+    s.id = "s1".into();
+    s.uid = Some(6001);
+    let c = Collection {
+        root: "/f".into(),
+        records: vec![],
+        submissions: vec![owned(s)],
+        problems: vec![],
+        owner_uid: Some(6001),
+        warnings: vec![],
+    };
+    // Recorded shape of `sacct --allocations --format=SACCT_LINK_FORMAT` on 22.05 (TZ=UTC).
+    let entries = parse_sacct(
+        "14|13_3|NODE_FAIL|c2|0:0|6001|2026-12-02T06:40:01|normal|/home/u/proj\n\
+         15|13_4|NODE_FAIL|c2|0:0|6001|2026-12-02T06:40:01|normal|/home/u/proj\n\
+         12|12|COMPLETED|c1|0:0|6001|2026-12-02T06:40:01|normal|/home/u/other\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (entries[0].uid, entries[0].partition.as_str()),
+        (Some(6001), "normal")
+    );
+    let mut jobs = dir_jobs(&c);
+    link(&c, &mut jobs, &entries);
+    assert_eq!(jobs.linked, [("s1".to_string(), 13)]);
+    let view = QueueView::from_entries(Answer::Answered, Answer::Answered, entries);
+    let live = live(&c, &jobs, &view);
+    assert_eq!(
+        live.lost_lines(),
+        ["lost with node c2: 13_3,13_4 (NODE_FAIL, not requeued)"]
+    );
+    assert_eq!(sacct_since(1000.0, 1100.0), "now-161");
+    assert_eq!(sacct_since(f64::INFINITY, 1100.0), "now-86400");
+}

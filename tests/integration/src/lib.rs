@@ -113,6 +113,12 @@ impl Cluster {
             .unwrap_or("22.05")
     }
 
+    /// Whether the cluster keeps Slurm accounting (slurmdbd over MariaDB; `up --no-accounting`
+    /// leaves it out).
+    pub fn accounting(&self) -> bool {
+        self.vars.get("SPANK_ACCOUNTING").is_some_and(|v| v == "1")
+    }
+
     /// The root filesystem the cluster's Slurm runs in, if not the host's.
     pub fn root(&self) -> Option<&str> {
         self.vars
