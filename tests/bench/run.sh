@@ -267,14 +267,15 @@ item8() {
 
 # ============ cluster items
 cl=tests/cluster/cluster.sh
-# The shared dir stays a local directory (up --no-gluster): the numbers measure our plugins'
-# cost and stay comparable with earlier runs, not GlusterFS's FUSE latency.
+# The shared dir stays a local directory (up --no-gluster) and the cluster has no accounting
+# (--no-accounting): the numbers measure our plugins' cost and stay comparable with earlier
+# runs, not GlusterFS's FUSE latency or slurmctld's traffic to slurmdbd (BENCHMARKS.md says so).
 up_extra=()
 cluster_up() { # $1: empty | plugins | plugins-debug | plugins-private (up_extra set)
     local stage=$work/stage
     if [ "$1" = empty ]; then
         : >"$work/plugstack-empty.conf"
-        SPANK_SLURM_DEBUG=info "$cl" up --no-gluster --plugstack "$work/plugstack-empty.conf" >"$res/up-$1.log" 2>&1
+        SPANK_SLURM_DEBUG=info "$cl" up --no-gluster --no-accounting --plugstack "$work/plugstack-empty.conf" >"$res/up-$1.log" 2>&1
     else
         rm -rf "$stage"; mkdir -p "$stage"
         local scratch; scratch=$("$cl" dir)
@@ -291,7 +292,7 @@ cluster_up() { # $1: empty | plugins | plugins-debug | plugins-private (up_extra
             plugstack.conf.d/spank_qrmi.conf >"$stage/spank_qrmi.conf"
         sed -E "s/^((required|optional)[[:space:]]+[^[:space:]]+\.so.*)\$/\1$extra/" \
             plugstack.conf.d/spank_frames.conf >"$stage/spank_frames.conf"
-        SPANK_SLURM_DEBUG=$level "$cl" up --no-gluster --plugins "$stage" "${up_extra[@]}" >"$res/up-$1.log" 2>&1
+        SPANK_SLURM_DEBUG=$level "$cl" up --no-gluster --no-accounting --plugins "$stage" "${up_extra[@]}" >"$res/up-$1.log" 2>&1
         # A token-only QPU (iqm-server, no status check: no HTTP) for the "options used" case.
         install -d -m 0755 "$scratch/etc"
         printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "bench-token"}, "status_check": false}]}' \

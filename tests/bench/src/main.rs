@@ -90,6 +90,9 @@ taken in the same run. Nothing here is asserted by a test.
 - Memory: {memory}; kernel {}; {}
 - Slurm: {} (Debian package slurm-client); rustc {}
 - File system of the data: {} ({})
+- Test cluster of the cluster items: `cluster.sh up --no-gluster --no-accounting` (the shared
+  directory a local one, no slurmdbd): the plugins' own cost, comparable with earlier runs;
+  the CI suites run on GlusterFS with accounting
 - Load when the run started: {} (the machine may be shared: other work
   running at the same time widens the min–max ranges)
 
