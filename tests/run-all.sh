@@ -46,6 +46,9 @@ section "packages: .deb installed on this host and purged again, RPM spec built 
 tests/package-test.sh
 packaging/rpm/build.sh >/dev/null
 
+section "the test cluster's self-test (22.05: jobs, GlusterFS clients per node, per-node munged, accounting, private dirs, leak checks)"
+tests/cluster/selftest.sh --private-dir /tmp/spank-selftest-private
+
 section "integration tests on the namespaced test cluster (Slurm 22.05, the host's)"
 t22=$(date +%s)
 stage=$(tests/stage-plugins.sh)
