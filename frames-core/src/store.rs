@@ -319,6 +319,25 @@ pub fn read_json(layout: &Layout, listing: &Listing, place: &Place, cap: usize) 
     }
 }
 
+/// Every record's JSON text with its key and where it is (`NAME.json` for a record file,
+/// `SEGMENT@BYTE` for a segment line), unchecked for ownership: for tests and tools that look
+/// at what the plugin wrote. Bad segment lines are left out (they are in `Listing::bad`).
+pub fn read_all(layout: &Layout) -> io::Result<Vec<(TaskKey, String, Vec<u8>)>> {
+    let listing = list(layout, None)?;
+    let mut out = Vec::with_capacity(listing.records.len());
+    for (key, place) in &listing.records {
+        let name = place_path(layout, &listing, place)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(json) = read_json(layout, &listing, place, 64 << 20) {
+            out.push((*key, name, json));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// The path of a listed record, for messages: `records/NAME` or `records/SEGMENT@BYTE`.
 pub fn place_path(layout: &Layout, listing: &Listing, place: &Place) -> PathBuf {
     match place {
@@ -478,5 +497,18 @@ mod tests {
         std::fs::remove_file(&seg).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &seg).unwrap();
         assert!(append(&layout, &k, &r).is_err());
+        std::fs::remove_file(&seg).unwrap();
+        let c = std::ffi::CString::new(seg.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = append(&layout, &k, &r).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&seg).unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::fs::hard_link(&victim, &seg).unwrap();
+        let err = append(&layout, &k, &r).unwrap_err();
+        assert!(err.to_string().contains("links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 }

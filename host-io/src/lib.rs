@@ -428,8 +428,9 @@ mod tests {
 ///   the log empty (just created, directory maybe not synced yet) syncs the directory itself:
 ///   every byte of a log is written after one directory sync completed, so no caller returns
 ///   before the log's name is durable, and the directory is synced once per log.
-/// - An existing log is opened with `O_NOFOLLOW` and must be a regular file owned by the
-///   caller (a symlink or someone else's file planted at the name is refused).
+/// - An existing log is opened with `O_NOFOLLOW|O_NONBLOCK` and must be a regular file with
+///   one link, owned by the caller (a symlink, FIFO, hard link or someone else's file planted
+///   at the name is refused, without blocking).
 /// - A log whose last byte is not '\n' (a write torn by a crash, or another writer's in
 ///   progress) gets a '\n' before the line, so the torn piece never runs into this line.
 /// - A short write (disk full) is an error; the piece written is a torn line readers skip.
@@ -439,7 +440,8 @@ pub fn append_line(path: &Path, header: &[u8], line: &[u8]) -> io::Result<()> {
         let mut o = OpenOptions::new();
         o.read(true)
             .append(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+            // O_NONBLOCK: a FIFO planted at the name cannot block the open (fstat refuses it).
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
         if create {
             o.create_new(true).mode(0o600);
         }
@@ -460,6 +462,14 @@ pub fn append_line(path: &Path, header: &[u8], line: &[u8]) -> io::Result<()> {
         return Err(io::Error::other(format!(
             "{}: not a regular file",
             path.display()
+        )));
+    }
+    if meta.nlink() != 1 {
+        // A hard link planted at the name would make this append land in another file.
+        return Err(io::Error::other(format!(
+            "{}: has {} links (a log has one): not appended to",
+            path.display(),
+            meta.nlink()
         )));
     }
     if meta.uid() != effective_uid() {

@@ -34,9 +34,7 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn records(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join(".frames/records"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    integration_tests::record_texts(dir).len()
 }
 
 fn sbatch(cluster: &Cluster, args: &[&str]) -> String {
