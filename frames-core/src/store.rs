@@ -129,19 +129,22 @@ pub fn parse_segment(bytes: &[u8]) -> Vec<Line> {
 }
 
 fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
-/// One framed line at the start of `rest`: key, JSON range (relative) and bytes used.
+/// One framed line at the start of `rest`: key, JSON range (relative) and bytes used. The line
+/// ends at the first '\n' (compact JSON has none), and its length field must match exactly.
 fn parse_line(rest: &[u8]) -> Result<(TaskKey, Range<usize>, usize), String> {
-    // The header is short: look for its three spaces within the first 128 bytes.
-    let head_end = rest.len().min(128);
+    let Some(nl) = memchr(rest) else {
+        return Err(
+            "incomplete last record (being appended, or cut by a crash): not counted".into(),
+        );
+    };
+    let line = &rest[..nl];
+    // STEM LEN CHECK: the three fields before the JSON, within the first 128 bytes.
     let mut fields = [0usize; 3];
     let mut found = 0;
-    for (i, &b) in rest[..head_end].iter().enumerate() {
-        if b == b'\n' {
-            break;
-        }
+    for (i, &b) in line.iter().take(128).enumerate() {
         if b == b' ' {
             fields[found] = i;
             found += 1;
@@ -150,39 +153,27 @@ fn parse_line(rest: &[u8]) -> Result<(TaskKey, Range<usize>, usize), String> {
             }
         }
     }
-    let unterminated = || memchr(rest).is_none();
     if found < 3 {
-        return Err(if unterminated() {
-            "incomplete last record (being appended, or cut by a crash): not counted".into()
-        } else {
-            "not a record line (expected STEM LEN CHECK JSON)".into()
-        });
+        return Err("not a record line (expected STEM LEN CHECK JSON)".into());
     }
-    let text = |r: Range<usize>| std::str::from_utf8(&rest[r]).unwrap_or("");
+    let text = |r: Range<usize>| std::str::from_utf8(&line[r]).unwrap_or("");
     let stem = text(0..fields[0]);
     let key = TaskKey::parse_stem(stem).ok_or_else(|| format!("bad record key '{stem}'"))?;
     let len: usize = text(fields[0] + 1..fields[1])
         .parse()
-        .map_err(|_| "bad record length".to_string())?;
+        .map_err(|_| format!("record {stem}: bad length"))?;
     let check = text(fields[1] + 1..fields[2]);
     let start = fields[2] + 1;
-    let end = start.checked_add(len).ok_or("bad record length")?;
-    if end >= rest.len() {
-        return Err(if unterminated() {
-            "incomplete last record (being appended, or cut by a crash): not counted".into()
-        } else {
-            format!("record {stem} is shorter than its length {len} (torn by a crash?)")
-        });
-    }
-    if rest[end] != b'\n' {
+    if line.len() - start != len {
         return Err(format!(
-            "record {stem}: no line end after its {len} bytes (torn by a crash?)"
+            "record {stem}: {} bytes where its length says {len} (torn by a crash?)",
+            line.len() - start
         ));
     }
-    if check_hex(&rest[start..end]) != check {
+    if check_hex(&line[start..]) != check {
         return Err(format!("record {stem}: checksum differs (altered or torn)"));
     }
-    Ok((key, start..end, end + 1))
+    Ok((key, start..nl, nl + 1))
 }
 
 /// Where one listed record is.
@@ -392,7 +383,9 @@ mod tests {
             panic!("{lines:?}")
         };
         assert_eq!(&seg[range.clone()], br#"{"a":1}"#);
-        assert!(matches!(&lines[1], Line::Bad { error, .. } if error.contains("no line end")));
+        assert!(
+            matches!(&lines[1], Line::Bad { error, .. } if error.contains("where its length says"))
+        );
         // An unterminated last line is not a record.
         seg.extend_from_slice(&second[..10]);
         let lines = parse_segment(&seg);
