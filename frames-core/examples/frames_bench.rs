@@ -180,8 +180,18 @@ fn write_cost(dir: &Path, n: u64) -> Result<(), String> {
         v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
     };
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "append {:.3} {:.3}", pct(&mut append, 0.5), pct(&mut append, 0.99));
-    let _ = writeln!(out, "file {:.3} {:.3}", pct(&mut file, 0.5), pct(&mut file, 0.99));
+    let _ = writeln!(
+        out,
+        "append {:.3} {:.3}",
+        pct(&mut append, 0.5),
+        pct(&mut append, 0.99)
+    );
+    let _ = writeln!(
+        out,
+        "file {:.3} {:.3}",
+        pct(&mut file, 0.5),
+        pct(&mut file, 0.99)
+    );
     Ok(())
 }
 

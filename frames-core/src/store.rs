@@ -325,7 +325,7 @@ pub fn read_all(layout: &Layout) -> io::Result<Vec<(TaskKey, String, Vec<u8>)>> 
             out.push((*key, name, json));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|a| a.0);
     Ok(out)
 }
 

@@ -486,11 +486,26 @@ mod tests {
             .write("merge-files-100000", "1.300\n");
         let s = collection(&Results::open(&d.0)).unwrap();
         assert!(s.contains("merge ≤ 0.5 s: **met** (median 0.410 s)"), "{s}");
-        assert!(s.contains("status ≤ 0.3 s: **missed** by 50 ms (17% over)"), "{s}");
-        assert!(s.contains("merge ≥ 100× faster than the fork loop: **met** (159×)"), "{s}");
-        assert!(s.contains("status ≥ 100× faster than the fork loop: **met** (186×)"), "{s}");
-        assert!(s.contains("| 1.300 s (min 1.300, max 1.300; 1 runs) |"), "{s}");
-        assert_eq!(hundredfold(Some(5.0), Some(0.1)), "**missed**: 50.0× of 100×");
+        assert!(
+            s.contains("status ≤ 0.3 s: **missed** by 50 ms (17% over)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("merge ≥ 100× faster than the fork loop: **met** (159×)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("status ≥ 100× faster than the fork loop: **met** (186×)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("| 1.300 s (min 1.300, max 1.300; 1 runs) |"),
+            "{s}"
+        );
+        assert_eq!(
+            hundredfold(Some(5.0), Some(0.1)),
+            "**missed**: 50.0× of 100×"
+        );
     }
 
     #[test]
@@ -508,6 +523,9 @@ mod tests {
         d.write("checksum-peak", "0.160\n");
         let s = checksums(&Results::open(&d.0)).unwrap();
         assert!(s.contains("(6400 MiB/s), 43% of `cat`"), "{s}");
-        assert!(s.contains("frame_checksum reaches 93% of that ceiling"), "{s}");
+        assert!(
+            s.contains("frame_checksum reaches 93% of that ceiling"),
+            "{s}"
+        );
     }
 }
