@@ -159,9 +159,15 @@ fn parse_line(rest: &[u8]) -> Result<(TaskKey, Range<usize>, usize), String> {
     let text = |r: Range<usize>| std::str::from_utf8(&line[r]).unwrap_or("");
     let stem = text(0..fields[0]);
     let key = TaskKey::parse_stem(stem).ok_or_else(|| format!("bad record key '{stem}'"))?;
-    let len: usize = text(fields[0] + 1..fields[1])
+    // Decimal digits as the writer prints them (no sign, no leading zero): one framing per record.
+    let len_text = text(fields[0] + 1..fields[1]);
+    let canonical = len_text.bytes().all(|b| b.is_ascii_digit())
+        && (len_text == "0" || !len_text.starts_with('0'));
+    let len: usize = len_text
         .parse()
-        .map_err(|_| format!("record {stem}: bad length"))?;
+        .ok()
+        .filter(|_| canonical)
+        .ok_or_else(|| format!("record {stem}: bad length '{len_text}'"))?;
     let check = text(fields[1] + 1..fields[2]);
     let start = fields[2] + 1;
     if line.len() - start != len {
