@@ -4,8 +4,11 @@
 //! It prints numbers only; nothing here asserts a time.
 //!
 //! ```text
-//! frames_bench gen DIR N              N records + N frame files + one sbatch submission
+//! frames_bench gen [--files] DIR N    N records (in 4 segments, or with --files one file each
+//!                                     as older plugins wrote) + N frame files + one submission
 //! frames_bench gen-frames DIR COUNT MIB   COUNT frame files of MIB MiB each (pseudo-random bytes)
+//! frames_bench checksum-peak MIB     BLAKE3 of MIB MiB from a buffer in cache: the ceiling
+//! frames_bench write DIR N            times N record writes: segment append vs one file each
 //! frames_bench checksum [--sha256] FILE...   frame_checksum of each file (BLAKE3, and SHA-256
 //!                                     too with --sha256, as --frame-sha256 does); prints "bytes seconds"
 //! ```
@@ -18,6 +21,7 @@ use frames_core::Layout;
 use frames_core::layout::{StepId, TaskKey};
 use frames_core::merge;
 use frames_core::record::{RECORD_VERSION, RawJson, Status, TaskRecord, frame_checksum};
+use frames_core::store;
 use frames_core::submission::{self, Submission};
 
 /// A done record like the plugin writes for array task `index` of job 1000 (one RESULT line).
@@ -61,7 +65,9 @@ fn record(dir: &Path, index: u64) -> TaskRecord {
     }
 }
 
-fn gen_records(dir: &Path, n: u64) -> Result<(), String> {
+/// `files`: one record file per task, as plugin versions before segments wrote them (the
+/// reader still reads those); otherwise segments, as the plugin writes now.
+fn gen_records(dir: &Path, n: u64, files: bool) -> Result<(), String> {
     let layout = Layout::new(dir);
     layout.create_dirs().map_err(|e| e.to_string())?;
     let argv: Vec<String> = [
@@ -75,6 +81,9 @@ fn gen_records(dir: &Path, n: u64) -> Result<(), String> {
     accepted.state = submission::SubmissionState::Accepted;
     submission::write(&layout, &mut accepted, "login").map_err(|e| e.to_string())?;
     let frame = [0x89u8; 64];
+    // One segment per node (the records name 4 nodes), kept open and appended to with plain
+    // writes: the plugin's host_io::append_line adds one fdatasync per record.
+    let mut segments: std::collections::HashMap<String, std::fs::File> = Default::default();
     for i in 0..n {
         let r = record(dir, i);
         let key = TaskKey {
@@ -85,10 +94,29 @@ fn gen_records(dir: &Path, n: u64) -> Result<(), String> {
             task_id: 0,
         };
         let bytes = serde_json::to_vec(&r).map_err(|e| e.to_string())?;
-        // The plugin's writer (host_io::write_new) adds a temp file, a link and two fsyncs per
-        // record: 100,000 of them take ~10 minutes here. The bytes and names are the same, and
-        // the merge only reads them, so the generator writes them directly.
-        std::fs::write(layout.record_path(&key), &bytes).map_err(|e| e.to_string())?;
+        if files {
+            // The old writer (host_io::write_new) added a temp file, a link and two fsyncs
+            // per record; the bytes and names are the same, and the merge only reads them.
+            std::fs::write(layout.record_path(&key), &bytes).map_err(|e| e.to_string())?;
+        } else {
+            let path = store::segment_path(&layout, &r);
+            let name = path.display().to_string();
+            let seg = match segments.entry(name) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create_new(true)
+                        .append(true)
+                        .open(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    f.write_all(store::SEGMENT_HEADER)
+                        .map_err(|e| e.to_string())?;
+                    v.insert(f)
+                }
+            };
+            seg.write_all(&store::encode_line(&key, &bytes))
+                .map_err(|e| e.to_string())?;
+        }
         std::fs::write(dir.join(format!("frame_{i:04}.png")), frame)
             .map_err(|e| format!("frame {i}: {e}"))?;
     }
@@ -121,6 +149,66 @@ fn gen_frames(dir: &Path, count: u64, mib: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Times the plugin's record write, N times into DIR: the append to a segment
+/// (store::append: one write + fdatasync, the directory synced once at the segment's creation)
+/// and the one-file write of earlier versions (host_io::write_new: temp file, fsync, link,
+/// directory fsync). Prints "append p50 p99" and "file p50 p99" in ms.
+fn write_cost(dir: &Path, n: u64) -> Result<(), String> {
+    let layout = Layout::new(dir);
+    layout.create_dirs().map_err(|e| e.to_string())?;
+    let mut append = Vec::new();
+    let mut file = Vec::new();
+    for i in 0..n {
+        let r = record(dir, i);
+        let key = TaskKey {
+            index: i,
+            attempt: 0,
+            job_id: r.job_id,
+            step: StepId::Batch,
+            task_id: 0,
+        };
+        let t = Instant::now();
+        store::append(&layout, &key, &r).map_err(|e| e.to_string())?;
+        append.push(t.elapsed().as_secs_f64() * 1000.0);
+        let bytes = serde_json::to_vec_pretty(&r).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        host_io::write_new(&layout.record_path(&key), &bytes).map_err(|e| e.to_string())?;
+        file.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "append {:.3} {:.3}",
+        pct(&mut append, 0.5),
+        pct(&mut append, 0.99)
+    );
+    let _ = writeln!(
+        out,
+        "file {:.3} {:.3}",
+        pct(&mut file, 0.5),
+        pct(&mut file, 0.99)
+    );
+    Ok(())
+}
+
+/// BLAKE3's single-core peak on this CPU: the hash of a 256 KiB buffer already in cache,
+/// MIB MiB in all (no file, no copy). Prints "bytes seconds": the ceiling for frame_checksum.
+fn checksum_peak(mib: u64) -> Result<(), String> {
+    let buf = vec![0x5au8; 256 << 10];
+    let rounds = (mib << 20) / buf.len() as u64;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(blake3::hash(std::hint::black_box(&buf)));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let _ = writeln!(std::io::stdout(), "{} {secs:.6}", rounds * buf.len() as u64);
+    Ok(())
+}
+
 fn checksum(files: &[String]) -> Result<(), String> {
     let t = Instant::now();
     let (sha256, files) = match files {
@@ -149,13 +237,18 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["gen", dir, n] => num(&n.to_string()).and_then(|n| gen_records(Path::new(dir), n)),
+        ["gen", dir, n] => num(&n.to_string()).and_then(|n| gen_records(Path::new(dir), n, false)),
+        ["gen", "--files", dir, n] => {
+            num(&n.to_string()).and_then(|n| gen_records(Path::new(dir), n, true))
+        }
         ["gen-frames", dir, count, mib] => num(&count.to_string())
             .and_then(|c| num(&mib.to_string()).map(|m| (c, m)))
             .and_then(|(c, m)| gen_frames(Path::new(dir), c, m)),
         ["checksum", ..] => checksum(&args[1..]),
+        ["checksum-peak", mib] => num(&mib.to_string()).and_then(checksum_peak),
+        ["write", dir, n] => num(&n.to_string()).and_then(|n| write_cost(Path::new(dir), n)),
         _ => Err(
-            "usage: frames_bench gen DIR N | gen-frames DIR COUNT MIB | checksum [--sha256] FILE...".into(),
+            "usage: frames_bench gen [--files] DIR N | gen-frames DIR COUNT MIB | write DIR N | checksum-peak MIB | checksum [--sha256] FILE...".into(),
         ),
     };
     match result {

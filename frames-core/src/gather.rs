@@ -367,7 +367,6 @@ fn take_item(
             Item::Cut
         });
     };
-    let record_path = dest.record_path(&key);
     let mut frame_bytes = None;
     if let (Some(len), Some(path)) = (frame_len, record.frame_path.clone()) {
         let rel = match Path::new(&path).strip_prefix(src_root) {
@@ -428,11 +427,10 @@ fn take_item(
             record.index, record.job_id
         )));
     }
-    let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-    match host_io::write_new(&record_path, &bytes) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-        _ => Ok(Item::Kept { frame_bytes }),
-    }
+    // Into the record store as the plugin writes it (the node's segment for that job): a
+    // gathered dir reads exactly like a shared one. Only records not yet here are sent.
+    crate::store::append(dest, &key, record)?;
+    Ok(Item::Kept { frame_bytes })
 }
 
 /// The stems of the records `layout` holds (what a gather need not fetch again).

@@ -4,7 +4,8 @@
 //! the state this crate reads and writes:
 //!
 //! ```text
-//! DIR/.frames/records/      one TaskRecord per task attempt (record/), written once (host_io::write_new)
+//! DIR/.frames/records/      task records: appended to one segment per job and node (store.rs);
+//!                           older plugins wrote one file per task attempt (still read)
 //! DIR/.frames/results/      FRAME_RESULT files and captured stdout results (capture.rs)
 //! DIR/.frames/submissions/  one Submission per sbatch/salloc/srun that makes a job (submission/)
 //! DIR/.frames/finish.N      finisher election tokens (merge::try_finish)
@@ -14,9 +15,10 @@
 //!
 //! Modules: `layout` (paths), `pattern` (frame file name patterns), `options` (the plugin's
 //! options: table, defaults, parsers), `ranges` (index ranges), `capture` (RESULT: lines),
-//! `record` (the record and its assembly from a task's facts), `submission` (sbatch command
-//! lines), `merge` (collect, summarize, finisher election), `gather` (node-local dirs: the node's
-//! marker, the stream `frames gather` reads through srun), `queue` (what squeue/sacct say about
+//! `record` (the record and its assembly from a task's facts), `store` (segments and record
+//! files: writing and listing records), `submission` (sbatch command lines), `merge` (collect,
+//! summarize, finisher election), `gather` (node-local dirs: the node's marker, the stream
+//! `frames gather` reads through srun), `queue` (what squeue/sacct say about
 //! the dir's jobs). Crash-safe writes and bounded reads come from the `host_io` crate.
 pub mod capture;
 pub mod gather;
@@ -27,6 +29,7 @@ pub mod pattern;
 pub mod queue;
 pub mod ranges;
 pub mod record;
+pub mod store;
 pub mod submission;
 
 pub use layout::{Layout, StepId, TaskKey};

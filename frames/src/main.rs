@@ -48,7 +48,8 @@ Exit status:
   6    status --require-hosts/--expected: fewer hosts or units took part
   130  watch interrupted by Ctrl-C
 
-Files: DIR/.frames/records/ (one record per task attempt), DIR/.frames/submissions/,
+Files: DIR/.frames/records/ (task records: JOB.NODE.seg segments, older per-task .json files),
+DIR/.frames/submissions/,
 DIR/manifest.jsonl, DIR/summary.json, DIR/summary.csv. See frames(1).";
 
 #[derive(Parser, Debug)]

@@ -242,6 +242,120 @@ pub fn open_regular_in(dir: &File, name: &str) -> io::Result<(File, std::fs::Met
     Ok((file, meta))
 }
 
+/// Appends `line` (one whole line, ending in '\n') to the append-only log `path` with one
+/// `write(2)` on an `O_APPEND` descriptor, then `fdatasync`s it: when this returns Ok the line
+/// survives a crash of this machine, and on NFS a crash of the server (fdatasync sends COMMIT).
+/// Writers on one kernel never interleave (the kernel appends a regular file's `write` whole);
+/// an NFS client emulates `O_APPEND`, so a log is written by one machine only.
+///
+/// - Created with `O_CREAT|O_EXCL|O_NOFOLLOW` (mode 0600) if absent; the creator fsyncs the
+///   directory once (the name survives a crash), then appends `header`. A writer that finds
+///   the log empty (just created, directory maybe not synced yet) syncs the directory itself:
+///   every byte of a log is written after one directory sync completed, so no caller returns
+///   before the log's name is durable, and the directory is synced once per log.
+/// - An existing log is opened with `O_NOFOLLOW|O_NONBLOCK` and must be a regular file with
+///   one link, owned by the caller (a symlink, FIFO, hard link or someone else's file planted
+///   at the name is refused, without blocking).
+/// - A log whose last byte is not '\n' (a write torn by a crash, or another writer's in
+///   progress) gets a '\n' before the line, so the torn piece never runs into this line.
+/// - A short write (disk full) is an error; the piece written is a torn line readers skip.
+pub fn append_line(path: &Path, header: &[u8], line: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let open = |create: bool| {
+        let mut o = OpenOptions::new();
+        o.read(true)
+            .append(true)
+            // O_NONBLOCK: a FIFO planted at the name cannot block the open (fstat refuses it).
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+        if create {
+            o.create_new(true).mode(0o600);
+        }
+        o.open(path)
+    };
+    let (file, created) = match open(true) {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (
+            open(false).map_err(|e| annotate(e, "cannot open", path))?,
+            false,
+        ),
+        Err(e) => return Err(annotate(e, "cannot create", path)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| annotate(e, "cannot stat", path))?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if meta.nlink() != 1 {
+        // A hard link planted at the name would make this append land in another file.
+        return Err(io::Error::other(format!(
+            "{}: has {} links (a log has one): not appended to",
+            path.display(),
+            meta.nlink()
+        )));
+    }
+    if meta.uid() != effective_uid() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{}: owned by uid {}, not by uid {}: not appended to",
+                path.display(),
+                meta.uid(),
+                effective_uid()
+            ),
+        ));
+    }
+    if created {
+        sync_dir(path)?;
+        if !header.is_empty() {
+            (&file)
+                .write_all(header)
+                .map_err(|e| annotate(e, "cannot write", path))?;
+        }
+    }
+    let size = file
+        .metadata()
+        .map_err(|e| annotate(e, "cannot stat", path))?
+        .len();
+    if !created && size == 0 {
+        // Created by another writer that may not have synced the directory yet. Every writer
+        // syncs it before its first byte goes in, so a non-empty log's name is durable.
+        sync_dir(path)?;
+    }
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    if size > 0 {
+        let mut last = [0u8; 1];
+        file.read_exact_at(&mut last, size - 1)
+            .map_err(|e| annotate(e, "cannot read", path))?;
+        if last[0] != b'\n' {
+            bytes.push(b'\n');
+        }
+    }
+    bytes.extend_from_slice(line);
+    let written = loop {
+        match (&file).write(&bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    match written {
+        Ok(n) if n == bytes.len() => {}
+        Ok(n) => {
+            return Err(io::Error::other(format!(
+                "{}: only {n} of {} bytes appended (disk full?)",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        Err(e) => return Err(annotate(e, "cannot append to", path)),
+    }
+    file.sync_data()
+        .map_err(|e| annotate(e, "cannot fdatasync", path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,14 +72,15 @@ fn restart_count(sp: &Spank) -> u32 {
 /// Attempts of this task already recorded (same index, job, step and task). A requeued job
 /// keeps its id; its earlier runs left records, so this counts its restarts even where Slurm's
 /// own counter is not visible to the plugin. Runs as the user (task_init, record writer).
-fn recorded_attempts(layout: &Layout, key: &TaskKey) -> u32 {
-    let Ok(entries) = std::fs::read_dir(layout.records_dir()) else {
+/// Reads only the segments of `group` (the array job, else the job).
+fn recorded_attempts(layout: &Layout, key: &TaskKey, group: u32) -> u32 {
+    let Ok(listing) = frames_core::store::list(layout, Some(group)) else {
         return 0;
     };
-    let count = entries
-        .flatten()
-        .filter_map(|e| TaskKey::parse_record_name(&e.file_name().to_string_lossy()))
-        .filter(|k| {
+    let count = listing
+        .records
+        .iter()
+        .filter(|(k, _)| {
             (k.index, k.job_id, k.step, k.task_id) == (key.index, key.job_id, key.step, key.task_id)
         })
         .count();
@@ -87,8 +88,9 @@ fn recorded_attempts(layout: &Layout, key: &TaskKey) -> u32 {
 }
 
 /// The key with the attempt number fixed: Slurm's restart count or the records' count.
-fn with_attempt(layout: &Layout, mut key: TaskKey) -> TaskKey {
-    key.attempt = key.attempt.max(recorded_attempts(layout, &key));
+fn with_attempt(layout: &Layout, mut key: TaskKey, ids: &JobIds) -> TaskKey {
+    let group = ids.array_job_id.unwrap_or(ids.job_id);
+    key.attempt = key.attempt.max(recorded_attempts(layout, &key, group));
     key
 }
 
@@ -202,7 +204,7 @@ impl Remote {
             ))
         })?;
         note_node_local(layout, step.submission.as_deref(), options.local);
-        let key = with_attempt(layout, Self::key(sp, step, sp.task_global_id()?));
+        let key = with_attempt(layout, Self::key(sp, step, sp.task_global_id()?), &step.ids);
         let time = frames_core::options::frame_time(options.t0, options.dt, key.index);
         sp.setenv("FRAME_INDEX", &key.index.to_string(), true)?;
         sp.setenv("FRAME_ATTEMPT", &key.attempt.to_string(), true)?;
@@ -376,7 +378,7 @@ fn write_record(
     layout
         .create_private_dirs(facts.uid)
         .map_err(|e| format!("record not written: {e}"))?;
-    facts.key = with_attempt(layout, facts.key);
+    facts.key = with_attempt(layout, facts.key, &facts.ids);
     let key = &facts.key;
     let capture = layout.capture_path(key);
     let partial = crate::tee::partial_path(&capture);
@@ -409,7 +411,11 @@ fn write_record(
         .as_ref()
         .and_then(|path| frames_core::record::frame_checksum(path, sha256).ok());
     let printed_by_steps = if key.step == StepId::Batch {
-        results_printed_by_steps(layout, key)
+        results_printed_by_steps(
+            layout,
+            key,
+            facts.ids.array_job_id.unwrap_or(facts.ids.job_id),
+        )
     } else {
         HashMap::new()
     };
@@ -422,11 +428,9 @@ fn write_record(
             printed_by_steps,
         },
     );
-    let bytes = serde_json::to_vec_pretty(&record)
-        .map_err(|e| format!("record not written: cannot serialize it: {e}"))?;
-    let path = layout.record_path(key);
-    host_io::write_new(&path, &bytes)
-        .map_err(|e| format!("record not written: {}: {e}", path.display()))?;
+    // One durable append to this job's segment on this node (frames_core::store).
+    let path = frames_core::store::append(layout, key, &record)
+        .map_err(|e| format!("record not written: {e}"))?;
     let status = format!("{:?}", record.status).to_lowercase();
     // A node-local DIR holds only this node's records: `frames gather` merges on the submit host.
     if frames_core::gather::read_mark(layout).is_some() {

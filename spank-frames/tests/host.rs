@@ -50,19 +50,13 @@ fn array_task_with(dir: &Path, index: u32, command: &str, flags: &[&str]) -> Out
     host.call("init_post_opt").task(command).call("exit").run()
 }
 
+/// Every record (segment lines and record files), by key.
 fn records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir.join(".frames/records")) else {
-        return out;
-    };
-    let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    paths.sort();
-    for path in paths {
-        if path.extension().is_some_and(|e| e == "json") {
-            out.push(serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap());
-        }
-    }
-    out
+    frames_core::store::read_all(&frames_core::Layout::new(dir))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, _, json)| serde_json::from_slice(&json).unwrap())
+        .collect()
 }
 
 #[test]
@@ -290,10 +284,7 @@ fn a_second_attempt_never_overwrites_the_first() {
     let tmp = temp_dir("attempts");
     let dir = tmp.path().to_path_buf();
     array_task(&dir, 4, "exit 1");
-    let first = std::fs::read_dir(dir.join(".frames/records"))
-        .unwrap()
-        .count();
-    assert_eq!(first, 1);
+    assert_eq!(records(&dir).len(), 1);
     // The same job running the task again (a requeue Slurm's counter did not show): a new
     // attempt with its own record; the first is kept.
     let out = array_task(&dir, 4, "echo attempt=$FRAME_ATTEMPT; exit 1");
@@ -414,6 +405,7 @@ fn results_are_recorded_exactly_as_printed() {
         ),
     );
     assert_eq!(out.rc("task_exit"), Some(0), "{}", out.transcript());
+    // The record as stored (a segment line holds the record's JSON text).
     let record_file = std::fs::read_dir(dir.join(".frames/records"))
         .unwrap()
         .flatten()

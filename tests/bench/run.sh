@@ -130,11 +130,13 @@ loadmark() { echo "$1|$(date -u +%H:%M:%S)|$(cut -d' ' -f1-3 /proc/loadavg)" >>"
 
 # ============ item 6: collection at scale
 item6() {
-    log "item 6: generating 10,000 and 100,000 records and frames"
+    log "item 6: generating 10,000 and 100,000 records and frames (and 100,000 old record files)"
     local n dir
     for n in 10000 100000; do
         "$fb" gen "$work/frames-$n" "$n"
     done
+    # A directory of plugin versions before segments (one record file per task): still read.
+    "$fb" gen --files "$work/frames-files-100000" 100000
     sync
     # The shell loop collect scripts use: test each expected frame file. As written in the wild
     # ($(printf) forks a subshell per index) and a fork-free variant (printf -v), the fastest a
@@ -163,7 +165,8 @@ EOF
             run_timed "status-$n" taskset -c 0 "$frames" status "$dir"
             run_timed "loop-nofork-$n" taskset -c 0 bash "$work/loop-nofork.sh" "$dir" "$n"
             # The I/O floor of any merge that reads every record: cat them all (xargs, few execs).
-            run_timed "catrec-$n" taskset -c 0 bash -c 'cd "$1/.frames/records" && find . -name "*.json" -print0 | xargs -0 cat >/dev/null' _ "$dir"
+            run_timed "catrec-$n" taskset -c 0 bash -c 'cd "$1/.frames/records" && find . -type f -print0 | xargs -0 cat >/dev/null' _ "$dir"
+            ((n == 100000)) && run_timed "merge-files-$n" taskset -c 0 "$frames" collect "$work/frames-files-$n"
             ((r < fork_reps)) && run_timed "loop-fork-$n" taskset -c 0 bash "$work/loop-fork.sh" "$dir" "$n"
         done
     done
@@ -185,6 +188,8 @@ item7() {
         run_timed cat taskset -c 0 cat "${files[@]}"
         run_timed checksum taskset -c 0 "$fb" checksum "${files[@]}"
         run_timed checksum-sha taskset -c 0 "$fb" checksum --sha256 "${files[@]}"
+        # BLAKE3's single-core ceiling: 1 GiB hashed from a buffer in cache (no file read).
+        run_timed checksum-peak taskset -c 0 "$fb" checksum-peak 1024
     done
     report
     rm -rf "$dir"

@@ -9,35 +9,21 @@ use super::{Collection, OwnedSubmission};
 use crate::Problem;
 use crate::layout::{Layout, TaskKey};
 use crate::record::TaskRecord;
+use crate::store::{self, Listing, Place};
 use crate::submission;
 
 pub(super) fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
-/// Record files: key and file name.
-pub(super) type RecordNames = Vec<(TaskKey, String)>;
-
-/// Lists the record files by name: (key, file name). Names that are not record names are
-/// returned separately (temp files of writers in progress, starting with '.', are ignored).
-pub(super) fn list_records(layout: &Layout) -> io::Result<(RecordNames, Vec<String>)> {
-    let dir = layout.records_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|e| annotate(e, "cannot read", &dir))?;
-    let mut keys = Vec::new();
-    let mut strange = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| annotate(e, "cannot read", &dir))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        match TaskKey::parse_record_name(&name) {
-            Some(key) => keys.push((key, name.into_owned())),
-            None => strange.push(name.into_owned()),
-        }
+/// Lists the records (record files and segment lines); a missing records directory lists
+/// nothing.
+pub(super) fn list_records(layout: &Layout) -> io::Result<Listing> {
+    match store::list(layout, None) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Listing::default()),
+        Err(e) => Err(e),
     }
-    Ok((keys, strange))
 }
 
 /// The records directory, open, so each record is opened relative to it (`openat`): no path
@@ -102,15 +88,23 @@ impl RecordDir {
 
 fn read_records(
     dir: &RecordDir,
-    records_dir: &Path,
-    keys: &[(TaskKey, String)],
+    layout: &Layout,
+    listing: &Listing,
+    part: &[(TaskKey, Place)],
     owner: u32,
 ) -> Vec<Result<TaskRecord, Problem>> {
     let mut buf = Vec::with_capacity(64 * 1024);
-    keys.iter()
-        .map(|(key, name)| {
-            let problem = |e: String| Problem::new(&records_dir.join(name), e);
-            match dir.read(name, &mut buf) {
+    part.iter()
+        .map(|(key, place)| {
+            let problem = |e: String| Problem::new(&store::place_path(layout, listing, place), e);
+            let read = match place {
+                Place::File(name) => dir.read(name, &mut buf),
+                Place::Segment { .. } => match listing.segment_json(place) {
+                    Some((seg, json)) => Ok((seg.uid, serde_json::from_slice::<TaskRecord>(json))),
+                    None => Err(io::Error::other("segment line out of range")),
+                },
+            };
+            match read {
                 Ok((uid, _)) if uid != owner => Err(problem(foreign(uid, owner))),
                 Ok((uid, parsed)) => match parsed {
                     Ok(r) if r.uid.is_some_and(|said| said != uid) => {
@@ -141,20 +135,24 @@ pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Resu
     let state = state_dir_owner(layout)?;
     let owner = state.uid();
     let records_dir = layout.records_dir();
-    let (keys, strange) = match list_records(layout) {
-        Ok(v) => v,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut problems: Vec<Problem> = strange
+    let listing = list_records(layout)?;
+    let keys = &listing.records;
+    let mut problems: Vec<Problem> = listing
+        .strange
         .iter()
         .map(|n| {
             Problem::new(
                 &records_dir.join(n),
-                "unexpected file name: expected INDEX.aATTEMPT.jJOB.sSTEP.tTASK.json",
+                "unexpected file name: expected JOB.NODE.seg or INDEX.aATTEMPT.jJOB.sSTEP.tTASK.json",
             )
         })
         .collect();
+    problems.extend(
+        listing
+            .bad
+            .iter()
+            .map(|(name, e)| Problem::new(&records_dir.join(name), e.as_str())),
+    );
     // Read in directory order (cheaper for the file system than name order), sort after.
     let dir = RecordDir::open(&records_dir)?;
     // Reading many small files is bound by system call latency, not by the CPU: with enough
@@ -167,23 +165,28 @@ pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Resu
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
     let chunk = keys.len().div_ceil(threads).max(1);
-    let parts: Vec<Vec<Result<TaskRecord, Problem>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = keys
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| read_records(&dir, &records_dir, part, owner)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().map_err(|_| {
-                    io::Error::other(format!(
-                        "{}: a reader thread panicked",
-                        records_dir.display()
-                    ))
+    let parts: Vec<Vec<Result<TaskRecord, Problem>>> = if threads == 1 {
+        // In this thread: a spawned one would grow its own malloc arena page by page.
+        vec![read_records(&dir, layout, &listing, keys, owner)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = keys
+                .chunks(chunk)
+                .map(|part| scope.spawn(|| read_records(&dir, layout, &listing, part, owner)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().map_err(|_| {
+                        io::Error::other(format!(
+                            "{}: a reader thread panicked",
+                            records_dir.display()
+                        ))
+                    })
                 })
-            })
-            .collect::<io::Result<_>>()
-    })?;
+                .collect::<io::Result<_>>()
+        })?
+    };
     let mut keyed = Vec::with_capacity(keys.len());
     for ((key, _), item) in keys.iter().zip(parts.into_iter().flatten()) {
         match item {

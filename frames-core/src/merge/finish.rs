@@ -8,8 +8,9 @@ use super::Summary;
 use super::collect::{MAX_RECORD_BYTES, annotate, list_records};
 use super::merge;
 use super::select::submitted_indices;
-use crate::layout::{Layout, StepId, TaskKey};
+use crate::layout::{Layout, StepId};
 use crate::record::TaskRecord;
+use crate::store::{self, Listing, Place};
 use crate::submission;
 
 /// (job id, attempt, step): the task records of one step of one attempt.
@@ -22,7 +23,8 @@ type StepAttempt = (u32, u32, StepId);
 /// - without: every step of every job has as many task records as it has tasks (one record
 ///   of each step is read for its task count). Array records without a recorded array spec
 ///   cannot be judged (`false`): `frames collect` merges those.
-fn complete_by_names(layout: &Layout, keys: &[(TaskKey, String)]) -> io::Result<bool> {
+fn complete_by_names(layout: &Layout, listing: &Listing) -> io::Result<bool> {
+    let keys = &listing.records;
     let (submissions, _) = submission::read_all(layout)?;
     let (submitted, have_spec, _) = submitted_indices(submissions.iter());
     if have_spec {
@@ -32,11 +34,11 @@ fn complete_by_names(layout: &Layout, keys: &[(TaskKey, String)]) -> io::Result<
     // Task ids seen per (job, attempt, step); a step's task count comes from one readable
     // record of it (a FIFO, symlink or corrupt file under a record's name is skipped, not
     // waited on).
-    let mut steps: BTreeMap<StepAttempt, (BTreeSet<u32>, Vec<&str>)> = BTreeMap::new();
-    for (k, name) in keys {
+    let mut steps: BTreeMap<StepAttempt, (BTreeSet<u32>, Vec<&Place>)> = BTreeMap::new();
+    for (k, place) in keys {
         let e = steps.entry((k.job_id, k.attempt, k.step)).or_default();
         e.0.insert(k.task_id);
-        e.1.push(name);
+        e.1.push(place);
     }
     // Only each job's latest attempt counts.
     let mut latest: BTreeMap<u32, u32> = BTreeMap::new();
@@ -48,9 +50,8 @@ fn complete_by_names(layout: &Layout, keys: &[(TaskKey, String)]) -> io::Result<
         if latest.get(job) != Some(attempt) {
             continue;
         }
-        let record = names.iter().find_map(|name| {
-            let path = layout.records_dir().join(name);
-            let bytes = host_io::read_regular_nofollow(&path, MAX_RECORD_BYTES).ok()?;
+        let record = names.iter().find_map(|place| {
+            let bytes = store::read_json(layout, listing, place, MAX_RECORD_BYTES)?;
             serde_json::from_slice::<TaskRecord>(&bytes).ok()
         });
         match record {
@@ -87,11 +88,11 @@ fn complete_by_names(layout: &Layout, keys: &[(TaskKey, String)]) -> io::Result<
 /// Cheap while incomplete: one listing of the record names (no record is opened) and a read
 /// of the few submission files.
 pub fn try_finish(layout: &Layout) -> io::Result<Option<Summary>> {
-    let (keys, _) = list_records(layout)?;
-    if keys.is_empty() || !complete_by_names(layout, &keys)? {
+    let listing = list_records(layout)?;
+    if listing.records.is_empty() || !complete_by_names(layout, &listing)? {
         return Ok(None);
     }
-    let mut count = keys.len();
+    let mut count = listing.records.len();
     let token = layout.finish_token_path(count);
     match std::fs::OpenOptions::new()
         .write(true)
@@ -106,7 +107,7 @@ pub fn try_finish(layout: &Layout) -> io::Result<Option<Summary>> {
     // Bounded: each round means more records arrived meanwhile.
     for _ in 0..1000 {
         let summary = merge(layout)?;
-        let now = list_records(layout)?.0.len();
+        let now = list_records(layout)?.records.len();
         if now == count {
             return Ok(Some(summary));
         }

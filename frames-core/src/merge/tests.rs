@@ -161,6 +161,59 @@ fn choice_rules() {
 }
 
 #[test]
+fn segments_and_old_record_files_are_read_together_and_torn_lines_hide_nothing() {
+    let (_t, l) = dir("merge-segments");
+    submit(&l, "sbatch --array=0-4 r.sh", 1.0);
+    // Index 0 as an older plugin wrote it (one file), 1-3 appended to segments of two nodes.
+    put(&l, &sample(0));
+    let me = host_io::effective_uid();
+    for (i, node) in [(1, "c1"), (2, "c2"), (3, "c1")] {
+        let mut r = sample(i);
+        r.uid = Some(me);
+        r.node = node.into();
+        crate::store::append(&l, &key(&r), &r).unwrap();
+    }
+    // A crash cut index 4's line in c2's segment.
+    let mut r = sample(4);
+    r.uid = Some(me);
+    r.node = "c2".into();
+    let line = crate::store::encode_line(&key(&r), &serde_json::to_vec(&r).unwrap());
+    let seg = l.records_dir().join(crate::store::segment_name(1000, "c2"));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &line[..line.len() / 2]).unwrap();
+    let s = merge(&l).unwrap();
+    assert_eq!((s.done, s.missing), (4, 1), "{:?}", s.problems);
+    assert_eq!(s.rerun_ranges, "4");
+    assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+    assert!(
+        s.problems[0].error.contains("incomplete last record"),
+        "{:?}",
+        s.problems
+    );
+    assert!(
+        s.problems[0].path.ends_with("1000.c2.seg"),
+        "{:?}",
+        s.problems
+    );
+    // The rerun appends after the torn piece: the record counts, the piece stays a problem.
+    crate::store::append(&l, &key(&r), &r).unwrap();
+    let s = merge(&l).unwrap();
+    assert_eq!((s.done, s.missing), (5, 0), "{:?}", s.problems);
+    assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+    assert!(
+        s.problems[0].error.contains("where its length says"),
+        "{:?}",
+        s.problems
+    );
+    let c = collect(&l).unwrap();
+    assert_eq!(c.records.len(), 5);
+    assert_eq!(
+        c.records.iter().map(|r| r.index).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+}
+
+#[test]
 fn corrupt_and_strange_files_are_problems_not_fatal() {
     let (_t, l) = dir("merge-corrupt");
     submit(&l, "sbatch --array=0-2 r.sh", 1.0);

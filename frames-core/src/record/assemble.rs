@@ -216,24 +216,23 @@ fn warnings(errors: &[ResultError]) -> Vec<String> {
 }
 
 /// Counts, for the batch step's record, the results the job's other steps (same job and
-/// attempt) recorded: what [`TaskOutputs::printed_by_steps`] holds. Unreadable records are
+/// attempt) recorded: what [`TaskOutputs::printed_by_steps`] holds. Only the segments of
+/// `group` (the job's array job id, else its job id) are read. Unreadable records are
 /// skipped. Runs as the user.
 pub fn results_printed_by_steps(
     layout: &crate::layout::Layout,
     key: &TaskKey,
+    group: u32,
 ) -> HashMap<String, usize> {
     let mut printed: HashMap<String, usize> = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(layout.records_dir()) else {
+    let Ok(listing) = crate::store::list(layout, Some(group)) else {
         return printed;
     };
-    for entry in entries.flatten() {
-        let Some(k) = TaskKey::parse_record_name(&entry.file_name().to_string_lossy()) else {
-            continue;
-        };
+    for (k, place) in &listing.records {
         if k.job_id != key.job_id || k.attempt != key.attempt || k.step == StepId::Batch {
             continue;
         }
-        let Ok(bytes) = host_io::read_regular_nofollow(&entry.path(), 64 << 20) else {
+        let Some(bytes) = crate::store::read_json(layout, &listing, place, 64 << 20) else {
             continue;
         };
         let Ok(step_record) = serde_json::from_slice::<TaskRecord>(&bytes) else {

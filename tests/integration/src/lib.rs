@@ -325,16 +325,22 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every task record of the frame dir `dir` (`.frames/records/*.json`), parsed.
+/// Every task record of the frame dir `dir` (segment lines and old record files), parsed.
 pub fn record_files(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir.join(".frames/records")) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push(read_json(&path));
-            }
-        }
-    }
-    out
+    record_texts(dir)
+        .into_iter()
+        .map(|(name, bytes)| {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+        })
+        .collect()
+}
+
+/// Every task record of `dir` as written: (`STEM.json`, its JSON bytes), by key. A record in
+/// a segment is named by its stem as an old record file was, so tests match names either way.
+pub fn record_texts(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    frames_core::store::read_all(&frames_core::Layout::new(dir))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, _, json)| (format!("{}.json", key.stem()), json))
+        .collect()
 }

@@ -78,23 +78,9 @@ impl Drop for LoopFs {
     }
 }
 
-/// Every record file of DIR with its bytes, by name.
+/// Every record of DIR with its bytes, by name (segment lines named by their stem).
 fn record_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join(".frames/records"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                .map(|e| {
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        std::fs::read(e.path()).unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    integration_tests::record_texts(dir)
 }
 
 fn srun(cluster: &Cluster, dir: &Path, script: &Path, tasks: u32) -> (Run, Duration) {

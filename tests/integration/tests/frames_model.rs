@@ -455,24 +455,18 @@ fn foreign_files_in_the_owners_frames_dir_are_problems() {
     let (_work, dir) = array_with_a_failure(&cluster, "model-foreign");
     let d = dir.to_str().unwrap();
     // The failed index 2, forged as done by user 2 in a .frames opened to everyone.
+    // Planted as a record file (the format older plugins wrote, still read).
     let records = dir.join(".frames/records");
-    let failed = std::fs::read_dir(&records)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("00000002.")
-        })
+    let (failed_name, failed_bytes) = integration_tests::record_texts(&dir)
+        .into_iter()
+        .find(|(name, _)| name.starts_with("00000002."))
         .expect("record of index 2");
-    let mut forged = read_json(&failed);
+    let mut forged: serde_json::Value = serde_json::from_slice(&failed_bytes).unwrap();
     forged["status"] = serde_json::json!("done");
     forged["reason"] = serde_json::Value::Null;
     forged["exit_code"] = serde_json::json!(0);
     forged["job_id"] = serde_json::json!(forged["job_id"].as_u64().unwrap() + 100_000);
-    let name = failed.file_name().unwrap().to_string_lossy().replace(
+    let name = failed_name.replace(
         &format!(".j{}.", forged["job_id"].as_u64().unwrap() - 100_000),
         &format!(".j{}.", forged["job_id"]),
     );

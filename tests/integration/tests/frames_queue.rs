@@ -34,9 +34,7 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn records(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join(".frames/records"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    integration_tests::record_texts(dir).len()
 }
 
 fn sbatch(cluster: &Cluster, args: &[&str]) -> String {
@@ -557,9 +555,22 @@ fn a_partly_cancelled_array_proposes_the_cancelled_indices_on_every_node() {
         t.len() == 10 && t.iter().all(|(_, s, _)| s == "RUNNING")
     });
     cluster.as_user("scancel", &[&format!("{job}_[3-5]")]);
-    wait_until("cancelled tasks recorded", Duration::from_secs(60), || {
-        records(&dir) == 3
-    });
+    // Records are appended as the tasks end, which can be before Slurm has finished them:
+    // wait for both.
+    wait_until(
+        "cancelled tasks recorded and ended",
+        Duration::from_secs(60),
+        || {
+            records(&dir) == 3
+                && tasks(&cluster, &job)
+                    .iter()
+                    .filter(|(i, s, _)| {
+                        (3..=5).contains(i) && (s == "RUNNING" || s == "COMPLETING")
+                    })
+                    .count()
+                    == 0
+        },
+    );
     let dry = frames(&cluster, &["resubmit", "--dry-run", d]);
     assert_eq!(dry.code, Some(0), "{dry:?}");
     assert!(dry.stdout.contains("--array=3-5"), "{dry:?}");

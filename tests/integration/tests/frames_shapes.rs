@@ -121,13 +121,9 @@ fn srun_inside_sbatch_records_every_task_on_its_node() {
         assert_eq!(r["results"][0]["rank"], r["task_id"], "{r}");
     }
     // Results as printed: in the record files and in the capture files.
-    for entry in std::fs::read_dir(dir.join(".frames/records"))
-        .unwrap()
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().to_string();
+    for (name, bytes) in integration_tests::record_texts(&dir) {
         if name.contains(".s0.") {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
             assert!(text.contains(AS_PRINTED), "{name}: {text}");
         }
     }
@@ -633,10 +629,9 @@ fn requeue_after_a_node_crash_is_the_next_attempt() {
     assert_eq!(r["results"][0]["attempt"], 1, "FRAME_ATTEMPT: {r}");
     assert_eq!(r["results"][0]["restarts"], 1, "SLURM_RESTART_COUNT: {r}");
     assert!(
-        std::fs::read_dir(dir.join(".frames/records"))
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().contains(".a1.")),
+        integration_tests::record_texts(&dir)
+            .iter()
+            .any(|(name, _)| name.contains(".a1.")),
         "the record's name carries a1"
     );
     let deadline = Instant::now() + Duration::from_secs(60);

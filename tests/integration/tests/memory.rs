@@ -166,16 +166,10 @@ fn slurmstepd_memory_flat_across_1000_steps_with_both_plugins() {
         panic!("samples missing: {samples:?}\n{job_out}");
     };
     // Each srun names the frame dir (a step inside a job that routes frames is left alone).
-    let records = std::fs::read_dir(work.join("steps/.frames/records"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.ends_with(".json") && !n.contains(".sbatch.")
-                })
-                .count()
-        })
-        .unwrap_or(0);
+    let records = integration_tests::record_texts(&work.join("steps"))
+        .iter()
+        .filter(|(n, _)| !n.contains(".sbatch."))
+        .count();
     let step_growth = s1000.1 - s10.1;
     let batch_growth = s1000.2 - s10.2;
     let kib = |v: Option<i64>| v.map_or("?".to_string(), |v| v.to_string());

@@ -196,13 +196,21 @@ fn storm_of_500_simultaneous_endings_three_times() {
         lock.release();
         cluster.wait_queue_empty(Duration::from_secs(300));
 
-        // 500 records, each complete JSON, each done.
-        let records_dir = dir.join(".frames/records");
-        let names = files_in(&records_dir);
+        // 500 records, each a whole line of a segment (or a record file), each done.
+        let listing =
+            frames_core::store::list(&frames_core::Layout::new(&dir), None).expect("records");
+        assert!(
+            listing.strange.is_empty(),
+            "round {round}: stray files {:?}",
+            listing.strange
+        );
+        assert!(
+            listing.bad.is_empty(),
+            "round {round}: torn records {:?}",
+            listing.bad
+        );
         let mut records = Vec::new();
-        for name in &names {
-            assert!(name.ends_with(".json"), "round {round}: stray file {name}");
-            let bytes = std::fs::read(records_dir.join(name)).unwrap();
+        for (name, bytes) in integration_tests::record_texts(&dir) {
             let value: serde_json::Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("round {round}: torn record {name}: {e}"));
             records.push(value);

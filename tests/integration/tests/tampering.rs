@@ -14,24 +14,13 @@ use integration_tests::{Cluster, Run};
 use reliability::report;
 use spank_test_support::reliability;
 
+/// Every record the merge would read (segments and record files; a planted FIFO or symlink
+/// is refused by the reader, never blocks it).
 fn records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir.join(".frames/records"))
+    integration_tests::record_texts(dir)
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let path = entry.path();
-        // Only regular files: a planted FIFO would block this reader forever.
-        if path.extension().is_some_and(|e| e == "json")
-            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
-            && let Ok(bytes) = std::fs::read(&path)
-            && let Ok(v) = serde_json::from_slice(&bytes)
-        {
-            out.push(v);
-        }
-    }
-    out
+        .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok())
+        .collect()
 }
 
 fn by_index(records: &[serde_json::Value], i: u64) -> Option<&serde_json::Value> {
@@ -522,15 +511,10 @@ printf x > "$FRAME_PATH"
             .and_then(|e| e["error"].as_str())
             .unwrap_or("")
             .to_string();
-        let record_size = std::fs::read_dir(dir.join(".frames/records"))
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{i:08}."))
-            })
-            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        let record_size = integration_tests::record_texts(&dir)
+            .iter()
+            .filter(|(name, _)| name.starts_with(&format!("{i:08}.")))
+            .map(|(_, bytes)| bytes.len() as u64)
             .sum::<u64>();
         report(
             "attack: result output",

@@ -1,0 +1,513 @@
+//! The record store: where task records live under `DIR/.frames/records/` and how they are
+//! read back as one listing, whichever way they were written.
+//!
+//! - Segments (this version): `<GROUP>.<NODE>.seg`, one per job (the array job for an array)
+//!   and node, appended to by every task of that job that ends on that node
+//!   ([`host_io::append_line`]: one `write` per record, then `fdatasync`). A node writes only
+//!   its own segments, so on NFS each file has one writer kernel. Each record is one line,
+//!   framed so a line torn by a crash is detected and never read as a record:
+//!
+//!   ```text
+//!   # frames record segment 1                     (written by the creator; '#' lines are skipped)
+//!   <STEM> <LEN> <CHECK> <JSON>\n                 STEM = TaskKey::stem, LEN = bytes of JSON,
+//!                                                 CHECK = CRC-32 of JSON, 8 hex digits
+//!   ```
+//!
+//! - Record files (plugin versions before segments): `<STEM>.json`, one whole file per task
+//!   attempt (host_io::write_new). Still read, so a frame directory from before an upgrade
+//!   keeps working, and both kinds may sit side by side.
+//!
+//! Reading 100,000 records from a few segments costs a few large reads instead of 100,000
+//! opens. [`list`] reads every segment whole and checks each line's framing; record files are
+//! listed by name and read by the caller (merge::collect, with `openat`).
+use std::io::{self, Read};
+use std::ops::Range;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+
+use crate::layout::{Layout, TaskKey};
+use crate::record::TaskRecord;
+
+/// The first line of every segment.
+pub const SEGMENT_HEADER: &[u8] = b"# frames record segment 1\n";
+
+/// Largest segment read (a bigger one is reported as a problem, not read).
+pub const MAX_SEGMENT_BYTES: u64 = 16 << 30;
+
+/// The name of the segment of job (or array job) `group` on `node`. Characters other than
+/// ASCII letters, digits, '-' and '_' in the node name become '_' (a name stays one file name).
+pub fn segment_name(group: u32, node: &str) -> String {
+    let node: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{group}.{node}.seg")
+}
+
+/// Whether a file name under `records/` is a segment.
+pub fn is_segment_name(name: &str) -> bool {
+    name.ends_with(".seg") && !name.starts_with('.')
+}
+
+/// The segment a record belongs in: its array job's (or its job's) on its node.
+pub fn segment_path(layout: &Layout, record: &TaskRecord) -> PathBuf {
+    let group = record.array_job_id.unwrap_or(record.job_id);
+    layout.records_dir().join(segment_name(group, &record.node))
+}
+
+/// One framed line for `key`'s record `json` (compact JSON: one line).
+pub fn encode_line(key: &TaskKey, json: &[u8]) -> Vec<u8> {
+    let check = check_hex(json);
+    let stem = key.stem();
+    let mut line = Vec::with_capacity(stem.len() + json.len() + 40);
+    line.extend_from_slice(stem.as_bytes());
+    line.extend_from_slice(format!(" {} {check} ", json.len()).as_bytes());
+    line.extend_from_slice(json);
+    line.push(b'\n');
+    line
+}
+
+/// The line check: CRC-32 of the JSON, 8 hex digits. It detects torn and garbled lines (SIMD
+/// CRC runs at memory speed, unlike a cryptographic hash on 600-byte inputs); forgery is not
+/// its business: only the owner of `.frames` can write a segment that is counted.
+fn check_hex(json: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(json))
+}
+
+/// Appends `record` (as `key`) to its segment, durably (see [`host_io::append_line`]). Runs as
+/// the record's user. Returns the segment's path.
+pub fn append(layout: &Layout, key: &TaskKey, record: &TaskRecord) -> io::Result<PathBuf> {
+    let json = serde_json::to_vec(record).map_err(io::Error::other)?;
+    let path = segment_path(layout, record);
+    host_io::append_line(&path, SEGMENT_HEADER, &encode_line(key, &json))?;
+    Ok(path)
+}
+
+/// What one line of a segment holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A whole record: its key and the byte range of its JSON in the segment.
+    Record(TaskKey, Range<usize>),
+    /// Bytes that are not a record (torn by a crash, or altered): where they start and why.
+    Bad { offset: usize, error: String },
+}
+
+/// Splits a segment into its lines. Never fails: a bad line is reported and reading goes on
+/// at the next '\n', so one torn or altered line never hides the records after it. An
+/// unterminated last line is a record being appended or one cut by a crash: not a record.
+pub fn parse_segment(bytes: &[u8]) -> Vec<Line> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        if rest[0] == b'\n' {
+            pos += 1; // an empty line: a writer's separator after a torn line
+            continue;
+        }
+        if rest[0] == b'#' {
+            pos += memchr(rest).map_or(rest.len(), |n| n + 1);
+            continue;
+        }
+        match parse_line(rest) {
+            Ok((key, json, used)) => {
+                out.push(Line::Record(key, pos + json.start..pos + json.end));
+                pos += used;
+            }
+            Err(error) => {
+                out.push(Line::Bad { offset: pos, error });
+                pos += memchr(rest).map_or(rest.len(), |n| n + 1);
+            }
+        }
+    }
+    out
+}
+
+fn memchr(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr(b'\n', bytes)
+}
+
+/// One framed line at the start of `rest`: key, JSON range (relative) and bytes used. The line
+/// ends at the first '\n' (compact JSON has none), and its length field must match exactly.
+fn parse_line(rest: &[u8]) -> Result<(TaskKey, Range<usize>, usize), String> {
+    let Some(nl) = memchr(rest) else {
+        return Err(
+            "incomplete last record (being appended, or cut by a crash): not counted".into(),
+        );
+    };
+    let line = &rest[..nl];
+    // STEM LEN CHECK: the three fields before the JSON, within the first 128 bytes.
+    let mut fields = [0usize; 3];
+    let mut found = 0;
+    for (i, &b) in line.iter().take(128).enumerate() {
+        if b == b' ' {
+            fields[found] = i;
+            found += 1;
+            if found == 3 {
+                break;
+            }
+        }
+    }
+    if found < 3 {
+        return Err("not a record line (expected STEM LEN CHECK JSON)".into());
+    }
+    let text = |r: Range<usize>| std::str::from_utf8(&line[r]).unwrap_or("");
+    let stem = text(0..fields[0]);
+    let key = TaskKey::parse_stem(stem).ok_or_else(|| format!("bad record key '{stem}'"))?;
+    // Decimal digits as the writer prints them (no sign, no leading zero): one framing per record.
+    let len_text = text(fields[0] + 1..fields[1]);
+    let canonical = len_text.bytes().all(|b| b.is_ascii_digit())
+        && (len_text == "0" || !len_text.starts_with('0'));
+    let len: usize = len_text
+        .parse()
+        .ok()
+        .filter(|_| canonical)
+        .ok_or_else(|| format!("record {stem}: bad length '{len_text}'"))?;
+    let check = text(fields[1] + 1..fields[2]);
+    let start = fields[2] + 1;
+    if line.len() - start != len {
+        return Err(format!(
+            "record {stem}: {} bytes where its length says {len} (torn by a crash?)",
+            line.len() - start
+        ));
+    }
+    if check_hex(&line[start..]) != check {
+        return Err(format!("record {stem}: checksum differs (altered or torn)"));
+    }
+    Ok((key, start..nl, nl + 1))
+}
+
+/// Where one listed record is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A record file (older plugin versions), by name.
+    File(String),
+    /// A line of `Listing::segments[segment]`, its JSON at `range`.
+    Segment { segment: usize, range: Range<usize> },
+}
+
+/// A segment, read whole.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub name: String,
+    /// The owner of the file (the user who appended to it).
+    pub uid: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Every record under `records/`: keys and places, in directory order.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub records: Vec<(TaskKey, Place)>,
+    pub segments: Vec<Segment>,
+    /// Names that are neither records nor segments (temp files, starting with '.', are
+    /// skipped).
+    pub strange: Vec<String>,
+    /// Segments that could not be read and bad lines: (file name, what is wrong).
+    pub bad: Vec<(String, String)>,
+}
+
+impl Listing {
+    /// The JSON of a record in a segment; `None` for a record file.
+    pub fn segment_json(&self, place: &Place) -> Option<(&Segment, &[u8])> {
+        match place {
+            Place::File(_) => None,
+            Place::Segment { segment, range } => {
+                let seg = self.segments.get(*segment)?;
+                Some((seg, seg.bytes.get(range.clone())?))
+            }
+        }
+    }
+}
+
+/// Lists the records directory: record files by name, segments read whole. With
+/// `only_group`, reads only the segments of that job (or array job): what a task of that job
+/// needs to see its own job's records (record files are listed all the same).
+pub fn list(layout: &Layout, only_group: Option<u32>) -> io::Result<Listing> {
+    let dir_path = layout.records_dir();
+    let entries = std::fs::read_dir(&dir_path).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot read {}: {e}", dir_path.display()))
+    })?;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir_path)
+        .map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open {}: {e}", dir_path.display()))
+        })?;
+    let mut out = Listing::default();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read {}: {e}", dir_path.display()))
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Some(key) = TaskKey::parse_record_name(&name) {
+            out.records.push((key, Place::File(name.into_owned())));
+        } else if is_segment_name(&name) {
+            if let Some(group) = only_group
+                && !name.starts_with(&format!("{group}."))
+            {
+                continue;
+            }
+            match read_segment(&dir, &name) {
+                Ok(seg) => {
+                    let index = out.segments.len();
+                    for line in parse_segment(&seg.bytes) {
+                        match line {
+                            Line::Record(key, range) => out.records.push((
+                                key,
+                                Place::Segment {
+                                    segment: index,
+                                    range,
+                                },
+                            )),
+                            Line::Bad { offset, error } => out
+                                .bad
+                                .push((name.to_string(), format!("at byte {offset}: {error}"))),
+                        }
+                    }
+                    out.segments.push(seg);
+                }
+                Err(e) => out
+                    .bad
+                    .push((name.into_owned(), format!("cannot read: {e}"))),
+            }
+        } else {
+            out.strange.push(name.into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a segment whole (never following a symlink, never blocking on a FIFO).
+fn read_segment(dir: &std::fs::File, name: &str) -> io::Result<Segment> {
+    let (file, meta) = host_io::open_regular_in(dir, name)?;
+    if meta.len() > MAX_SEGMENT_BYTES {
+        return Err(io::Error::other(format!(
+            "larger than {MAX_SEGMENT_BYTES} bytes"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    file.take(MAX_SEGMENT_BYTES).read_to_end(&mut bytes)?;
+    Ok(Segment {
+        name: name.to_owned(),
+        uid: meta.uid(),
+        bytes,
+    })
+}
+
+/// Reads one listed record's JSON text: from its segment, or its record file (at most `cap`
+/// bytes, never following a symlink). Used where a few records are needed (not the merge).
+pub fn read_json(layout: &Layout, listing: &Listing, place: &Place, cap: usize) -> Option<Vec<u8>> {
+    match place {
+        Place::File(name) => {
+            host_io::read_regular_nofollow(&layout.records_dir().join(name), cap).ok()
+        }
+        Place::Segment { .. } => listing.segment_json(place).map(|(_, j)| j.to_vec()),
+    }
+}
+
+/// Every record's JSON text with its key and where it is (`NAME.json` for a record file,
+/// `SEGMENT@BYTE` for a segment line), unchecked for ownership: for tests and tools that look
+/// at what the plugin wrote. Bad segment lines are left out (they are in `Listing::bad`).
+pub fn read_all(layout: &Layout) -> io::Result<Vec<(TaskKey, String, Vec<u8>)>> {
+    let listing = list(layout, None)?;
+    let mut out = Vec::with_capacity(listing.records.len());
+    for (key, place) in &listing.records {
+        let name = place_path(layout, &listing, place)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(json) = read_json(layout, &listing, place, 64 << 20) {
+            out.push((*key, name, json));
+        }
+    }
+    out.sort_by_key(|a| a.0);
+    Ok(out)
+}
+
+/// The path of a listed record, for messages: `records/NAME` or `records/SEGMENT@BYTE`.
+pub fn place_path(layout: &Layout, listing: &Listing, place: &Place) -> PathBuf {
+    match place {
+        Place::File(name) => layout.records_dir().join(name),
+        Place::Segment { segment, range } => {
+            let name = listing
+                .segments
+                .get(*segment)
+                .map_or("?", |s| s.name.as_str());
+            layout.records_dir().join(format!("{name}@{}", range.start))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::StepId;
+
+    fn key(index: u64) -> TaskKey {
+        TaskKey {
+            index,
+            attempt: 0,
+            job_id: 7,
+            step: StepId::Batch,
+            task_id: 0,
+        }
+    }
+
+    fn records(lines: &[Line]) -> Vec<TaskKey> {
+        lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Record(k, _) => Some(*k),
+                Line::Bad { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_round_trip_and_torn_lines_hide_nothing() {
+        let mut seg = SEGMENT_HEADER.to_vec();
+        seg.extend(encode_line(&key(1), br#"{"a":1}"#));
+        let second = encode_line(&key(2), br#"{"b":2}"#);
+        // A crash cut the second record; the next writer put a '\n' after the piece.
+        seg.extend_from_slice(&second[..second.len() - 4]);
+        seg.push(b'\n');
+        seg.extend(encode_line(&key(3), br#"{"c":3}"#));
+        let lines = parse_segment(&seg);
+        assert_eq!(records(&lines), vec![key(1), key(3)]);
+        let Line::Record(_, range) = &lines[0] else {
+            panic!("{lines:?}")
+        };
+        assert_eq!(&seg[range.clone()], br#"{"a":1}"#);
+        assert!(
+            matches!(&lines[1], Line::Bad { error, .. } if error.contains("where its length says"))
+        );
+        // An unterminated last line is not a record.
+        seg.extend_from_slice(&second[..10]);
+        let lines = parse_segment(&seg);
+        assert_eq!(records(&lines), vec![key(1), key(3)]);
+        assert!(
+            matches!(lines.last(), Some(Line::Bad { error, .. }) if error.contains("incomplete"))
+        );
+    }
+
+    #[test]
+    fn altered_lines_are_refused() {
+        let mut line = encode_line(&key(1), br#"{"a":1}"#);
+        let at = line.len() - 3;
+        line[at] = b'2';
+        let lines = parse_segment(&line);
+        assert!(
+            matches!(&lines[..], [Line::Bad { error, .. }] if error.contains("checksum")),
+            "{lines:?}"
+        );
+        for bad in [
+            &b"x y z\n"[..],
+            b"00000001.a0.j7.sbatch.t0 99999999999999999999999 0 {}\n",
+        ] {
+            let lines = parse_segment(bad);
+            assert!(matches!(&lines[..], [Line::Bad { .. }]), "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn segment_names_are_one_file_name() {
+        assert_eq!(segment_name(12, "c1"), "12.c1.seg");
+        assert_eq!(segment_name(12, "n1.ex/../a"), "12.n1_ex____a.seg");
+        assert!(is_segment_name("12.c1.seg"));
+        assert!(!is_segment_name(".12.c1.seg"));
+        assert_eq!(TaskKey::parse_record_name("12.c1.seg"), None);
+    }
+
+    #[test]
+    fn appends_from_many_writers_are_whole_lines() {
+        let tmp = crate::test_util::TempDir::new("segments");
+        let layout = Layout::new(tmp.path());
+        layout.create_dirs().unwrap();
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let layout = layout.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let mut r = crate::record::tests::sample(t * 100 + i);
+                        r.results = vec![
+                            crate::record::RawJson::parse(&format!("\"{}\"", "x".repeat(5000)))
+                                .unwrap(),
+                        ];
+                        let k = TaskKey {
+                            index: r.index,
+                            attempt: 0,
+                            job_id: r.job_id,
+                            step: StepId::Batch,
+                            task_id: 0,
+                        };
+                        append(&layout, &k, &r).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let listing = list(&layout, None).unwrap();
+        assert!(listing.bad.is_empty(), "{:?}", listing.bad);
+        assert_eq!(listing.records.len(), 400);
+        assert_eq!(listing.segments.len(), 1);
+        // The header comes first unless another writer was quicker than the creator.
+        assert_eq!(
+            listing.segments[0]
+                .bytes
+                .windows(SEGMENT_HEADER.len())
+                .filter(|w| *w == SEGMENT_HEADER)
+                .count(),
+            1
+        );
+        // A torn tail (crash) is skipped, and the next append is not swallowed by it.
+        let path = layout.records_dir().join(&listing.segments[0].name);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"00000999.a0.j1999.sbatch.t0 500 ab").unwrap();
+        let r = crate::record::tests::sample(998);
+        let k = TaskKey {
+            index: 998,
+            attempt: 0,
+            job_id: r.job_id,
+            step: StepId::Batch,
+            task_id: 0,
+        };
+        append(&layout, &k, &r).unwrap();
+        let listing = list(&layout, None).unwrap();
+        assert_eq!(listing.records.len(), 401, "{:?}", listing.bad);
+        assert_eq!(listing.bad.len(), 1, "{:?}", listing.bad);
+        // Someone else's file or a symlink at the name is never appended to.
+        let seg = segment_path(&layout, &r);
+        std::fs::remove_file(&seg).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &seg).unwrap();
+        assert!(append(&layout, &k, &r).is_err());
+        std::fs::remove_file(&seg).unwrap();
+        let c = std::ffi::CString::new(seg.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = append(&layout, &k, &r).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&seg).unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::fs::hard_link(&victim, &seg).unwrap();
+        let err = append(&layout, &k, &r).unwrap_err();
+        assert!(err.to_string().contains("links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    }
+}
