@@ -8,6 +8,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// `name` as one file-name component: characters other than ASCII letters, digits, '-' and '_'
+/// (a node or host name's dots, a '/') become '_'.
+pub fn file_name_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The step a task ran in: the batch script (`batch`) or an srun step (its number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StepId {

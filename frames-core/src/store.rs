@@ -37,16 +37,7 @@ pub const MAX_SEGMENT_BYTES: u64 = 16 << 30;
 /// The name of the segment of job (or array job) `group` on `node`. Characters other than
 /// ASCII letters, digits, '-' and '_' in the node name become '_' (a name stays one file name).
 pub fn segment_name(group: u32, node: &str) -> String {
-    let node: String = node
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let node = crate::layout::file_name_part(node);
     format!("{group}.{node}.seg")
 }
 

@@ -15,16 +15,7 @@ pub fn path_of(layout: &Layout, id: &str) -> PathBuf {
 /// Stores a new submission as `submissions/<id>.json`, never replacing another one. The id
 /// is `<time>-<host>-<pid>` (a suffix `-N` when taken), set in `submission.id`.
 pub fn write(layout: &Layout, submission: &mut Submission, host: &str) -> io::Result<PathBuf> {
-    let host: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let host = crate::layout::file_name_part(host);
     let base = format!("{:.6}-{host}-{}", submission.time, std::process::id());
     for n in 0..1000u32 {
         submission.id = if n == 0 {
