@@ -209,6 +209,7 @@ storage_env() {
 	cat >>"$ENV_FILE" <<EOF
 export SPANK_SHARED_FS=$( ((GLUSTER)) && echo glusterfs || echo local)
 export SPANK_MUNGE_DIR=$MUNGE_DIR
+export SPANK_NODE_NS_DIR=$NODE_NS_DIR
 EOF
 }
 

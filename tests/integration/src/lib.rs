@@ -89,6 +89,11 @@ impl Cluster {
             .unwrap_or_else(|| panic!("cluster.env has no {name}"))
     }
 
+    /// A cluster.env variable that only some clusters set.
+    pub fn var_opt(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
     pub fn user(&self) -> &str {
         self.var("SPANK_TEST_USER")
     }

@@ -1,7 +1,9 @@
 //! The frame directory's file system fails under a job: it is full, or it is read-only. A small
 //! ext4 image (mkfs.ext4 -m 0: no blocks reserved for root, so root is refused as well) is
-//! loop-mounted inside the cluster's shared directory, which every node sees (the nodes share
-//! the host's mount namespace). What must hold: the tasks fail, the reason is shown to the user
+//! loop-mounted inside the cluster's shared directory. Each node has its own mount namespace
+//! (and its own GlusterFS client for the shared directory), so the one loop device is mounted
+//! there in the host's namespace and in every node's (one file system, one superblock: what a
+//! task on a node sees is what the test sees). What must hold: the tasks fail, the reason is shown to the user
 //! (srun's stderr, from slurmstepd) and in the node's log, the records written before are
 //! byte-for-byte intact, nothing hangs and no node is drained.
 use std::path::{Path, PathBuf};
@@ -16,7 +18,23 @@ const TEST: &str = "frame_dir_file_system_full_or_read_only";
 /// The loop-mounted file system; unmounted (lazily, in case a task still holds it) on drop.
 struct LoopFs {
     image: PathBuf,
+    device: String,
     mount: PathBuf,
+    /// The nodes' mount namespaces (files under SPANK_NODE_NS_DIR) it is mounted in too.
+    node_namespaces: Vec<PathBuf>,
+}
+
+/// `mount ARGS` in the host's mount namespace, then in every one of `namespaces`.
+fn mount_everywhere(cluster: &Cluster, namespaces: &[PathBuf], args: &[&str]) {
+    let run = cluster.as_root("mount", args);
+    assert!(run.ok(), "mount {args:?}: {run:?}");
+    for ns in namespaces {
+        let ns_arg = format!("--mount={}", ns.display());
+        let mut nsenter = vec![ns_arg.as_str(), "mount"];
+        nsenter.extend_from_slice(args);
+        let run = cluster.as_root("nsenter", &nsenter);
+        assert!(run.ok(), "mount {args:?} in {}: {run:?}", ns.display());
+    }
 }
 
 impl LoopFs {
@@ -36,17 +54,34 @@ impl LoopFs {
         );
         assert!(run.ok(), "mkfs.ext4: {run:?}");
         std::fs::create_dir_all(&mount).unwrap();
-        let run = cluster.as_root(
-            "mount",
-            &[
-                "-o",
-                "loop",
-                base.to_str().unwrap(),
-                mount.to_str().unwrap(),
-            ],
+        // One loop device for every mount: two loop devices on one image would be two file
+        // systems writing the same blocks.
+        let run = cluster.as_root("losetup", &["-f", "--show", base.to_str().unwrap()]);
+        assert!(run.ok(), "losetup: {run:?}");
+        let device = run.stdout.trim().to_string();
+        let node_namespaces: Vec<PathBuf> = cluster
+            .var_opt("SPANK_NODE_NS_DIR")
+            .map(|dir| {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                // NODE (a namespace), not NODE.ready.
+                files.retain(|p| p.extension().is_none());
+                files.sort();
+                files
+            })
+            .unwrap_or_default();
+        let fs = LoopFs {
+            image: base,
+            device,
+            mount,
+            node_namespaces,
+        };
+        mount_everywhere(
+            cluster,
+            &fs.node_namespaces,
+            &[&fs.device, fs.mount.to_str().unwrap()],
         );
-        assert!(run.ok(), "mount: {run:?}");
-        let fs = LoopFs { image: base, mount };
         let owner = format!("{0}:{0}", cluster.user());
         let run = cluster.as_root("chown", &[&owner, fs.mount.to_str().unwrap()]);
         assert!(run.ok(), "{run:?}");
@@ -55,23 +90,30 @@ impl LoopFs {
     }
 
     fn remount(&self, cluster: &Cluster, how: &str) {
-        let run = cluster.as_root(
-            "mount",
-            &[
-                "-o",
-                &format!("remount,{how}"),
-                self.mount.to_str().unwrap(),
-            ],
+        let how = format!("remount,{how}");
+        mount_everywhere(
+            cluster,
+            &self.node_namespaces,
+            &["-o", &how, self.mount.to_str().unwrap()],
         );
-        assert!(run.ok(), "remount {how}: {run:?}");
     }
 }
 
 impl Drop for LoopFs {
     fn drop(&mut self) {
+        for ns in &self.node_namespaces {
+            let _ = std::process::Command::new("nsenter")
+                .arg(format!("--mount={}", ns.display()))
+                .args(["umount", "-l"])
+                .arg(&self.mount)
+                .status();
+        }
         let _ = std::process::Command::new("umount")
             .arg("-l")
             .arg(&self.mount)
+            .status();
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
             .status();
         let _ = std::fs::remove_dir(&self.mount);
         let _ = std::fs::remove_file(&self.image);
