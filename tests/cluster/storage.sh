@@ -98,7 +98,7 @@ EOF
 	done
 	start_daemon glusterd glusterd \
 		nsenter --net="/run/netns/$GL_NS" unshare --mount --propagation private sh -c \
-		"mount --bind '$GL_DIR/run' /run/gluster && ${no_georep}exec glusterd -N -f '$vol' -l '$LOG_DIR/gluster/glusterd.log'"
+		"mount -t tmpfs -o mode=0755 spank-gluster-run /run && mkdir -p /run/gluster && mount --bind '$GL_DIR/run' /run/gluster && ${no_georep}exec glusterd -N -f '$vol' -l '$LOG_DIR/gluster/glusterd.log'"
 	local ok=0
 	for _ in $(seq 100); do
 		gl volume list &>/dev/null && { ok=1; break; }
@@ -106,7 +106,17 @@ EOF
 	done
 	((ok)) || die "glusterd does not answer (log $LOG_DIR/gluster/glusterd.log)"
 	# force: the brick is on the root filesystem.
-	gl volume create "$GL_VOLUME" "$GL_ADDR:$GL_DIR/brick" force >/dev/null
+	# A tmpfs over /run in the server's mount namespace: glusterd's socket /run/glusterd.socket
+	# is outside /run/gluster, and two clusters started side by side met at it (the CLI of one
+	# talked to the other's glusterd: "Host ... is not in 'Peer in Cluster' state"). The retry
+	# covers a glusterd that answers before it knows its own address.
+	local out
+	for _ in $(seq 50); do
+		out=$(gl volume create "$GL_VOLUME" "$GL_ADDR:$GL_DIR/brick" force 2>&1) && break
+		[[ $out == *"Peer in Cluster"* ]] || die "volume create failed: $out"
+		sleep 0.2
+	done
+	[[ $out != *"Peer in Cluster"* ]] || die "volume create failed: $out"
 	gl volume start "$GL_VOLUME" >/dev/null
 	mkdir -p "$GL_DIR/root"
 	gl_mount "" "$GL_DIR/root" host-root
