@@ -17,6 +17,25 @@ exec > >(tee "$log") 2>&1
 
 section() { printf '\n==== %s (%s)\n' "$1" "$(date +%T)"; }
 started=$(date +%s)
+rm -f target/suite-24.11.log target/suite-26.05.log
+
+# On failure, the run's output ends with what failed (test names and their panic messages), not
+# with the daemon logs dumped after it: CI shows the end of the output.
+failure_digest() {
+    local files=("$log") f
+    for f in target/suite-24.11.log target/suite-26.05.log; do
+        [ -f "$f" ] && files+=("$f")
+    done
+    printf '\n---- what failed (from %s)\n' "${files[*]}"
+    grep -h -E -A12 '^---- .* stdout ----$' "${files[@]}" | tail -n 120 || true
+    grep -h -E '^test .* \.\.\. FAILED$|^error(\[E[0-9]+\])?:|^(cluster|selftest)[.a-z]*: .*(fail|error|die)' "${files[@]}" | tail -n 40 || true
+}
+on_exit() {
+    local rc=$?
+    ((rc == 0)) || failure_digest
+    exit "$rc"
+}
+trap on_exit EXIT
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "tests/run-all.sh must run as root (it starts a Slurm cluster in network namespaces)" >&2
@@ -60,6 +79,7 @@ cleanup() {
         "$cluster" logs >&2 || true
     fi
     "$cluster" down || true
+    ((rc == 0)) || failure_digest
     exit "$rc"
 }
 trap cleanup EXIT
@@ -92,7 +112,7 @@ if [ -n "$bad" ]; then
     exit 1
 fi
 echo "all nodes healthy"
-trap - EXIT
+trap on_exit EXIT
 "$cluster" down
 echo "Slurm 22.05: $(( $(date +%s) - t22 )) s"
 
@@ -168,7 +188,7 @@ install -d -m 0755 "$tools"
 install -m 0755 "$stage"/bin/* "$tools/"
 SPANK_FAILOVER_REQUIRED=1 cargo test -p integration-tests --test failover -- --ignored --test-threads=1
 cargo test -p integration-tests --test accounting -- --ignored --test-threads=1
-trap - EXIT
+trap on_exit EXIT
 "$cluster" down
 
 section "node-local frame dirs: each node its own --private-dir, frames gather through Slurm"
@@ -177,7 +197,7 @@ trap cleanup EXIT
 install -d -m 0755 "$tools"
 install -m 0755 "$stage"/bin/* "$tools/"
 SPANK_PRIVATE_REQUIRED=1 cargo test -p integration-tests --test frames_local -- --ignored --test-threads=1
-trap - EXIT
+trap on_exit EXIT
 "$cluster" down
 
 section "outcome table of the hardening tests (docs/RELIABILITY.md)"

@@ -11,6 +11,11 @@
 //! frames_bench write DIR N            times N record writes: segment append vs one file each
 //! frames_bench checksum [--sha256] FILE...   frame_checksum of each file (BLAKE3, and SHA-256
 //!                                     too with --sha256, as --frame-sha256 does); prints "bytes seconds"
+//! frames_bench tick DIR N REPS        `frames watch`'s tick on a generated DIR: REPS times, N
+//!                                     reruns appended (not timed), then the tracker's refresh +
+//!                                     summary (timed) and a whole collect + summary (timed);
+//!                                     prints "tick SECONDS RECORDS BYTES REFRESH_SECONDS" and
+//!                                     "whole SECONDS"
 //! ```
 use std::io::Write as _;
 use std::path::Path;
@@ -225,6 +230,57 @@ fn checksum(files: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `frames watch`'s work per tick on DIR (made by `gen`): what changed read by a tracker
+/// (merge::Tracker, as watch keeps one), then the summary; against a whole collect + summary
+/// of the same directory. The reruns appended are spread over the dir's indices (their keys
+/// fall among the old ones: the tracker's merge, not its cheap append-at-the-end case).
+fn tick(dir: &Path, n: u64, reps: u64) -> Result<(), String> {
+    let layout = Layout::new(dir);
+    let mut tracker = merge::Tracker::new();
+    tracker.refresh(&layout).map_err(|e| e.to_string())?;
+    let total = tracker.collection().records.len() as u64;
+    if total == 0 {
+        return Err(format!("{}: no records (make it with gen)", dir.display()));
+    }
+    let mut out = std::io::stdout();
+    for rep in 0..reps {
+        for k in 0..n {
+            let mut r = record(dir, (k * total / n.max(1)) % total);
+            r.attempt = 1 + rep as u32;
+            let key = TaskKey {
+                index: r.index,
+                attempt: r.attempt,
+                job_id: r.job_id,
+                step: StepId::Batch,
+                task_id: 0,
+            };
+            store::append(&layout, &key, &r).map_err(|e| e.to_string())?;
+        }
+        let t = Instant::now();
+        let read = tracker.refresh(&layout).map_err(|e| e.to_string())?;
+        let refresh = t.elapsed().as_secs_f64();
+        let s = merge::summarize(tracker.collection());
+        let tick = t.elapsed().as_secs_f64();
+        std::hint::black_box(&s);
+        if read.whole || read.records as u64 != n {
+            return Err(format!("tick read {read:?}, expected {n} new records"));
+        }
+        let t = Instant::now();
+        let whole = merge::summarize(&merge::collect(&layout).map_err(|e| e.to_string())?);
+        let secs = t.elapsed().as_secs_f64();
+        if whole != s {
+            return Err("the tracker's summary differs from a whole collect's".into());
+        }
+        let _ = writeln!(
+            out,
+            "tick {tick:.6} {} {} {refresh:.6}",
+            read.records, read.bytes
+        );
+        let _ = writeln!(out, "whole {secs:.6}");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |s: &String| {
@@ -247,8 +303,11 @@ fn main() -> ExitCode {
         ["checksum", ..] => checksum(&args[1..]),
         ["checksum-peak", mib] => num(&mib.to_string()).and_then(checksum_peak),
         ["write", dir, n] => num(&n.to_string()).and_then(|n| write_cost(Path::new(dir), n)),
+        ["tick", dir, n, reps] => num(&n.to_string())
+            .and_then(|n| num(&reps.to_string()).map(|r| (n, r)))
+            .and_then(|(n, r)| tick(Path::new(dir), n, r)),
         _ => Err(
-            "usage: frames_bench gen [--files] DIR N | gen-frames DIR COUNT MIB | write DIR N | checksum-peak MIB | checksum [--sha256] FILE...".into(),
+            "usage: frames_bench gen [--files] DIR N | gen-frames DIR COUNT MIB | write DIR N | tick DIR N REPS | checksum-peak MIB | checksum [--sha256] FILE...".into(),
         ),
     };
     match result {

@@ -20,6 +20,7 @@
 //! Reading 100,000 records from a few segments costs a few large reads instead of 100,000
 //! opens. [`list`] reads every segment whole and checks each line's framing; record files are
 //! listed by name and read by the caller (merge::collect, with `openat`).
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::ops::Range;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -182,12 +183,14 @@ pub enum Place {
     Segment { segment: usize, range: Range<usize> },
 }
 
-/// A segment, read whole.
+/// A segment, read whole or (an incremental listing) from `base` on.
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub name: String,
     /// The owner of the file (the user who appended to it).
     pub uid: u32,
+    /// The file offset of `bytes[0]`.
+    pub base: u64,
     pub bytes: Vec<u8>,
 }
 
@@ -201,6 +204,9 @@ pub struct Listing {
     pub strange: Vec<String>,
     /// Segments that could not be read and bad lines: (file name, what is wrong).
     pub bad: Vec<(String, String)>,
+    /// Unterminated last lines (a record being appended, or cut by a crash): (file name, what
+    /// is wrong). Read again by the next incremental listing, so not a lasting problem there.
+    pub incomplete: Vec<(String, String)>,
 }
 
 impl Listing {
@@ -216,10 +222,86 @@ impl Listing {
     }
 }
 
+/// How far listings have read each segment and which record files they listed, so the next
+/// listing ([`list_since`]) reads only what came since: `frames watch` on a big directory.
+#[derive(Debug, Clone, Default)]
+pub struct Marks {
+    segments: HashMap<String, SegmentMark>,
+    files: HashSet<String>,
+}
+
+impl Marks {
+    /// Nothing read yet.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.files.is_empty()
+    }
+}
+
+/// A segment read up to `read_to` (the end of its last whole line), identified by device,
+/// inode and owner: any other file under that name is a rewrite, never an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SegmentMark {
+    dev: u64,
+    ino: u64,
+    uid: u32,
+    read_to: u64,
+}
+
 /// Lists the records directory: record files by name, segments read whole. With
 /// `only_group`, reads only the segments of that job (or array job): what a task of that job
 /// needs to see its own job's records (record files are listed all the same).
 pub fn list(layout: &Layout, only_group: Option<u32>) -> io::Result<Listing> {
+    // Empty marks never see a rewrite: the listing is always there.
+    Ok(list_since(layout, only_group, &mut Marks::default())?.unwrap_or_default())
+}
+
+/// Lists what is new since `marks` (and moves them on): record files not listed before, and
+/// the lines appended to each segment since it was last read (a segment's unterminated last
+/// line is read again next time). `None` when anything was not appended to but removed or
+/// replaced (a segment gone, shorter, or another file; a record file gone): then the caller
+/// starts again from empty marks.
+pub fn list_since(
+    layout: &Layout,
+    only_group: Option<u32>,
+    marks: &mut Marks,
+) -> io::Result<Option<Listing>> {
+    let mut segments = Vec::new();
+    let mut records = Vec::new();
+    let scan = scan_since(layout, only_group, marks, usize::MAX, |chunk| {
+        // A whole segment per chunk: kept, its places renumbered into the listing.
+        let index = segments.len();
+        records.extend(chunk.records.drain(..).map(|(key, place)| match place {
+            Place::Segment { range, .. } => (
+                key,
+                Place::Segment {
+                    segment: index,
+                    range,
+                },
+            ),
+            file => (key, file),
+        }));
+        segments.append(&mut chunk.segments);
+    })?;
+    Ok(scan.map(|mut listing| {
+        listing.records.append(&mut records);
+        listing.segments = segments;
+        listing
+    }))
+}
+
+/// [`list_since`] for a reader that takes the records as they come: segments are read in
+/// chunks of about `chunk` bytes (whole lines; a longer line makes its chunk longer), each
+/// handed to `each` as a listing of one segment (the chunk, its `base` the file offset) and its
+/// record lines, then its buffer is used for the next chunk: reading 100,000 records touches a
+/// few MiB of memory, not the size of every segment. The returned listing holds the rest: new
+/// record files (by name), strange names, bad and incomplete lines.
+pub fn scan_since(
+    layout: &Layout,
+    only_group: Option<u32>,
+    marks: &mut Marks,
+    chunk: usize,
+    mut each: impl FnMut(&mut Listing),
+) -> io::Result<Option<Listing>> {
     let dir_path = layout.records_dir();
     let entries = std::fs::read_dir(&dir_path).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot read {}: {e}", dir_path.display()))
@@ -232,6 +314,10 @@ pub fn list(layout: &Layout, only_group: Option<u32>) -> io::Result<Listing> {
             io::Error::new(e.kind(), format!("cannot open {}: {e}", dir_path.display()))
         })?;
     let mut out = Listing::default();
+    // What was read before and is still there: all of it, or this is no append.
+    let (segments_before, files_before) = (count_marked(marks, only_group), marks.files.len());
+    let (mut segments_seen, mut files_seen) = (0, 0);
+    let mut buf = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| {
             io::Error::new(e.kind(), format!("cannot read {}: {e}", dir_path.display()))
@@ -242,32 +328,36 @@ pub fn list(layout: &Layout, only_group: Option<u32>) -> io::Result<Listing> {
             continue;
         }
         if let Some(key) = TaskKey::parse_record_name(&name) {
-            out.records.push((key, Place::File(name.into_owned())));
+            if marks.files.contains(name.as_ref()) {
+                files_seen += 1;
+            } else {
+                marks.files.insert(name.to_string());
+                out.records.push((key, Place::File(name.into_owned())));
+            }
         } else if is_segment_name(&name) {
             if let Some(group) = only_group
                 && !name.starts_with(&format!("{group}."))
             {
                 continue;
             }
-            match read_segment(&dir, &name) {
-                Ok(seg) => {
-                    let index = out.segments.len();
-                    for line in parse_segment(&seg.bytes) {
-                        match line {
-                            Line::Record(key, range) => out.records.push((
-                                key,
-                                Place::Segment {
-                                    segment: index,
-                                    range,
-                                },
-                            )),
-                            Line::Bad { offset, error } => out
-                                .bad
-                                .push((name.to_string(), format!("at byte {offset}: {error}"))),
-                        }
-                    }
-                    out.segments.push(seg);
+            let mark = marks.segments.get(name.as_ref()).copied();
+            if mark.is_some() {
+                segments_seen += 1;
+            }
+            let mut reader = SegmentReader {
+                name: &name,
+                chunk,
+                buf: &mut buf,
+                out: &mut out,
+                each: &mut each,
+            };
+            match reader.read(&dir, mark) {
+                Ok(Some(new_mark)) => {
+                    marks.segments.insert(name.to_string(), new_mark);
                 }
+                Ok(None) => return Ok(None),
+                // Read before, unreadable now: its records are not an append any more.
+                Err(_) if mark.is_some() => return Ok(None),
                 Err(e) => out
                     .bad
                     .push((name.into_owned(), format!("cannot read: {e}"))),
@@ -276,24 +366,152 @@ pub fn list(layout: &Layout, only_group: Option<u32>) -> io::Result<Listing> {
             out.strange.push(name.into_owned());
         }
     }
-    Ok(out)
+    // A record file or a read segment no longer there: not an append.
+    if files_seen < files_before || segments_seen < segments_before {
+        return Ok(None);
+    }
+    Ok(Some(out))
 }
 
-/// Reads a segment whole (never following a symlink, never blocking on a FIFO).
-fn read_segment(dir: &std::fs::File, name: &str) -> io::Result<Segment> {
-    let (file, meta) = host_io::open_regular_in(dir, name)?;
-    if meta.len() > MAX_SEGMENT_BYTES {
-        return Err(io::Error::other(format!(
-            "larger than {MAX_SEGMENT_BYTES} bytes"
-        )));
+/// The marked segments a listing of `only_group` looks at.
+fn count_marked(marks: &Marks, only_group: Option<u32>) -> usize {
+    match only_group {
+        None => marks.segments.len(),
+        Some(group) => {
+            let prefix = format!("{group}.");
+            marks
+                .segments
+                .keys()
+                .filter(|n| n.starts_with(&prefix))
+                .count()
+        }
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    file.take(MAX_SEGMENT_BYTES).read_to_end(&mut bytes)?;
-    Ok(Segment {
-        name: name.to_owned(),
-        uid: meta.uid(),
-        bytes,
-    })
+}
+
+/// One segment read chunk by chunk into a reused buffer (see [`scan_since`]).
+struct SegmentReader<'a, F: FnMut(&mut Listing)> {
+    name: &'a str,
+    chunk: usize,
+    buf: &'a mut Vec<u8>,
+    out: &'a mut Listing,
+    each: &'a mut F,
+}
+
+impl<F: FnMut(&mut Listing)> SegmentReader<'_, F> {
+    /// Reads the segment (never following a symlink, never blocking on a FIFO): whole, or
+    /// from `mark` on when it is the same file grown or unchanged; `None` when it is not
+    /// (shorter, another inode or owner). The new mark ends at its last whole line.
+    fn read(
+        &mut self,
+        dir: &std::fs::File,
+        mark: Option<SegmentMark>,
+    ) -> io::Result<Option<SegmentMark>> {
+        use std::io::{Seek, SeekFrom};
+        let (mut file, meta) = host_io::open_regular_in(dir, self.name)?;
+        if meta.len() > MAX_SEGMENT_BYTES {
+            return Err(io::Error::other(format!(
+                "larger than {MAX_SEGMENT_BYTES} bytes"
+            )));
+        }
+        let base = match mark {
+            None => 0,
+            Some(m)
+                if (m.dev, m.ino, m.uid) == (meta.dev(), meta.ino(), meta.uid())
+                    && meta.len() >= m.read_to =>
+            {
+                m.read_to
+            }
+            Some(_) => return Ok(None),
+        };
+        if base > 0 {
+            file.seek(SeekFrom::Start(base))?;
+        }
+        let mut left = MAX_SEGMENT_BYTES - base;
+        // The file offset of buf[0]; buf holds at most a part of a line when a read begins.
+        let mut pos = base;
+        self.buf.clear();
+        let want = self
+            .chunk
+            .min(meta.len().saturating_sub(base) as usize + 1)
+            .max(1);
+        loop {
+            // Read into the buffer's own memory (zeroed, not grown once it is big enough): a
+            // reused buffer costs no new pages, whatever the segments' sizes.
+            let start = self.buf.len();
+            let take = (want as u64).min(left) as usize;
+            self.buf.resize(start + take, 0);
+            let mut got = 0;
+            while got < take {
+                match file.read(&mut self.buf[start + got..start + take]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            self.buf.truncate(start + got);
+            left -= got as u64;
+            let at_end = got < take || left == 0;
+            let whole = self
+                .buf
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let upto = if at_end { self.buf.len() } else { whole };
+            if upto > 0 {
+                self.hand_over(meta.uid(), pos, upto, whole);
+                pos += whole as u64;
+                self.buf.drain(..whole.min(self.buf.len()));
+            }
+            if at_end {
+                break;
+            }
+        }
+        Ok(Some(SegmentMark {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            uid: meta.uid(),
+            read_to: pos,
+        }))
+    }
+
+    /// Parses `buf[..upto]` (whole lines up to `whole`, then possibly an unterminated last
+    /// one) and hands it to `each` as a listing of one segment based at `pos`.
+    fn hand_over(&mut self, uid: u32, pos: u64, upto: usize, whole: usize) {
+        let mut chunk = Listing::default();
+        for line in parse_segment(&self.buf[..upto]) {
+            match line {
+                Line::Record(key, range) => chunk
+                    .records
+                    .push((key, Place::Segment { segment: 0, range })),
+                Line::Bad { offset, error } => {
+                    let bad = (
+                        self.name.to_string(),
+                        format!("at byte {}: {error}", pos + offset as u64),
+                    );
+                    if offset < whole {
+                        self.out.bad.push(bad);
+                    } else {
+                        self.out.incomplete.push(bad);
+                    }
+                }
+            }
+        }
+        if chunk.records.is_empty() {
+            return; // only '#' lines and bad ones
+        }
+        chunk.segments.push(Segment {
+            name: self.name.to_owned(),
+            uid,
+            base: pos,
+            bytes: std::mem::take(self.buf),
+        });
+        (self.each)(&mut chunk);
+        // The buffer back for the next chunk, unless `each` kept it.
+        if let Some(seg) = chunk.segments.pop() {
+            *self.buf = seg.bytes;
+        }
+    }
 }
 
 /// Reads one listed record's JSON text: from its segment, or its record file (at most `cap`
@@ -335,7 +553,10 @@ pub fn place_path(layout: &Layout, listing: &Listing, place: &Place) -> PathBuf 
                 .segments
                 .get(*segment)
                 .map_or("?", |s| s.name.as_str());
-            layout.records_dir().join(format!("{name}@{}", range.start))
+            let base = listing.segments.get(*segment).map_or(0, |s| s.base);
+            layout
+                .records_dir()
+                .join(format!("{name}@{}", base + range.start as u64))
         }
     }
 }
@@ -418,6 +639,82 @@ mod tests {
         assert!(is_segment_name("12.c1.seg"));
         assert!(!is_segment_name(".12.c1.seg"));
         assert_eq!(TaskKey::parse_record_name("12.c1.seg"), None);
+    }
+
+    /// Every record's key and JSON, as a scan in chunks of `chunk` bytes hands them over, with
+    /// the bad and incomplete lines it reports.
+    #[allow(clippy::type_complexity)]
+    fn scanned(
+        layout: &Layout,
+        chunk: usize,
+    ) -> (
+        Vec<(TaskKey, Vec<u8>)>,
+        Vec<(String, String)>,
+        Vec<(String, String)>,
+    ) {
+        let mut got = Vec::new();
+        let rest = scan_since(layout, None, &mut Marks::default(), chunk, |c| {
+            for (key, place) in &c.records {
+                got.push((*key, c.segment_json(place).unwrap().1.to_vec()));
+            }
+        })
+        .unwrap()
+        .unwrap();
+        got.sort();
+        (got, rest.bad, rest.incomplete)
+    }
+
+    #[test]
+    fn a_scan_in_small_chunks_reads_what_a_whole_read_does() {
+        let tmp = crate::test_util::TempDir::new("segments-chunks");
+        let layout = Layout::new(tmp.path());
+        layout.create_dirs().unwrap();
+        for i in 0..40u64 {
+            let mut r = crate::record::tests::sample(i);
+            r.node = if i % 3 == 0 { "c1" } else { "c2" }.into();
+            if i == 7 {
+                // One line longer than any chunk below.
+                r.results = vec![
+                    crate::record::RawJson::parse(&format!("\"{}\"", "y".repeat(3000))).unwrap(),
+                ];
+            }
+            let k = TaskKey {
+                index: i,
+                attempt: 0,
+                job_id: r.job_id,
+                step: StepId::Batch,
+                task_id: 0,
+            };
+            append(&layout, &k, &r).unwrap();
+        }
+        let seg = layout.records_dir().join(segment_name(1000, "c2"));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+        // An altered line between whole ones, then a torn tail.
+        std::io::Write::write_all(&mut f, b"00000500.a0.j1500.sbatch.t0 2 00000000 {}\n").unwrap();
+        std::io::Write::write_all(&mut f, b"00000999.a0.j1999.sbatch.t0 500 ab").unwrap();
+        let whole = list(&layout, None).unwrap();
+        let mut expect: Vec<(TaskKey, Vec<u8>)> = whole
+            .records
+            .iter()
+            .map(|(k, p)| (*k, whole.segment_json(p).unwrap().1.to_vec()))
+            .collect();
+        expect.sort();
+        assert_eq!(expect.len(), 40);
+        let (mut bad, mut incomplete) = (whole.bad.clone(), whole.incomplete.clone());
+        bad.sort();
+        incomplete.sort();
+        assert_eq!(
+            (bad.len(), incomplete.len()),
+            (1, 1),
+            "{bad:?} {incomplete:?}"
+        );
+        for chunk in [1, 64, 700, 4096, usize::MAX] {
+            let (got, mut b, mut i) = scanned(&layout, chunk);
+            b.sort();
+            i.sort();
+            assert_eq!(got, expect, "chunk {chunk}");
+            assert_eq!((b, i), (bad.clone(), incomplete.clone()), "chunk {chunk}");
+        }
     }
 
     #[test]

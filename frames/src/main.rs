@@ -228,12 +228,20 @@ fn layout(dir: &Path) -> Result<Layout, Fail> {
     }
 }
 
-/// Reads and summarizes without writing anything.
-fn summary_of(dir: &Path) -> Result<(merge::Collection, Summary), Fail> {
+/// Leaves a large collection to the kernel: the process ends right after, and unmapping its
+/// memory at exit is far cheaper than freeing 100,000 records one allocation at a time.
+fn leave_to_exit<T>(big: T) {
+    std::mem::forget(big);
+}
+
+/// Reads and summarizes without writing anything. The tracker reads again only what is new
+/// (watch::consult, after asking Slurm).
+fn summary_of(dir: &Path) -> Result<(merge::Tracker, Summary), Fail> {
     let layout = layout(dir)?;
-    let c = merge::collect(&layout)?;
-    let s = merge::summarize(&c);
-    Ok((c, s))
+    let mut t = merge::Tracker::new();
+    t.refresh(&layout)?;
+    let s = merge::summarize(t.collection());
+    Ok((t, s))
 }
 
 fn run(command: Command) -> Result<u8, Fail> {
@@ -245,9 +253,10 @@ fn run(command: Command) -> Result<u8, Fail> {
             require_hosts,
             expected,
         } => {
-            let (mut c, mut s) = summary_of(&dir)?;
-            let note = node_local_note(&dir, &c)?;
-            let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
+            let (mut t, mut s) = summary_of(&dir)?;
+            let note = node_local_note(&dir, t.collection())?;
+            let q = watch::consult(&Layout::new(&dir), &mut t, &mut s);
+            let c = t.collection();
             let mut out = std::io::stdout().lock();
             if let Some(note) = note {
                 eprintln!("frames: {note}");
@@ -255,19 +264,21 @@ fn run(command: Command) -> Result<u8, Fail> {
             if json {
                 let text = serde_json::to_string_pretty(&StatusJson {
                     summary: &s,
-                    units: merge::unit_views(&c, &s),
+                    units: merge::unit_views(c, &s),
                     queue: QueueJson::of(&q),
                 })
                 .map_err(|e| Fail::error(e.to_string()))?;
                 let _ = writeln!(out, "{text}");
             } else {
-                print_status(&mut out, &c, &s, std::io::stdout().is_terminal());
+                print_status(&mut out, c, &s, std::io::stdout().is_terminal());
                 for line in q.lines() {
                     let _ = writeln!(out, "{line}");
                 }
             }
             drop(out);
-            Ok(status_code(&s, check, require_hosts, expected))
+            let code = status_code(&s, check, require_hosts, expected);
+            leave_to_exit((t, s, q));
+            Ok(code)
         }
         Command::Watch {
             dir,
@@ -275,8 +286,8 @@ fn run(command: Command) -> Result<u8, Fail> {
             timeout,
         } => watch::run(&dir, interval, timeout),
         Command::Missing { dir } => {
-            let (mut c, mut s) = summary_of(&dir)?;
-            let q = watch::consult(&Layout::new(&dir), &mut c, &mut s);
+            let (mut t, mut s) = summary_of(&dir)?;
+            let q = watch::consult(&Layout::new(&dir), &mut t, &mut s);
             println!("{}", s.rerun_ranges);
             if !s.rerun_jobs.is_empty() {
                 println!("jobs: {}", join_ids(&s.rerun_jobs));
@@ -289,7 +300,10 @@ fn run(command: Command) -> Result<u8, Fail> {
         }
         Command::Collect { dir } => {
             let layout = layout(&dir)?;
-            let s = merge::merge(&layout)?;
+            let c = merge::collect(&layout)?;
+            let s = merge::summarize(&c);
+            merge::write_outputs(&layout, &c, &s)?;
+            leave_to_exit(c);
             println!(
                 "{}: {} expected, {} done, {} failed, {} missing; wrote manifest.jsonl, summary.json, summary.csv",
                 dir.display(),
@@ -308,8 +322,8 @@ fn run(command: Command) -> Result<u8, Fail> {
             fps,
             fill_gaps,
         } => {
-            let (c, s) = summary_of(&dir)?;
-            video::run(&dir, &c, &s, &output, fps, fill_gaps)
+            let (t, s) = summary_of(&dir)?;
+            video::run(&dir, t.collection(), &s, &output, fps, fill_gaps)
         }
         Command::Gather {
             dir,
@@ -651,9 +665,9 @@ fn recorded_elsewhere(dir: &Path, c: &merge::Collection) -> Option<String> {
 /// directory the user may read but not write, and `--dry-run` writes nothing. Runs only
 /// commands the invoking user submitted; shows the others, skipped.
 fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
-    let (mut c, mut s) = summary_of(dir)?;
+    let (mut t, mut s) = summary_of(dir)?;
     warn_problems(&s);
-    if let Some(original) = recorded_elsewhere(dir, &c) {
+    if let Some(original) = recorded_elsewhere(dir, t.collection()) {
         let text = format!(
             "{}: the recorded jobs wrote to {original}, not here (a copied directory?): \
              resubmitting would write there; run `frames resubmit {original}`",
@@ -664,7 +678,8 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
         }
         eprintln!("frames: warning: {text}");
     }
-    let q = watch::consult(&Layout::new(dir), &mut c, &mut s);
+    let q = watch::consult(&Layout::new(dir), &mut t, &mut s);
+    let c = t.collection();
     for line in q.lines() {
         eprintln!("frames: {line}");
     }
@@ -714,7 +729,7 @@ fn resubmit(dir: &Path, dry_run: bool) -> Result<u8, Fail> {
         );
     }
     let me = host_io::real_uid();
-    let held = frames_core::queue::hold_undecided(&mut s, &c, me);
+    let held = frames_core::queue::hold_undecided(&mut s, c, me);
     for line in &held {
         eprintln!("frames: {line}");
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use frames_core::Layout;
-use frames_core::merge::{self, Collection, Summary};
+use frames_core::merge::{self, Collection, Summary, Tracker};
 use frames_core::queue::{self, Answer, Live, QueueView};
 
 use crate::{Fail, exit};
@@ -140,23 +140,18 @@ fn reason_suffix(reason: &str) -> String {
 /// Asks squeue/sacct about the dir's jobs and takes what Slurm still runs out of the
 /// summary's rerun list and resubmit commands. The records were read before Slurm was asked,
 /// so a task that ended in between (gone from the queue, its record just written) would look
-/// missing: when anything is left to propose, the records are read again and judged against
-/// the same answer.
-pub fn consult(layout: &Layout, c: &mut Collection, s: &mut Summary) -> Consulted {
-    let mut jobs = queue::dir_jobs(c);
-    let link_error = queue::link_by_squeue(c, &mut jobs, queue::DEFAULT_TIMEOUT);
-    let settled = queue::settle_submissions(c, &jobs, link_error.is_none(), unix_now());
+/// missing: when anything is left to propose, what was written since is read (the tracker
+/// reads only that) and judged against the same answer.
+pub fn consult(layout: &Layout, t: &mut Tracker, s: &mut Summary) -> Consulted {
+    let (jobs, link_error, settled) = link_and_settle(t.collection_mut());
     if !jobs.linked.is_empty() || !settled.is_empty() {
-        *s = merge::summarize(c);
+        *s = merge::summarize(t.collection());
     }
     let view = queue::ask(&jobs.ids_to_ask(), queue::DEFAULT_TIMEOUT);
-    let mut live = queue::live(c, &jobs, &view);
-    queue::exclude_active(s, c, &live);
-    if !s.rerun_ranges.is_empty()
-        && let Ok(fresh) = merge::collect(layout)
-    {
-        *c = fresh;
-        *s = merge::summarize(c);
+    let mut live = queue::live(t.collection(), &jobs, &view);
+    queue::exclude_active(s, t.collection(), &live);
+    if !s.rerun_ranges.is_empty() && t.refresh(layout).is_ok() {
+        let c = t.collection_mut();
         queue::settle_submissions(c, &jobs, link_error.is_none(), unix_now());
         *s = merge::summarize(c);
         live = queue::live(c, &jobs, &view);
@@ -170,6 +165,15 @@ pub fn consult(layout: &Layout, c: &mut Collection, s: &mut Summary) -> Consulte
         jobs,
         link_error,
     }
+}
+
+/// The dir's jobs, linked by squeue where no record names them yet, and the submissions
+/// settled by that answer (with why linking failed, if it did).
+fn link_and_settle(c: &mut Collection) -> (queue::DirJobs, Option<String>, Vec<String>) {
+    let mut jobs = queue::dir_jobs(c);
+    let link_error = queue::link_by_squeue(c, &mut jobs, queue::DEFAULT_TIMEOUT);
+    let settled = queue::settle_submissions(c, &jobs, link_error.is_none(), unix_now());
+    (jobs, link_error, settled)
 }
 
 /// Node states from sinfo, one clause per state: "idle c1,q1,q2; down* c2".
@@ -263,16 +267,18 @@ pub fn run(dir: &Path, interval: f64, timeout: Option<f64>) -> Result<u8, Fail> 
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
     let mut last_line = String::new();
+    // Each tick reads only what was written since the last one.
+    let mut tracker = Tracker::new();
     loop {
-        let mut c = merge::collect(&layout).map_err(|e| {
+        tracker.refresh(&layout).map_err(|e| {
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 Fail::error(format!("{}: permission denied: {e}", dir.display()))
             } else {
                 Fail::from(e)
             }
         })?;
-        let mut s = merge::summarize(&c);
-        let q = consult(&layout, &mut c, &mut s);
+        let mut s = merge::summarize(tracker.collection());
+        let q = consult(&layout, &mut tracker, &mut s);
         let frames_line = format!(
             "{} done, {} failed, {} missing of {}",
             s.done, s.failed, s.missing, s.expected

@@ -22,9 +22,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// [`write_atomic`] creating the file with `mode` (before the umask): 0o600 for state that
 /// holds secrets, which must never be readable by others, not even while being written.
 pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = write_temp(path, bytes, mode)?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
+    let tmp = write_temp(path, mode, |f| f.write_all(bytes))?;
+    rename_into(&tmp, path)
+}
+
+/// [`write_atomic_mode`] with the content written by `fill` through a buffered writer: a large
+/// file (a manifest of 100,000 records) is never held in memory whole.
+pub fn write_atomic_from(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let tmp = write_temp(path, mode, |f| {
+        let mut out = io::BufWriter::with_capacity(1 << 20, f);
+        fill(&mut out)?;
+        out.flush()
+    })?;
+    rename_into(&tmp, path)
+}
+
+/// Renames the written temp file `tmp` over `path`, then syncs the directory.
+fn rename_into(tmp: &Path, path: &Path) -> io::Result<()> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        let _ = std::fs::remove_file(tmp);
         return Err(annotate(e, "cannot rename into", path));
     }
     sync_dir(path)
@@ -33,7 +53,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
 /// Writes `bytes` to `path` only if nothing exists there: `ErrorKind::AlreadyExists` otherwise,
 /// leaving the existing file untouched.
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = write_temp(path, bytes, 0o666)?;
+    let tmp = write_temp(path, 0o666, |f| f.write_all(bytes))?;
     let linked = std::fs::hard_link(&tmp, path);
     let result = match linked {
         Ok(()) => Ok(()),
@@ -93,7 +113,11 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     Ok(path.with_file_name(tmp))
 }
 
-fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
+fn write_temp(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<PathBuf> {
     let tmp = temp_path(path)?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -102,7 +126,7 @@ fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(|e| annotate(e, "cannot create", &tmp))?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    let written = fill(&mut file).and_then(|()| file.sync_all());
     if let Err(e) = written {
         drop(file);
         let _ = std::fs::remove_file(&tmp);

@@ -170,6 +170,11 @@ EOF
             ((r < fork_reps)) && run_timed "loop-fork-$n" taskset -c 0 bash "$work/loop-fork.sh" "$dir" "$n"
         done
     done
+    log "item 6: frames watch's tick on 100,000 (100 reruns appended per tick)"
+    taskset -c 0 "$fb" tick "$work/frames-100000" 100 "$reps" >"$res/tick.raw" || {
+        log "FAILED: frames_bench tick"; return 1; }
+    awk -v R="$res" '$1 == "tick" { print $2 >> (R "/watch-tick-100000"); print $5 >> (R "/watch-refresh-100000") }
+        $1 == "whole" { print $2 >> (R "/watch-whole-100000") }' "$res/tick.raw"
     report
     rm -rf "$work"/frames-*
 }

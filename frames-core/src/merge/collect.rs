@@ -1,6 +1,7 @@
 //! Reading a frame directory: every record (relative to the open records directory, over a
 //! few threads when there are many), every submission, and who owns them. A file owned by
-//! someone other than the owner of `.frames` is a problem, never counted.
+//! someone other than the owner of `.frames` is a problem, never counted. [`Tracker`] reads
+//! it again and again, each time only what is new (`frames watch`); [`collect`] is one read.
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -87,7 +88,7 @@ impl RecordDir {
 }
 
 fn read_records(
-    dir: &RecordDir,
+    dir: Option<&RecordDir>,
     layout: &Layout,
     listing: &Listing,
     part: &[(TaskKey, Place)],
@@ -98,7 +99,10 @@ fn read_records(
         .map(|(key, place)| {
             let problem = |e: String| Problem::new(&store::place_path(layout, listing, place), e);
             let read = match place {
-                Place::File(name) => dir.read(name, &mut buf),
+                Place::File(name) => match dir {
+                    Some(dir) => dir.read(name, &mut buf),
+                    None => Err(io::Error::other("record file read without its directory")),
+                },
                 Place::Segment { .. } => match listing.segment_json(place) {
                     Some((seg, json)) => Ok((seg.uid, serde_json::from_slice::<TaskRecord>(json))),
                     None => Err(io::Error::other("segment line out of range")),
@@ -132,29 +136,263 @@ pub fn collect(layout: &Layout) -> io::Result<Collection> {
 /// [`collect`] reading records with `threads` threads (default: up to 8, by the CPUs, when
 /// there are many records).
 pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Result<Collection> {
-    let state = state_dir_owner(layout)?;
-    let owner = state.uid();
-    let records_dir = layout.records_dir();
-    let listing = list_records(layout)?;
-    let keys = &listing.records;
-    let mut problems: Vec<Problem> = listing
-        .strange
-        .iter()
-        .map(|n| {
-            Problem::new(
-                &records_dir.join(n),
-                "unexpected file name: expected JOB.NODE.seg or INDEX.aATTEMPT.jJOB.sSTEP.tTASK.json",
-            )
-        })
-        .collect();
-    problems.extend(
-        listing
-            .bad
+    let mut tracker = Tracker::with_threads(threads);
+    tracker.refresh(layout)?;
+    Ok(tracker.into_collection())
+}
+
+/// A frame directory's collection kept up to date by reading only what is new: lines
+/// appended to segments since the last refresh (an unterminated last line is read again) and
+/// record files not read before; the submissions, which are few, are read whole every time.
+/// Anything removed or replaced rather than appended (a segment gone, shorter or another
+/// file, a record file gone, another owner of `.frames`) makes that refresh read everything,
+/// so the collection is always what [`collect`] would return.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    marks: store::Marks,
+    collection: Collection,
+    /// The keys of `collection.records`, in the same (sorted) order.
+    keys: Vec<TaskKey>,
+    /// Problems of what is never read again (bad lines, bad record files).
+    lasting: Vec<Problem>,
+    threads: Option<usize>,
+    /// Segment bytes the last refresh read.
+    bytes_read: u64,
+}
+
+/// What one refresh read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    /// Records read and counted (new ones; all of them when `whole`).
+    pub records: usize,
+    /// Segment bytes read.
+    pub bytes: u64,
+    /// Everything was read: the first refresh, or something was removed or replaced.
+    pub whole: bool,
+}
+
+impl Tracker {
+    pub fn new() -> Tracker {
+        Tracker::default()
+    }
+
+    /// A tracker reading record files with `threads` threads (see [`collect_with_threads`]).
+    pub fn with_threads(threads: Option<usize>) -> Tracker {
+        Tracker {
+            threads,
+            ..Tracker::default()
+        }
+    }
+
+    /// The collection as of the last refresh.
+    pub fn collection(&self) -> &Collection {
+        &self.collection
+    }
+
+    /// The collection, for changes to its submissions (queue::settle_submissions): the next
+    /// refresh reads them again. Its records must stay as they are.
+    pub fn collection_mut(&mut self) -> &mut Collection {
+        &mut self.collection
+    }
+
+    pub fn into_collection(self) -> Collection {
+        self.collection
+    }
+
+    fn forget(&mut self) {
+        *self = Tracker::with_threads(self.threads);
+    }
+
+    /// Brings the collection up to date with the directory.
+    pub fn refresh(&mut self, layout: &Layout) -> io::Result<Refreshed> {
+        let state = state_dir_owner(layout)?;
+        let owner = state.uid();
+        if self.collection.owner_uid != Some(owner) {
+            self.forget();
+        }
+        let mut whole = self.keys.is_empty() && self.lasting.is_empty();
+        let records_dir = layout.records_dir();
+        let (listing, mut fresh) = match self.scan(layout, owner)? {
+            Some(found) => found,
+            None => {
+                self.forget();
+                whole = true;
+                self.scan(layout, owner)?.unwrap_or_default()
+            }
+        };
+        let mut transient: Vec<Problem> = listing
+            .strange
             .iter()
-            .map(|(name, e)| Problem::new(&records_dir.join(name), e.as_str())),
-    );
-    // Read in directory order (cheaper for the file system than name order), sort after.
-    let dir = RecordDir::open(&records_dir)?;
+            .map(|n| {
+                Problem::new(
+                    &records_dir.join(n),
+                    "unexpected file name: expected JOB.NODE.seg or INDEX.aATTEMPT.jJOB.sSTEP.tTASK.json",
+                )
+            })
+            .collect();
+        transient.extend(
+            listing
+                .incomplete
+                .iter()
+                .map(|(name, e)| Problem::new(&records_dir.join(name), e.as_str())),
+        );
+        self.lasting.extend(
+            listing
+                .bad
+                .iter()
+                .map(|(name, e)| Problem::new(&records_dir.join(name), e.as_str())),
+        );
+        // Record files (older plugin versions), opened relative to the records directory.
+        if !listing.records.is_empty() {
+            let dir = RecordDir::open(&records_dir)?;
+            let read = read_all_records(Some(&dir), layout, &listing, owner, self.threads)?;
+            for ((key, _), item) in listing.records.iter().zip(read) {
+                match item {
+                    Ok(r) => fresh.push((*key, r)),
+                    Err(p) => self.lasting.push(p),
+                }
+            }
+        }
+        let counted = fresh.len();
+        self.insert(fresh);
+        let (found, sub_problems) = submission::read_all_owned(layout)?;
+        transient.extend(sub_problems);
+        let submissions = owned_submissions(layout, found, owner, &mut transient);
+        let mut problems = self.lasting.clone();
+        problems.extend(transient);
+        problems.sort();
+        let c = &mut self.collection;
+        c.root = layout.root().display().to_string();
+        c.submissions = submissions;
+        c.problems = problems;
+        c.owner_uid = Some(owner);
+        c.warnings = dir_warnings(layout, &state);
+        Ok(Refreshed {
+            records: counted,
+            bytes: self.bytes_read,
+            whole,
+        })
+    }
+
+    /// Reads what is new: segment lines chunk by chunk (judged as they come) and the names of
+    /// new record files (in the listing). `None`: something was removed or replaced.
+    fn scan(&mut self, layout: &Layout, owner: u32) -> io::Result<Option<(Listing, Keyed)>> {
+        let mut fresh = Vec::new();
+        let mut failed = None;
+        let mut bytes = 0u64;
+        let threads = self.threads;
+        let lasting = &mut self.lasting;
+        let listing = list_records_since(layout, &mut self.marks, |chunk| {
+            bytes += chunk
+                .segments
+                .iter()
+                .map(|s| s.bytes.len() as u64)
+                .sum::<u64>();
+            match read_all_records(None, layout, chunk, owner, threads) {
+                Ok(read) => {
+                    for ((key, _), item) in chunk.records.iter().zip(read) {
+                        match item {
+                            Ok(r) => fresh.push((*key, r)),
+                            Err(p) => lasting.push(p),
+                        }
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        self.bytes_read = bytes;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(listing.map(|l| (l, fresh)))
+    }
+
+    /// Adds records to the collection, keeping it in key order (new records mostly come
+    /// after the old ones: then nothing moves).
+    fn insert(&mut self, mut fresh: Vec<(TaskKey, TaskRecord)>) {
+        if fresh.is_empty() {
+            return;
+        }
+        fresh.sort_by_key(|(k, _)| *k);
+        let in_order = match (self.keys.last(), fresh.first()) {
+            (Some(last), Some((first, _))) => last <= first,
+            _ => true,
+        };
+        if in_order {
+            self.keys.extend(fresh.iter().map(|(k, _)| *k));
+            if self.collection.records.is_empty() {
+                // Collected in place: the records are not copied to a new allocation.
+                self.collection.records = fresh.into_iter().map(|(_, r)| r).collect();
+            } else {
+                self.collection
+                    .records
+                    .extend(fresh.into_iter().map(|(_, r)| r));
+            }
+            return;
+        }
+        let old_keys = std::mem::take(&mut self.keys);
+        let old = std::mem::take(&mut self.collection.records);
+        let total = old_keys.len() + fresh.len();
+        let mut keys = Vec::with_capacity(total);
+        let mut records = Vec::with_capacity(total);
+        let mut old = old_keys.into_iter().zip(old).peekable();
+        let mut new = fresh.into_iter().peekable();
+        loop {
+            let take_old = match (old.peek(), new.peek()) {
+                (Some((a, _)), Some((b, _))) => a <= b,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_old { old.next() } else { new.next() };
+            if let Some((k, r)) = next {
+                keys.push(k);
+                records.push(r);
+            }
+        }
+        self.keys = keys;
+        self.collection.records = records;
+    }
+}
+
+/// Records with the keys they were found under.
+type Keyed = Vec<(TaskKey, TaskRecord)>;
+
+/// Segments are read in chunks of this many bytes (see store::scan_since).
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Reads what is new since `marks` (store::scan_since, segment chunks to `each`); a missing
+/// records directory lists nothing (and, when something had been read from it, is a removal:
+/// `None`).
+fn list_records_since(
+    layout: &Layout,
+    marks: &mut store::Marks,
+    each: impl FnMut(&mut Listing),
+) -> io::Result<Option<Listing>> {
+    match store::scan_since(layout, None, marks, CHUNK_BYTES, each) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if marks.is_empty() {
+                Ok(Some(Listing::default()))
+            } else {
+                *marks = store::Marks::default();
+                Ok(None)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads and judges the listed records, over threads when there are many: one result per
+/// listed record, in listing order.
+fn read_all_records(
+    dir: Option<&RecordDir>,
+    layout: &Layout,
+    listing: &Listing,
+    owner: u32,
+    threads: Option<usize>,
+) -> io::Result<Vec<Result<TaskRecord, Problem>>> {
+    let keys = &listing.records;
     // Reading many small files is bound by system call latency, not by the CPU: with enough
     // files, spread them over threads (in order-preserving chunks).
     let threads = if let Some(t) = threads {
@@ -164,40 +402,38 @@ pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Resu
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
-    let chunk = keys.len().div_ceil(threads).max(1);
-    let parts: Vec<Vec<Result<TaskRecord, Problem>>> = if threads == 1 {
+    if threads == 1 {
         // In this thread: a spawned one would grow its own malloc arena page by page.
-        vec![read_records(&dir, layout, &listing, keys, owner)]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = keys
-                .chunks(chunk)
-                .map(|part| scope.spawn(|| read_records(&dir, layout, &listing, part, owner)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().map_err(|_| {
-                        io::Error::other(format!(
-                            "{}: a reader thread panicked",
-                            records_dir.display()
-                        ))
-                    })
-                })
-                .collect::<io::Result<_>>()
-        })?
-    };
-    let mut keyed = Vec::with_capacity(keys.len());
-    for ((key, _), item) in keys.iter().zip(parts.into_iter().flatten()) {
-        match item {
-            Ok(r) => keyed.push((*key, r)),
-            Err(p) => problems.push(p),
-        }
+        return Ok(read_records(dir, layout, listing, keys, owner));
     }
-    keyed.sort_unstable_by_key(|(k, _)| *k);
-    let records = keyed.into_iter().map(|(_, r)| r).collect();
-    let (found, sub_problems) = submission::read_all_owned(layout)?;
-    problems.extend(sub_problems);
+    let chunk = keys.len().div_ceil(threads).max(1);
+    let parts: Vec<Vec<Result<TaskRecord, Problem>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = keys
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| read_records(dir, layout, listing, part, owner)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().map_err(|_| {
+                    io::Error::other(format!(
+                        "{}: a reader thread panicked",
+                        layout.records_dir().display()
+                    ))
+                })
+            })
+            .collect::<io::Result<_>>()
+    })?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// The submissions owned by `owner` that say no other uid; the others become problems.
+fn owned_submissions(
+    layout: &Layout,
+    found: Vec<(String, u32, submission::Submission)>,
+    owner: u32,
+    problems: &mut Vec<Problem>,
+) -> Vec<OwnedSubmission> {
     let mut submissions = Vec::with_capacity(found.len());
     for (name, uid, s) in found {
         if s.uid.is_some_and(|said| said != uid) {
@@ -226,15 +462,7 @@ pub fn collect_with_threads(layout: &Layout, threads: Option<usize>) -> io::Resu
             ));
         }
     }
-    problems.sort();
-    Ok(Collection {
-        root: layout.root().display().to_string(),
-        records,
-        submissions,
-        problems,
-        owner_uid: Some(owner),
-        warnings: dir_warnings(layout, &state),
-    })
+    submissions
 }
 
 /// The problem text of a file that the owner of `.frames` did not write.

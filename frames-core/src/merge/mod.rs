@@ -38,7 +38,7 @@ use crate::layout::Layout;
 use crate::record::TaskRecord;
 use crate::submission::Submission;
 
-pub use collect::{collect, collect_with_threads};
+pub use collect::{Refreshed, Tracker, collect, collect_with_threads};
 pub use finish::try_finish;
 pub use outputs::{Submissions, csv_bytes, manifest_bytes, write_outputs};
 pub use select::{job_units, resubmit_commands, summarize, task_place, unit_of};

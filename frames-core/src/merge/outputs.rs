@@ -42,8 +42,30 @@ fn unit_text(key: UnitKey) -> String {
 /// which step, task and node each came from is in the record), and
 /// `{"index":N,"status":"missing"}` for an index without any.
 pub fn manifest_bytes(c: &Collection, s: &Summary) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.units.len() * 512);
+    let mut all = Vec::with_capacity(s.units.len() * 512);
+    let _ = manifest_into(c, s, |part| {
+        all.extend_from_slice(part);
+        Ok(())
+    });
+    all
+}
+
+/// Bytes gathered before they are handed on: the outputs are made in parts of this size, so
+/// writing a 60 MB manifest never holds it in memory.
+const PART: usize = 1 << 20;
+
+/// The manifest's bytes, handed to `emit` in parts of about [`PART`] bytes.
+fn manifest_into(
+    c: &Collection,
+    s: &Summary,
+    mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut out = Vec::with_capacity(PART + 64 * 1024);
     for u in &s.units {
+        if out.len() >= PART {
+            emit(&out)?;
+            out.clear();
+        }
         if u.records.is_empty() {
             if let UnitKey::Index(i) = u.key {
                 let _ = write!(out, "{{\"index\":{i},\"status\":\"missing\"}}");
@@ -70,7 +92,7 @@ pub fn manifest_bytes(c: &Collection, s: &Summary) -> Vec<u8> {
             out.push(b'\n');
         }
     }
-    out
+    emit(&out)
 }
 
 /// Where each record's frame time and job output file come from: for an array index the
@@ -155,13 +177,31 @@ impl<'a> Submissions<'a> {
 
 /// summary.csv: one row per standing task record, and one per index without any.
 pub fn csv_bytes(c: &Collection, s: &Summary) -> Vec<u8> {
+    let mut all = Vec::with_capacity(s.units.len() * 192);
+    let _ = csv_into(c, s, |part| {
+        all.extend_from_slice(part);
+        Ok(())
+    });
+    all
+}
+
+/// The CSV's bytes, handed to `emit` in parts of about [`PART`] bytes.
+fn csv_into(
+    c: &Collection,
+    s: &Summary,
+    mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let subs = Submissions::new(c);
-    let mut out = Vec::with_capacity(s.units.len() * 192);
+    let mut out = Vec::with_capacity(PART + 64 * 1024);
     out.extend_from_slice(
         b"unit,index,status,attempt,job_id,array_job_id,array_task_id,step,task,node,exit_code,\
 signal,duration,frame_time,frame_size,frame_sha256,frame_blake3,frame_path,output_file,reason\n",
     );
     for u in &s.units {
+        if out.len() >= PART {
+            emit(&out)?;
+            out.clear();
+        }
         if u.records.is_empty() {
             let unit = unit_text(u.key);
             let index = match u.key {
@@ -208,14 +248,18 @@ signal,duration,frame_time,frame_size,frame_sha256,frame_blake3,frame_path,outpu
             out.push(b'\n');
         }
     }
-    out
+    emit(&out)
 }
 
 /// Writes manifest.jsonl, summary.json and summary.csv, each atomically.
 pub fn write_outputs(layout: &Layout, c: &Collection, s: &Summary) -> io::Result<()> {
-    host_io::write_atomic(&layout.manifest_path(), &manifest_bytes(c, s))?;
+    host_io::write_atomic_from(&layout.manifest_path(), 0o666, |w| {
+        manifest_into(c, s, |part| w.write_all(part))
+    })?;
     let mut json = serde_json::to_vec_pretty(s).map_err(io::Error::other)?;
     json.push(b'\n');
     host_io::write_atomic(&layout.summary_json_path(), &json)?;
-    host_io::write_atomic(&layout.summary_csv_path(), &csv_bytes(c, s))
+    host_io::write_atomic_from(&layout.summary_csv_path(), 0o666, |w| {
+        csv_into(c, s, |part| w.write_all(part))
+    })
 }

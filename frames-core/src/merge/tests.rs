@@ -591,3 +591,152 @@ fn cancelled_tasks_do_not_make_a_node_failing() {
     let s = summarize(&collect(&l).unwrap());
     assert_eq!(s.failing_nodes, vec!["c2"]);
 }
+
+/// Appends sample record `index` as written on `node` by the current user.
+fn append_on(l: &Layout, index: u64, node: &str) -> TaskRecord {
+    let mut r = sample(index);
+    r.uid = Some(host_io::effective_uid());
+    r.node = node.into();
+    crate::store::append(l, &key(&r), &r).unwrap();
+    r
+}
+
+/// What a tracker holds is what a fresh collect reads: records (in order), problems.
+fn assert_same_as_collect(t: &Tracker, l: &Layout) {
+    let fresh = collect(l).unwrap();
+    let c = t.collection();
+    assert_eq!(c.records, fresh.records);
+    assert_eq!(c.problems, fresh.problems);
+    assert_eq!(c.submissions, fresh.submissions);
+    assert_eq!(summarize(c), summarize(&fresh));
+}
+
+#[test]
+fn a_tracker_reads_only_what_was_appended_and_stays_what_collect_reads() {
+    let (_t, l) = dir("merge-tracker-append");
+    submit(&l, "sbatch --array=0-99 r.sh", 1.0);
+    for i in 0..60 {
+        append_on(&l, i, if i % 2 == 0 { "c1" } else { "c2" });
+    }
+    put(&l, &sample(60)); // an older plugin's record file
+    let mut t = Tracker::new();
+    let first = t.refresh(&l).unwrap();
+    assert!(first.whole);
+    assert_eq!(first.records, 61);
+    assert_same_as_collect(&t, &l);
+    // Nothing new: nothing read.
+    let idle = t.refresh(&l).unwrap();
+    assert_eq!(idle, Refreshed::default());
+    // Five appended (one of them before every old index: kept in key order), one more file.
+    let before = std::fs::metadata(l.records_dir().join("1000.c1.seg"))
+        .unwrap()
+        .len();
+    for i in 61..65 {
+        append_on(&l, i, "c1");
+    }
+    let mut early = sample(0);
+    early.attempt = 1;
+    early.uid = Some(host_io::effective_uid());
+    early.node = "c3".into();
+    crate::store::append(&l, &key(&early), &early).unwrap();
+    put(&l, &sample(70));
+    let after = std::fs::metadata(l.records_dir().join("1000.c1.seg"))
+        .unwrap()
+        .len();
+    let c3 = std::fs::metadata(l.records_dir().join("1000.c3.seg"))
+        .unwrap()
+        .len();
+    let step = t.refresh(&l).unwrap();
+    assert!(!step.whole);
+    assert_eq!(step.records, 6);
+    assert_eq!(
+        step.bytes,
+        after - before + c3,
+        "only the appended bytes are read"
+    );
+    assert_same_as_collect(&t, &l);
+    assert_eq!(summarize(t.collection()).done, 66); // 0-64 and 70
+}
+
+#[test]
+fn a_tracker_counts_a_line_being_appended_once_it_is_whole() {
+    let (_t, l) = dir("merge-tracker-torn");
+    submit(&l, "sbatch --array=0-2 r.sh", 1.0);
+    append_on(&l, 0, "c1");
+    let mut r = sample(1);
+    r.uid = Some(host_io::effective_uid());
+    r.node = "c1".into();
+    let line = crate::store::encode_line(&key(&r), &serde_json::to_vec(&r).unwrap());
+    let seg = l.records_dir().join(crate::store::segment_name(1000, "c1"));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    let half = line.len() / 2;
+    std::io::Write::write_all(&mut f, &line[..half]).unwrap();
+    let mut t = Tracker::new();
+    t.refresh(&l).unwrap();
+    assert_eq!(t.collection().records.len(), 1);
+    assert_eq!(t.collection().problems.len(), 1);
+    assert!(
+        t.collection().problems[0]
+            .error
+            .contains("incomplete last record")
+    );
+    assert_same_as_collect(&t, &l);
+    // The writer finishes its line: counted, and the problem is gone.
+    std::io::Write::write_all(&mut f, &line[half..]).unwrap();
+    let step = t.refresh(&l).unwrap();
+    assert_eq!((step.records, step.whole), (1, false));
+    assert!(
+        t.collection().problems.is_empty(),
+        "{:?}",
+        t.collection().problems
+    );
+    assert_same_as_collect(&t, &l);
+    // A crash-cut piece followed by another writer's line: the piece is a lasting problem.
+    std::io::Write::write_all(&mut f, &line[..half]).unwrap();
+    t.refresh(&l).unwrap();
+    append_on(&l, 2, "c1");
+    let step = t.refresh(&l).unwrap();
+    assert_eq!(step.records, 1);
+    assert_eq!(
+        t.collection().problems.len(),
+        1,
+        "{:?}",
+        t.collection().problems
+    );
+    assert_same_as_collect(&t, &l);
+    t.refresh(&l).unwrap();
+    assert_same_as_collect(&t, &l);
+}
+
+#[test]
+fn a_tracker_reads_everything_again_when_files_are_replaced_or_removed() {
+    let (_t, l) = dir("merge-tracker-replace");
+    submit(&l, "sbatch --array=0-9 r.sh", 1.0);
+    for i in 0..6 {
+        append_on(&l, i, "c1");
+    }
+    put(&l, &sample(8));
+    let mut t = Tracker::new();
+    t.refresh(&l).unwrap();
+    // The segment replaced by a shorter one (another inode): read whole, nothing kept twice.
+    let seg = l.records_dir().join(crate::store::segment_name(1000, "c1"));
+    std::fs::remove_file(&seg).unwrap();
+    for i in 0..3 {
+        append_on(&l, i, "c1");
+    }
+    let step = t.refresh(&l).unwrap();
+    assert!(step.whole);
+    assert_eq!(t.collection().records.len(), 4);
+    assert_same_as_collect(&t, &l);
+    // A record file removed.
+    std::fs::remove_file(l.record_path(&key(&sample(8)))).unwrap();
+    let step = t.refresh(&l).unwrap();
+    assert!(step.whole);
+    assert_same_as_collect(&t, &l);
+    // The records directory removed.
+    std::fs::remove_dir_all(l.records_dir()).unwrap();
+    let step = t.refresh(&l).unwrap();
+    assert!(step.whole);
+    assert!(t.collection().records.is_empty());
+    assert_same_as_collect(&t, &l);
+}

@@ -139,12 +139,18 @@ impl std::fmt::Display for RunError {
     }
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads `r` to its end in a thread; the bytes arrive on `done` tagged `which` (the pipe's end
+/// is how the caller learns, without polling, that the program is finishing).
+fn drain(
+    mut r: impl Read + Send + 'static,
+    which: usize,
+    done: std::sync::mpsc::Sender<(usize, Vec<u8>)>,
+) {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        buf
-    })
+        let _ = done.send((which, buf));
+    });
 }
 
 /// Runs `program args` with at most `limit` wall time (then kills it, by its PID) and returns
@@ -170,27 +176,40 @@ pub fn run_bounded(program: &str, args: &[String], limit: Duration) -> Result<St
         let _ = child.wait();
         return Err(RunError::Io(format!("{program}: no pipes")));
     };
-    let (out, err) = (drain(out), drain(err));
+    let (tx, rx) = std::sync::mpsc::channel();
+    drain(out, 0, tx.clone());
+    drain(err, 1, tx);
     let deadline = Instant::now() + limit;
+    let timed_out = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+        // The reader threads end once the pipes close (a grandchild holding them open would
+        // keep them: they are left to end on their own).
+        RunError::TimedOut(format!(
+            "{program}: no answer within {} s: killed",
+            limit.as_secs_f64()
+        ))
+    };
+    // Both pipes at their end first (woken at once, no polling), then the exit status.
+    let mut outputs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((which, bytes)) => outputs[which] = bytes,
+            Err(_) => return Err(timed_out(&mut child)),
+        }
+    }
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                // The reader threads end once the pipes close (a grandchild holding them
-                // open would keep them: they are left to end on their own).
-                return Err(RunError::TimedOut(format!(
-                    "{program}: no answer within {} s: killed",
-                    limit.as_secs_f64()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if Instant::now() >= deadline => return Err(timed_out(&mut child)),
+            // Closed its output, not exited yet: that is usually a matter of microseconds.
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             Err(e) => return Err(RunError::Io(format!("{program}: {e}"))),
         }
     };
-    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    let [out, err] = outputs;
+    let stdout = String::from_utf8_lossy(&out).into_owned();
+    let stderr = String::from_utf8_lossy(&err).into_owned();
     if status.success() {
         Ok(stdout)
     } else {

@@ -178,6 +178,15 @@ fn bounded_run_kills_a_command_that_hangs() {
         ),
         Ok("hi\n".to_string())
     );
+    // Output closed, still running: killed at the limit all the same.
+    let t0 = Instant::now();
+    let r = run_bounded(
+        "sh",
+        &["-c".into(), "exec >&- 2>&-; sleep 30".into()],
+        Duration::from_millis(300),
+    );
+    assert!(matches!(r, Err(RunError::TimedOut(_))), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
 }
 
 fn dir_of_array_1000() -> Collection {

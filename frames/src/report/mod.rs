@@ -75,7 +75,7 @@ fn thumb_box(assets: &Path, thumbs: &[Thumb]) -> (u32, u32) {
 
 pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
     let progress = Progress::new("frames report");
-    let (mut c, mut s) = crate::summary_of(dir)?;
+    let (mut t, mut s) = crate::summary_of(dir)?;
     let mut notes = Vec::new();
     let mut lost = model::Lost::new();
     let mut lost_per_node = std::collections::BTreeMap::new();
@@ -83,7 +83,7 @@ pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
         notes.push("Slurm was not asked (--no-queue): judged by the records alone".to_owned());
     } else {
         progress.step("asking Slurm what it still runs of the dir (squeue, sacct)");
-        let q = crate::watch::consult(&Layout::new(dir), &mut c, &mut s);
+        let q = crate::watch::consult(&Layout::new(dir), &mut t, &mut s);
         for e in &q.live.lost {
             if let Some(i) = e.array_task {
                 let node = if e.nodes.is_empty() { "?" } else { &e.nodes };
@@ -93,7 +93,8 @@ pub fn run(dir: &Path, opts: &Options) -> Result<u8, Fail> {
         }
         notes.extend(q.lines());
     }
-    let mut report = model::build(&c, &s, &lost, notes);
+    let c = t.collection();
+    let mut report = model::build(c, &s, &lost, notes);
     model::count_lost(&mut report, &lost_per_node);
     if let Ok(abs) = std::fs::canonicalize(dir) {
         report.dir = abs.display().to_string();

@@ -147,6 +147,27 @@ is 100× faster than it; the target is against the loop as collect scripts write
         hundredfold(fork, merge),
         hundredfold(fork, status),
     );
+    if r.exists("watch-tick-100000") {
+        let tick = r.median("watch-tick-100000");
+        let whole = r.median("watch-whole-100000");
+        let _ = write!(
+            s,
+            r#"
+`frames watch`, one tick after 100 new records in the dir of 100,000 (`frames_bench tick`: the
+same `merge::Tracker` and summary the watch loop runs, without its squeue/sinfo calls; each
+tick appends 100 reruns spread over the indices, so they are merged among the old records):
+{} per tick, of which reading what changed (~60 KB of new segment lines, the new records
+merged into the sorted collection) {}; a whole read + summary of the same dir: {}, {}× the
+tick. Target (issue 17): a tick costs in proportion to what changed: the read does; the
+summary is still recomputed over every record in memory (the rest of the tick, linear in the
+dir's size, without reading or parsing anything).
+"#,
+            r.describe("watch-tick-100000", 1000.0, "ms"),
+            r.describe("watch-refresh-100000", 1000.0, "ms"),
+            r.describe("watch-whole-100000", 1000.0, "ms"),
+            ratio(whole, tick),
+        );
+    }
     Some(s)
 }
 
@@ -567,6 +588,16 @@ mod tests {
             hundredfold(Some(5.0), Some(0.1)),
             "**missed**: 50.0× of 100×"
         );
+        assert!(
+            !s.contains("frames watch"),
+            "no tick measured, no paragraph: {s}"
+        );
+        d.write("watch-tick-100000", "0.060\n0.062\n")
+            .write("watch-refresh-100000", "0.024\n0.025\n")
+            .write("watch-whole-100000", "0.300\n0.310\n");
+        let s = collection(&Results::open(&d.0)).unwrap();
+        assert!(s.contains("61.000 ms (min 60.000"), "{s}");
+        assert!(s.contains("5.0× the\ntick"), "{s}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ struct LoopFs {
     node_namespaces: Vec<PathBuf>,
 }
 
-/// `mount ARGS` in the host's mount namespace, then in every one of `namespaces`.
+/// `mount ARGS` in the host's mount namespace, then in every one of `namespaces`. A node sees
+/// the mount point the host just made through its own GlusterFS client, whose lookups may lag
+/// the host's by its cache timeouts: each node's mount is retried for up to 10 s.
 fn mount_everywhere(cluster: &Cluster, namespaces: &[PathBuf], args: &[&str]) {
     let run = cluster.as_root("mount", args);
     assert!(run.ok(), "mount {args:?}: {run:?}");
@@ -32,8 +34,19 @@ fn mount_everywhere(cluster: &Cluster, namespaces: &[PathBuf], args: &[&str]) {
         let ns_arg = format!("--mount={}", ns.display());
         let mut nsenter = vec![ns_arg.as_str(), "mount"];
         nsenter.extend_from_slice(args);
-        let run = cluster.as_root("nsenter", &nsenter);
-        assert!(run.ok(), "mount {args:?} in {}: {run:?}", ns.display());
+        let start = Instant::now();
+        let run = loop {
+            let run = cluster.as_root("nsenter", &nsenter);
+            if run.ok() || start.elapsed() > Duration::from_secs(10) {
+                break run;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            run.ok(),
+            "mount {args:?} in {} (retried for 10 s): {run:?}",
+            ns.display()
+        );
     }
 }
 
