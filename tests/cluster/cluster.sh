@@ -856,6 +856,18 @@ cmd_kill_node() {
 		[[ $link == "net:[$ino]" ]] && pids+=("${p#/proc/}")
 	done
 	((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+	# SIGKILL is delivered, not done: wait until they have exited, so that start-node sees
+	# them gone (its munged, its GlusterFS client) and never a dying one as alive.
+	local deadline=$((SECONDS + 10)) left
+	while ((SECONDS < deadline)); do
+		left=0
+		for p in "${pids[@]}"; do running "$p" && left=1 && break; done
+		((left)) || break
+		sleep 0.05
+	done
+	# Its FUSE client is gone with it: start-node mounts the shared dir again (a stat of the
+	# dead mount can still be answered from the kernel's attribute cache for a second).
+	: >"$NODE_NS_DIR/$n.killed"
 	msg "kill-node $n: killed ${#pids[@]} processes"
 	rm -f "$RUN_DIR/slurmd-$n.pid"
 }

@@ -183,13 +183,14 @@ node_up() {
 		mountpoint -q "$NODE_NS_DIR/$n" 2>/dev/null || node_ns_new "$n"
 		node_mount_setup "$n"
 		: >"$NODE_NS_DIR/$n.ready"
-	elif ((GLUSTER)) && ! in_node "$n" stat -t "$SHARED_DIR" &>/dev/null; then
+	elif ((GLUSTER)) && { [[ -e $NODE_NS_DIR/$n.killed ]] || ! in_node "$n" stat -t "$SHARED_DIR" &>/dev/null; }; then
 		# After kill-node its client is gone ("Transport endpoint is not connected"): remount.
 		[[ -z $ROOT ]] || in_node "$n" umount -l "$ROOT$SHARED_DIR" 2>/dev/null || true
 		in_node "$n" umount -l "$SHARED_DIR" 2>/dev/null || true
 		gl_mount shared "$SHARED_DIR" "$n" in_node "$n"
 		[[ -z $ROOT ]] || in_node "$n" mount --bind "$SHARED_DIR" "$ROOT$SHARED_DIR"
 	fi
+	rm -f "$NODE_NS_DIR/$n.killed"
 	pid_alive "$(cat "$RUN_DIR/munged-$n.pid" 2>/dev/null)" munged || node_munge_start "$n"
 }
 
