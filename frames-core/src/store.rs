@@ -223,7 +223,7 @@ impl Listing {
 }
 
 /// How far listings have read each segment and which record files they listed, so the next
-/// listing ([`list_since`]) reads only what came since: `frames watch` on a big directory.
+/// listing ([`scan_since`]) reads only what came since: `frames watch` on a big directory.
 #[derive(Debug, Clone, Default)]
 pub struct Marks {
     segments: HashMap<String, SegmentMark>,
@@ -251,45 +251,41 @@ struct SegmentMark {
 /// `only_group`, reads only the segments of that job (or array job): what a task of that job
 /// needs to see its own job's records (record files are listed all the same).
 pub fn list(layout: &Layout, only_group: Option<u32>) -> io::Result<Listing> {
-    // Empty marks never see a rewrite: the listing is always there.
-    Ok(list_since(layout, only_group, &mut Marks::default())?.unwrap_or_default())
+    let mut segments = Vec::new();
+    let mut records = Vec::new();
+    let scan = scan_since(
+        layout,
+        only_group,
+        &mut Marks::default(),
+        usize::MAX,
+        |chunk| {
+            // A whole segment per chunk: kept, its places renumbered into the listing.
+            let index = segments.len();
+            records.extend(chunk.records.drain(..).map(|(key, place)| match place {
+                Place::Segment { range, .. } => (
+                    key,
+                    Place::Segment {
+                        segment: index,
+                        range,
+                    },
+                ),
+                file => (key, file),
+            }));
+            segments.append(&mut chunk.segments);
+        },
+    )?;
+    // Empty marks never see a removal: the scan's listing is always there.
+    let mut listing = scan.unwrap_or_default();
+    listing.records.append(&mut records);
+    listing.segments = segments;
+    Ok(listing)
 }
 
 /// Lists what is new since `marks` (and moves them on): record files not listed before, and
 /// the lines appended to each segment since it was last read (a segment's unterminated last
 /// line is read again next time). `None` when anything was not appended to but removed or
 /// replaced (a segment gone, shorter, or another file; a record file gone): then the caller
-/// starts again from empty marks.
-pub fn list_since(
-    layout: &Layout,
-    only_group: Option<u32>,
-    marks: &mut Marks,
-) -> io::Result<Option<Listing>> {
-    let mut segments = Vec::new();
-    let mut records = Vec::new();
-    let scan = scan_since(layout, only_group, marks, usize::MAX, |chunk| {
-        // A whole segment per chunk: kept, its places renumbered into the listing.
-        let index = segments.len();
-        records.extend(chunk.records.drain(..).map(|(key, place)| match place {
-            Place::Segment { range, .. } => (
-                key,
-                Place::Segment {
-                    segment: index,
-                    range,
-                },
-            ),
-            file => (key, file),
-        }));
-        segments.append(&mut chunk.segments);
-    })?;
-    Ok(scan.map(|mut listing| {
-        listing.records.append(&mut records);
-        listing.segments = segments;
-        listing
-    }))
-}
-
-/// [`list_since`] for a reader that takes the records as they come: segments are read in
+/// starts again from empty marks. Segments are read in
 /// chunks of about `chunk` bytes (whole lines; a longer line makes its chunk longer), each
 /// handed to `each` as a listing of one segment (the chunk, its `base` the file offset) and its
 /// record lines, then its buffer is used for the next chunk: reading 100,000 records touches a
@@ -459,9 +455,13 @@ impl<F: FnMut(&mut Listing)> SegmentReader<'_, F> {
                 .map_or(0, |i| i + 1);
             let upto = if at_end { self.buf.len() } else { whole };
             if upto > 0 {
-                self.hand_over(meta.uid(), pos, upto, whole);
+                // The part of a line after the chunk's last '\n' starts the next chunk, whether
+                // or not `each` keeps this one's buffer.
+                let rest = self.buf.split_off(upto);
+                self.hand_over(meta.uid(), pos, whole);
+                self.buf.clear();
+                self.buf.extend_from_slice(&rest);
                 pos += whole as u64;
-                self.buf.drain(..whole.min(self.buf.len()));
             }
             if at_end {
                 break;
@@ -475,11 +475,11 @@ impl<F: FnMut(&mut Listing)> SegmentReader<'_, F> {
         }))
     }
 
-    /// Parses `buf[..upto]` (whole lines up to `whole`, then possibly an unterminated last
-    /// one) and hands it to `each` as a listing of one segment based at `pos`.
-    fn hand_over(&mut self, uid: u32, pos: u64, upto: usize, whole: usize) {
+    /// Parses the buffer (whole lines up to `whole`, then possibly an unterminated last one)
+    /// and hands it to `each` as a listing of one segment based at `pos`.
+    fn hand_over(&mut self, uid: u32, pos: u64, whole: usize) {
         let mut chunk = Listing::default();
-        for line in parse_segment(&self.buf[..upto]) {
+        for line in parse_segment(self.buf) {
             match line {
                 Line::Record(key, range) => chunk
                     .records
@@ -714,6 +714,32 @@ mod tests {
             i.sort();
             assert_eq!(got, expect, "chunk {chunk}");
             assert_eq!((b, i), (bad.clone(), incomplete.clone()), "chunk {chunk}");
+            // A reader that keeps each chunk (as `list` keeps whole segments) loses nothing
+            // either: the part of a line after a chunk's last '\n' goes on to the next chunk.
+            let mut kept: Vec<Segment> = Vec::new();
+            let mut places = Vec::new();
+            let rest = scan_since(&layout, None, &mut Marks::default(), chunk, |c| {
+                let base = kept.len();
+                places.extend(c.records.drain(..).map(|(k, p)| match p {
+                    Place::Segment { segment, range } => (k, base + segment, range),
+                    Place::File(_) => unreachable!("segments only"),
+                }));
+                kept.append(&mut c.segments);
+            })
+            .unwrap()
+            .unwrap();
+            let mut got: Vec<(TaskKey, Vec<u8>)> = places
+                .into_iter()
+                .map(|(k, seg, range)| (k, kept[seg].bytes[range].to_vec()))
+                .collect();
+            got.sort();
+            assert_eq!(got, expect, "chunk {chunk}, chunks kept");
+            assert_eq!(
+                rest.bad.len(),
+                1,
+                "chunk {chunk}, chunks kept: {:?}",
+                rest.bad
+            );
         }
     }
 

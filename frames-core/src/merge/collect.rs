@@ -156,8 +156,6 @@ pub struct Tracker {
     /// Problems of what is never read again (bad lines, bad record files).
     lasting: Vec<Problem>,
     threads: Option<usize>,
-    /// Segment bytes the last refresh read.
-    bytes_read: u64,
 }
 
 /// What one refresh read.
@@ -210,9 +208,13 @@ impl Tracker {
         if self.collection.owner_uid != Some(owner) {
             self.forget();
         }
-        let mut whole = self.keys.is_empty() && self.lasting.is_empty();
+        let mut whole = self.marks.is_empty();
         let records_dir = layout.records_dir();
-        let (listing, mut fresh) = match self.scan(layout, owner)? {
+        let Scanned {
+            listing,
+            mut fresh,
+            bytes,
+        } = match self.scan(layout, owner)? {
             Some(found) => found,
             None => {
                 self.forget();
@@ -269,14 +271,14 @@ impl Tracker {
         c.warnings = dir_warnings(layout, &state);
         Ok(Refreshed {
             records: counted,
-            bytes: self.bytes_read,
+            bytes,
             whole,
         })
     }
 
     /// Reads what is new: segment lines chunk by chunk (judged as they come) and the names of
     /// new record files (in the listing). `None`: something was removed or replaced.
-    fn scan(&mut self, layout: &Layout, owner: u32) -> io::Result<Option<(Listing, Keyed)>> {
+    fn scan(&mut self, layout: &Layout, owner: u32) -> io::Result<Option<Scanned>> {
         let mut fresh = Vec::new();
         let mut failed = None;
         let mut bytes = 0u64;
@@ -300,11 +302,14 @@ impl Tracker {
                 Err(e) => failed = Some(e),
             }
         })?;
-        self.bytes_read = bytes;
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok(listing.map(|l| (l, fresh)))
+        Ok(listing.map(|listing| Scanned {
+            listing,
+            fresh,
+            bytes,
+        }))
     }
 
     /// Adds records to the collection, keeping it in key order (new records mostly come
@@ -355,8 +360,14 @@ impl Tracker {
     }
 }
 
-/// Records with the keys they were found under.
-type Keyed = Vec<(TaskKey, TaskRecord)>;
+/// What one scan read: the rest of the listing (record files, strange names, bad lines), the
+/// segment records judged as they came, and the segment bytes read.
+#[derive(Default)]
+struct Scanned {
+    listing: Listing,
+    fresh: Vec<(TaskKey, TaskRecord)>,
+    bytes: u64,
+}
 
 /// Segments are read in chunks of this many bytes (see store::scan_since).
 const CHUNK_BYTES: usize = 4 << 20;
