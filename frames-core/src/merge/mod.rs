@@ -41,7 +41,9 @@ use crate::submission::Submission;
 pub use collect::{Refreshed, Tracker, collect, collect_with_threads};
 pub use finish::try_finish;
 pub use outputs::{Submissions, csv_bytes, manifest_bytes, write_outputs};
-pub use select::{job_units, resubmit_commands, summarize, task_place, unit_of};
+pub use select::{
+    failing_nodes, job_resubmits, job_units, resubmit_commands, summarize, task_place, unit_of,
+};
 pub use view::{TaskView, UnitView, unit_views};
 
 /// Version of the summary format (2: units are indices or jobs, `jobs`, `unique_hosts`).

@@ -310,32 +310,18 @@ pub fn summarize(c: &Collection) -> Summary {
     let missing_count = missing.len() as u64 + jobs_missing;
 
     // Every attempt counts for the hosts, the time span and the failing nodes.
-    let mut all_attempts: BTreeMap<&str, NodeCounts> = BTreeMap::new();
+    let mut hosts: BTreeSet<&str> = BTreeSet::new();
     let mut first_start: Option<f64> = None;
     let mut last_end: Option<f64> = None;
     for r in &c.records {
-        let n = all_attempts.entry(r.node.as_str()).or_default();
-        match r.status {
-            Status::Done => n.done += 1,
-            // SIGTERM is how Slurm ends a task it cancels (scancel), times out or preempts:
-            // the node did nothing wrong, and excluding it would only narrow the rerun.
-            Status::Failed if r.signal == Some(libc::SIGTERM) => {}
-            Status::Failed => n.failed += 1,
-        }
+        hosts.insert(r.node.as_str());
         if let Some(s) = r.start_time {
             first_start = Some(first_start.map_or(s, |f| f.min(s)));
         }
         last_end = Some(last_end.map_or(r.end_time, |l| l.max(r.end_time)));
     }
-    let hosts: Vec<String> = all_attempts.keys().map(|h| (*h).to_owned()).collect();
-    let mut failing_nodes: Vec<String> = all_attempts
-        .iter()
-        .filter(|(_, n)| n.failed >= 2 && n.failed > n.done)
-        .map(|(name, _)| (*name).to_owned())
-        .collect();
-    if failing_nodes.len() == hosts.len() {
-        failing_nodes.clear();
-    }
+    let hosts: Vec<String> = hosts.into_iter().map(str::to_owned).collect();
+    let failing_nodes = failing_nodes(&c.records, &BTreeSet::new());
 
     let mut rerun: Vec<u64> = missing.iter().chain(&failed).copied().collect();
     rerun.sort_unstable();
@@ -473,9 +459,39 @@ pub(super) fn job_submission<'a>(c: &'a Collection, r: &TaskRecord) -> Option<&'
     }
 }
 
+/// The nodes whose attempts failed at least twice and more often than they succeeded (every
+/// attempt counts, replaced ones too), unless that is every node that ran any: `resubmit`
+/// excludes them. A task Slurm itself ended is no fault of its node: one killed by SIGTERM
+/// (how Slurm cancels, times out and preempts), one whose shell reported that SIGTERM
+/// (exit code 128 + 15: the shell can exit before its own SIGTERM arrives), and one of the
+/// jobs in `ended_by_slurm` (the task ids Slurm says it cancelled or timed out).
+pub fn failing_nodes(records: &[TaskRecord], ended_by_slurm: &BTreeSet<u32>) -> Vec<String> {
+    let mut attempts: BTreeMap<&str, NodeCounts> = BTreeMap::new();
+    for r in records {
+        let n = attempts.entry(r.node.as_str()).or_default();
+        let excused = r.signal == Some(libc::SIGTERM)
+            || r.exit_code == Some(128 + libc::SIGTERM)
+            || ended_by_slurm.contains(&r.job_id);
+        match r.status {
+            Status::Done => n.done += 1,
+            Status::Failed if excused => {}
+            Status::Failed => n.failed += 1,
+        }
+    }
+    let failing: Vec<String> = attempts
+        .iter()
+        .filter(|(_, n)| n.failed >= 2 && n.failed > n.done)
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    if failing.len() == attempts.len() {
+        return Vec::new();
+    }
+    failing
+}
+
 /// One command per rerun non-array job (its submission as recorded), and the jobs whose
 /// submission is not known.
-fn job_resubmits(
+pub fn job_resubmits(
     c: &Collection,
     units: &[Unit],
     exclude: &[String],

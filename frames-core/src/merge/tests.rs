@@ -430,6 +430,29 @@ fn failing_nodes_not_everything() {
     assert_eq!(s.resubmit[0].argv.join(" "), "sbatch --array=0-3 r.sh");
 }
 
+/// A shell reports its command's SIGTERM as exit code 143 (it can exit before its own
+/// SIGTERM arrives): a cancel, not a node fault. Exit code 1 on the same node is one.
+#[test]
+fn a_shell_reporting_sigterm_does_not_make_its_node_failing() {
+    let (_t, l) = dir("merge-143");
+    submit(&l, "sbatch --array=0-5 r.sh", 1.0);
+    for i in 0..2 {
+        put(&l, &sample(i));
+    }
+    for i in 2..5 {
+        let mut r = failed(i, 0, "c2", 1.0);
+        r.exit_code = Some(143);
+        r.decide(true);
+        put(&l, &r);
+    }
+    let s = summarize(&collect(&l).unwrap());
+    assert!(s.failing_nodes.is_empty(), "{:?}", s.failing_nodes);
+    put(&l, &failed(5, 0, "c2", 1.0));
+    put(&l, &failed(4, 1, "c2", 2.0));
+    let s = summarize(&collect(&l).unwrap());
+    assert_eq!(s.failing_nodes, ["c2"]);
+}
+
 #[test]
 fn not_a_frame_dir() {
     let t = TempDir::new("merge-none");

@@ -214,12 +214,24 @@ pub fn exclude_active(s: &mut Summary, c: &Collection, live: &Live) {
         .chain(live.active_reruns.iter().copied())
         .collect();
     s.rerun_jobs.retain(|j| !active_jobs.contains(j));
+    // The records alone cannot tell every cancel from a node's fault (a script may exit 1 on
+    // SIGTERM): the tasks Slurm says it cancelled or timed out do not count against a node.
+    let ended_by_slurm: BTreeSet<u32> = live
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Cancelled | State::Timeout))
+        .map(|e| e.job_id)
+        .collect();
+    if !ended_by_slurm.is_empty() {
+        s.failing_nodes = merge::failing_nodes(&c.records, &ended_by_slurm);
+    }
     let (mut resubmit, uncovered) =
         merge::resubmit_commands(&c.submissions, &keep, &s.failing_nodes);
     // A non-array job's command reruns that job: kept while the job is still to rerun.
+    let (job_commands, _) = merge::job_resubmits(c, &s.units, &s.failing_nodes);
     resubmit.extend(
-        s.resubmit
-            .drain(..)
+        job_commands
+            .into_iter()
             .filter(|cmd| cmd.job.is_some_and(|j| s.rerun_jobs.contains(&j))),
     );
     s.rerun_ranges = ranges::compress(&keep);

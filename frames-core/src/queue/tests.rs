@@ -673,3 +673,60 @@ fn sacct_links_a_submission_squeue_forgot() {
     assert_eq!(sacct_since(1000.0, 1100.0), "now-161");
     assert_eq!(sacct_since(f64::INFINITY, 1100.0), "now-86400");
 }
+
+/// `scancel 1000_[5-7]` of a script that exits 1 on SIGTERM (its records only say "failed"
+/// on c2, twice): the tasks sacct says Slurm cancelled do not count against the node, so
+/// the rerun is not kept off c2. Seen on CI: a shell whose `sleep` died first exited 143.
+#[test]
+fn tasks_slurm_cancelled_do_not_exclude_their_node() {
+    let mut c = dir_of_array_1000();
+    for i in 5..8 {
+        let mut r = crate::record::tests::sample(i);
+        r.node = "c2".into();
+        r.exit_code = Some(1);
+        r.decide(true);
+        c.records.push(r);
+    }
+    let mut s = merge::summarize(&c);
+    assert_eq!(s.failing_nodes, ["c2"], "records alone: the node failed");
+    let view = QueueView::from_entries(
+        Answer::Answered,
+        Answer::Answered,
+        parse_sacct(
+            "1004|1000_4|FAILED|c2|1:0\n1005|1000_5|CANCELLED by 6001|c2|0:15\n\
+             1006|1000_6|CANCELLED by 6001|c2|0:15\n1007|1000_7|CANCELLED by 6001|c2|0:15\n\
+             1008|1000_8|RUNNING|c1|0:0\n1009|1000_9|RUNNING|c2|0:0\n",
+        )
+        .unwrap(),
+    );
+    let jobs = dir_jobs(&c);
+    let live = live(&c, &jobs, &view);
+    exclude_active(&mut s, &c, &live);
+    assert!(s.failing_nodes.is_empty(), "{:?}", s.failing_nodes);
+    assert_eq!(s.rerun_ranges, "4-7");
+    assert_eq!(s.resubmit.len(), 1);
+    assert!(
+        !s.resubmit[0].command.contains("--exclude"),
+        "{}",
+        s.resubmit[0].command
+    );
+    // The same tasks failing on their own (sacct: FAILED) still exclude c2.
+    let view = QueueView::from_entries(
+        Answer::Answered,
+        Answer::Answered,
+        parse_sacct(
+            "1004|1000_4|FAILED|c2|1:0\n1005|1000_5|FAILED|c2|1:0\n\
+             1006|1000_6|FAILED|c2|1:0\n1007|1000_7|FAILED|c2|1:0\n",
+        )
+        .unwrap(),
+    );
+    let live = super::live(&c, &jobs, &view);
+    let mut s = merge::summarize(&c);
+    exclude_active(&mut s, &c, &live);
+    assert_eq!(s.failing_nodes, ["c2"]);
+    assert!(
+        s.resubmit[0].command.contains("--exclude=c2"),
+        "{}",
+        s.resubmit[0].command
+    );
+}

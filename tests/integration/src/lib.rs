@@ -288,6 +288,15 @@ impl Cluster {
         self.scratch().join("bin").join(name).display().to_string()
     }
 
+    /// Cancels `job` when the returned guard drops, also when the test panics: a failed
+    /// test leaves no job running into the next one.
+    pub fn cancel_on_drop(&self, job: &str) -> CancelOnDrop<'_> {
+        CancelOnDrop {
+            cluster: self,
+            job: job.to_owned(),
+        }
+    }
+
     /// Waits until no job of the test user is left in the queue, up to `limit`.
     pub fn wait_queue_empty(&self, limit: Duration) {
         let start = Instant::now();
@@ -303,6 +312,18 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+}
+
+/// See [`Cluster::cancel_on_drop`].
+pub struct CancelOnDrop<'a> {
+    cluster: &'a Cluster,
+    job: String,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.cluster.as_user("scancel", &[&self.job]);
     }
 }
 

@@ -550,6 +550,7 @@ fn a_partly_cancelled_array_proposes_the_cancelled_indices_on_every_node() {
             "sleep 30",
         ],
     );
+    let _cancel = cluster.cancel_on_drop(&job);
     wait_until("all running", Duration::from_secs(60), || {
         let t = tasks(&cluster, &job);
         t.len() == 10 && t.iter().all(|(_, s, _)| s == "RUNNING")
