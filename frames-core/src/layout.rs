@@ -220,8 +220,10 @@ impl Layout {
             self.results_dir(),
             self.submissions_dir(),
         ] {
+            // One mkdir and, when it existed, one lstat per directory: every task of a job
+            // runs this, and on a network file system each call is a round trip.
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => {}
+                Ok(()) => continue,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
                     return Err(io::Error::new(
@@ -230,8 +232,7 @@ impl Layout {
                     ));
                 }
             }
-            make_real_dir(&dir)?;
-            let meta = std::fs::symlink_metadata(&dir)?;
+            let meta = real_dir_metadata(&dir)?;
             if meta.uid() != uid {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
@@ -270,7 +271,13 @@ fn make_real_dir(dir: &Path) -> io::Result<()> {
             ));
         }
     }
-    let meta = std::fs::symlink_metadata(dir)?;
+    real_dir_metadata(dir).map(drop)
+}
+
+/// The metadata of `dir` itself (lstat), refusing a symlink or any other file type.
+fn real_dir_metadata(dir: &Path) -> io::Result<std::fs::Metadata> {
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot stat {}: {e}", dir.display())))?;
     if meta.file_type().is_symlink() {
         return Err(io::Error::other(format!(
             "{} is a symlink: refusing to follow it (expected a directory)",
@@ -283,7 +290,7 @@ fn make_real_dir(dir: &Path) -> io::Result<()> {
             dir.display()
         )));
     }
-    Ok(())
+    Ok(meta)
 }
 
 #[cfg(test)]

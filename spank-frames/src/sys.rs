@@ -114,6 +114,33 @@ pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Reads up to `max` bytes from `fd` until its end of file, waiting at most `limit` in all:
+/// the bytes read, or an error when the time ran out first.
+pub fn read_within(fd: RawFd, max: usize, limit: Duration) -> io::Result<Vec<u8>> {
+    let started = Instant::now();
+    let mut bytes = Vec::with_capacity(max);
+    let mut buf = [0u8; 64];
+    while bytes.len() < max {
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer after {} s", limit.as_secs()),
+            ));
+        }
+        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        if !poll_readable(fd, ms) {
+            continue;
+        }
+        let want = (max - bytes.len()).min(buf.len());
+        match read_fd(fd, &mut buf[..want])? {
+            0 => break,
+            n => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    Ok(bytes)
+}
+
 /// Writes all of `bytes` to `fd` (retrying on EINTR); false on an error.
 pub fn write_all_fd(fd: RawFd, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {

@@ -6,9 +6,12 @@
 //!
 //! - The helper is found next to spank_frames.so (symlinks resolved: where the package put it)
 //!   unless plugstack.conf names it with `capture_helper=PATH`.
-//! - It is exec'd by a child of the task that keeps only its three descriptors (the pipe's read
-//!   end, the original stdout, the partial capture file) and runs as the job's user; it forks
-//!   itself free of the task (see the helper) and its first process's exit says it is running.
+//! - It is exec'd by a grandchild of the task that keeps only its three descriptors (the pipe's
+//!   read end, the original stdout, the partial capture file) and runs as the job's user. The
+//!   child between them exits at once, so the helper is never a child of the user's program (a
+//!   shell's bare `wait` would wait for it while it waits for the shell's stdout to close).
+//!   task_init waits only until the helper's exec succeeded (a close-on-exec pipe closes), not
+//!   for the helper to load and run.
 //! - When stdout and stderr are the same file (sbatch's default), both go through the one pipe,
 //!   so their interleaving in the output file is exactly what it would be without us.
 //! - Captured lines go to `<capture>.partial`, renamed to the capture path at end of output:
@@ -27,9 +30,10 @@ use crate::sys::{self, Identity};
 
 /// The helper's file name, in the directory of spank_frames.so.
 pub const HELPER_NAME: &str = "spank_frames-capture";
-/// How long task_init waits for the helper to say it runs (it forks once and exits).
+/// How long task_init waits for the helper's exec (the child that forks it exits at once).
 const START_LIMIT: Duration = Duration::from_secs(10);
-/// Exit codes of the child that execs the helper, before the helper runs.
+/// Exit codes of the child that forks the helper, or of the grandchild when exec fails.
+const EXIT_FORK: i32 = 124;
 const EXIT_DESCRIPTORS: i32 = 125;
 const EXIT_USER: i32 = 126;
 const EXIT_EXEC: i32 = 127;
@@ -114,16 +118,39 @@ fn start_inner(
         if !sys::is_only(user) && sys::drop_privileges(user, groups).is_err() {
             return EXIT_USER;
         }
-        let errno = sys::exec(&program, &argv);
-        sys::write_all_fd(kept[3], &errno.to_ne_bytes());
-        EXIT_EXEC
+        let helper = sys::fork_run(|| {
+            let errno = sys::exec(&program, &argv);
+            sys::write_all_fd(kept[3], &errno.to_ne_bytes());
+            EXIT_EXEC
+        });
+        if helper.is_ok() { 0 } else { EXIT_FORK }
     })
     .map_err(|e| format!("fork: {e}"))?;
     drop((read_end, original, file, status_write));
     let status = sys::wait_for_child(child, START_LIMIT);
-    let mut errno = [0u8; 4];
-    let exec_error = (sys::read_fd(status_read.as_raw_fd(), &mut errno).ok() == Some(4))
-        .then(|| std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    // The status pipe's last write end is the helper's: it closes at a successful exec, or
+    // carries exec's errno. Bounded, so a helper on a hung file system cannot hang the task.
+    let exec_error = if status
+        .as_ref()
+        .is_ok_and(|&s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0)
+    {
+        match sys::read_within(status_read.as_raw_fd(), 4, START_LIMIT) {
+            Ok(bytes) if bytes.len() == 4 => {
+                Some(std::io::Error::from_raw_os_error(i32::from_ne_bytes([
+                    bytes[0], bytes[1], bytes[2], bytes[3],
+                ])))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                return Err(format!(
+                    "capture helper {} did not start: {e}",
+                    helper.display()
+                ));
+            }
+        }
+    } else {
+        None
+    };
     let what = || format!("capture helper {}", helper.display());
     match (status, exec_error) {
         (_, Some(e)) => {
@@ -135,6 +162,7 @@ fn start_inner(
         (Ok(s), None) if libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0 => {}
         (Ok(s), None) if libc::WIFEXITED(s) => {
             let why = match libc::WEXITSTATUS(s) {
+                EXIT_FORK => "it could not be forked".to_string(),
                 EXIT_DESCRIPTORS => "its descriptors could not be set up".to_string(),
                 EXIT_USER => format!("could not run it as uid {}", user.uid),
                 code => format!("it exited with status {code}"),

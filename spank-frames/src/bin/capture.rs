@@ -7,10 +7,9 @@
 //! The plugin starts it from task_init, already as the job's user, with fd 3 the read end of
 //! the task's stdout pipe, fd 4 the task's original stdout and fd 5 the capture file
 //! `CAPTURE_PATH.partial` (created by the plugin), every other descriptor closed, stdio on
-//! /dev/null, SIGPIPE and the termination signals ignored. It forks once and its first process
-//! exits at once (status 0: capture running): the capture must not be a child of the user's
-//! program, whose shell's bare `wait` would otherwise wait for it while it waits for the
-//! shell's stdout to close. At the end of the output the partial file is renamed to
+//! /dev/null, SIGPIPE and the termination signals ignored. It runs as a grandchild of the task
+//! whose parent has already exited, so it is no child of the user's program (see
+//! spank-frames/src/tee.rs). At the end of the output the partial file is renamed to
 //! CAPTURE_PATH, which tells task_exit the capture is complete.
 use std::fs::File;
 use std::os::fd::FromRawFd;
@@ -28,12 +27,6 @@ fn main() -> ExitCode {
     let (Some(prefix), capture) = (prefix.to_str(), PathBuf::from(capture)) else {
         return ExitCode::from(2);
     };
-    // SAFETY: fork in a single-threaded process; the child goes on with this program.
-    match unsafe { libc::fork() } {
-        0 => {}
-        pid if pid > 0 => return ExitCode::SUCCESS,
-        _ => return ExitCode::from(1),
-    }
     // SAFETY: descriptors 3, 4 and 5 were set up for this program by the plugin and nothing
     // else in it owns them.
     let (input, output, file) = unsafe {
