@@ -366,8 +366,11 @@ slurmstepd).
         r#"The
 plugins' code and data mapped into slurmstepd ({so_total} MiB of .so, mostly untouched pages) is what
 loading adds; a resident page of a shared library is counted in every process that maps it.
-Most of it is clean, shared text: the kernel maps the pages around each one touched (fault-around),
-so a smaller .so (no `ureq`/TLS stack in spank_qrmi, less code in spank_frames) lowers it.
+Most of it is clean text shared with every other process that maps the same file: the kernel
+maps the pages around each one touched (fault-around), so the resident size follows how widely
+the code run at load and in the hooks is spread over the file, not the file's size (a build
+optimised for size did not lower it, in a check outside this run). Loading less code would: a
+small plugin that loads the rest only when one of its options is used.
 "#
     );
     s
