@@ -371,8 +371,9 @@ fn move_fd(fd: RawFd, target: RawFd) -> RawFd {
 }
 
 /// Closes every descriptor from `first` up.
-fn close_from(first: RawFd) {
-    // SAFETY: only used by `isolate`, whose caller gives up every descriptor from `first` up.
+pub fn close_from(first: RawFd) {
+    // SAFETY: only called in a child made for one purpose (`isolate` and the process that
+    // execs the capture helper), which gives up every descriptor from `first` up.
     unsafe {
         if libc::syscall(
             libc::SYS_close_range,

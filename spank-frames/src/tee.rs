@@ -119,6 +119,9 @@ fn start_inner(
             return EXIT_USER;
         }
         let helper = sys::fork_run(|| {
+            // Nothing of ours is opened between the isolation and here, but a tool that runs
+            // the host (valgrind's per-process log) may open one at fork: not for the helper.
+            sys::close_from(kept[3] + 1);
             let errno = sys::exec(&program, &argv);
             sys::write_all_fd(kept[3], &errno.to_ne_bytes());
             EXIT_EXEC
