@@ -629,6 +629,7 @@ fn the_capture_helper_is_a_small_program_of_the_users_with_only_its_descriptors(
              if [ "$(cat $p/comm 2>/dev/null)" = spank_frames-ca ] && tr '\0' ' ' <$p/cmdline | grep -qF "$FRAME_DIR/"; then
                echo "fds: $(ls $p/fd | sort -n | tr '\n' ' ')"
                echo "uid: $(awk '/^Uid/ {print $2, $3, $4}' $p/status)"
+               [ "$(awk '/^PPid/ {print $2}' $p/status)" = $$ ] && echo "a child of the task"
              fi
            done"#,
     );
@@ -642,6 +643,12 @@ fn the_capture_helper_is_a_small_program_of_the_users_with_only_its_descriptors(
     assert!(
         out.task_output
             .contains(&format!("uid: {uid} {uid} {uid}\n")),
+        "{}",
+        out.transcript()
+    );
+    // Not a child of the user's program: a shell's bare `wait` would wait for it forever.
+    assert!(
+        !out.task_output.contains("a child of the task"),
         "{}",
         out.transcript()
     );
