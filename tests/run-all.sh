@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the project, in order of cost: format and lint, unit and C-host tests,
-# the C-host tests under valgrind, fuzzing, builds against the Slurm 22.05 / 24.11 / 26.05
-# headers, the packages (tests/package-test.sh, packaging/rpm/build.sh), then the integration
-# tests on real namespaced Slurm clusters (brought up here and always torn down), running the
-# plugins from those packages: 22.05 with the heavy hardening tests, 24.11 and 26.05 from
-# debootstrapped root filesystems, and controller failover. Run as root on Debian 12; .ci/run calls this
+# the C-host tests under valgrind, the plugins' link order (tests/hot-symbols.sh --check),
+# fuzzing, builds against the Slurm 22.05 / 24.11 / 26.05 headers, the packages
+# (tests/package-test.sh, packaging/rpm/build.sh), then the integration tests on real
+# namespaced Slurm clusters (brought up here and always torn down), running the plugins from
+# those packages: 22.05 with the heavy hardening tests, 24.11 and 26.05 from debootstrapped
+# root filesystems, and controller failover. Run as root on Debian 12; .ci/run calls this
 # after installing what it needs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +54,9 @@ cargo test --workspace
 
 section "C-host tests under valgrind memcheck"
 tests/valgrind-host.sh
+
+section "the plugins' unused-path functions are placed together (hot-symbols.txt up to date)"
+tests/hot-symbols.sh --check
 
 section "fuzzing every parser (60 s per target; a longer run: tests/fuzz.sh 3600)"
 tests/fuzz.sh 60

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Writes (or with --check, verifies) spank-frames/hot-symbols.txt and spank-qrmi/hot-symbols.txt:
+# the functions each plugin runs when a job does not use it, in the order the linker should
+# place them (issue 17, slurmstepd's resident memory). Every Slurm process that loads a plugin
+# maps its code; the kernel then makes resident 64 KiB around each page a call touches
+# (fault-around), so ~80 small functions scattered over a 1 MiB .text cost ~0.5 MiB of resident
+# text in every slurmstepd. Placed first and together (lld's --symbol-ordering-file, passed by
+# each plugin's build.rs), the same calls touch one or two 64 KiB windows.
+#
+#   tests/hot-symbols.sh            regenerate both files (after changing what an unused hook runs)
+#   tests/hot-symbols.sh --check    exit 1 when a file no longer matches the build (symbols
+#                                   renamed by a toolchain or dependency change, new functions
+#                                   on the unused path): the ordering would silently stop working
+#
+# How: the release plugins are built with their static symbol tables (SPANK_QRMI_KEEP_SYMBOLS;
+# symbol names do not depend on it) in target/hot-symbols, and the C host (tests/host) runs each
+# Slurm context's hook sequence without the plugin's options under callgrind, which names every
+# function executed in the plugin. Order: slurmstepd's sequence first (the remote context: init,
+# init_post_opt, user_init, one task, exit), then srun's, sbatch's and slurmd's, then the frames
+# plugin's used path (--frame-dir), so what a job that does use it runs comes next.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+check=0
+[ "${1:-}" = --check ] && check=1
+command -v valgrind >/dev/null || { echo "hot-symbols: valgrind is not installed" >&2; exit 1; }
+
+target=$repo/target/hot-symbols
+SPANK_QRMI_KEEP_SYMBOLS=1 CARGO_TARGET_DIR=$target cargo build --release --quiet -p spank-qrmi -p spank-frames
+# The C host is built by the spank-test-host crate's build script (the unit tests build it).
+host_target=${CARGO_TARGET_DIR:-$repo/target}
+cargo build --quiet -p spank-test-host
+host=$(ls -t "$host_target"/debug/build/spank-test-host-*/out/spank_host | head -1)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# trace PLUGIN.so HOST-ARGS...: the plugin's functions callgrind saw, in first-seen order.
+trace() {
+    local so=$1 out=$work/cg.out
+    shift
+    valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
+        --callgrind-out-file="$out" "$host" "$so" "$@" >/dev/null 2>&1 || true
+    [ -s "$out" ] || { echo "hot-symbols: callgrind wrote nothing for $so $*" >&2; exit 1; }
+    awk -v so="$(basename "$so")" '
+        /^ob=/ { ob = substr($0, 4) }
+        /^fn=/ { f = substr($0, 4); if (index(ob, so) && f !~ /^0x/ && !(f in seen)) { seen[f] = 1; print f } }
+    ' "$out"
+}
+
+job=(--item job_id=4242 --item step_id=0 --item uid=0 --item gid=0 --item nnodes=1 --item node_id=0
+    --item local_task_count=1 --item total_task_count=1 --item task_id=0 --item task_global_id=0)
+sequences() { # $1: plugin .so
+    trace "$1" --context remote "${job[@]}" --call init --call init_post_opt --call user_init --task true --call exit
+    trace "$1" --context local "${job[@]}" --call init --call init_post_opt --call local_user_init --call exit
+    trace "$1" --context allocator --call init --call init_post_opt --call exit
+    trace "$1" --context slurmd --call init --call exit
+}
+
+rc=0
+for plugin in frames qrmi; do
+    so=$target/release/libspank_$plugin.so
+    file=spank-$plugin/hot-symbols.txt
+    {
+        sequences "$so"
+        if [ "$plugin" = frames ]; then
+            dir=$work/frames-dir
+            mkdir -p "$dir"
+            trace "$so" --context remote "${job[@]}" --call init --option "frame-dir=$dir" \
+                --call init_post_opt --call user_init --task true --call exit
+        fi
+    } | awk '!seen[$0]++' >"$work/$plugin.new"
+    if ((check)); then
+        # Both ways: listed functions the build no longer has, traced functions not listed.
+        nm --defined-only "$so" | awk '{print $3}' | sort -u >"$work/$plugin.defined"
+        listed=$(grep -v '^#' "$file" | sort -u)
+        gone=$(comm -23 <(echo "$listed") "$work/$plugin.defined" | grep -c . || true)
+        new=$(comm -13 <(echo "$listed") <(sort -u "$work/$plugin.new") | grep -c . || true)
+        total=$(echo "$listed" | grep -c . || true)
+        echo "hot-symbols: $file: $total listed, $gone not in the build, $new traced but not listed"
+        if ((gone * 10 > total || new * 10 > total)); then
+            echo "hot-symbols: $file is stale: run tests/hot-symbols.sh and commit the result" >&2
+            rc=1
+        fi
+    else
+        {
+            echo "# Written by tests/hot-symbols.sh: functions spank_$plugin.so runs when a job does not"
+            echo "# use it, placed first in .text by build.rs (lld --symbol-ordering-file). Regenerate,"
+            echo "# do not edit."
+            cat "$work/$plugin.new"
+        } >"$file"
+        echo "hot-symbols: wrote $file ($(wc -l <"$work/$plugin.new") functions)"
+    fi
+done
+exit "$rc"
