@@ -170,11 +170,15 @@ EOF
             ((r < fork_reps)) && run_timed "loop-fork-$n" taskset -c 0 bash "$work/loop-fork.sh" "$dir" "$n"
         done
     done
-    log "item 6: frames watch's tick on 100,000 (100 reruns appended per tick)"
-    taskset -c 0 "$fb" tick "$work/frames-100000" 100 "$reps" >"$res/tick.raw" || {
-        log "FAILED: frames_bench tick"; return 1; }
-    awk -v R="$res" '$1 == "tick" { print $2 >> (R "/watch-tick-100000"); print $5 >> (R "/watch-refresh-100000") }
-        $1 == "whole" { print $2 >> (R "/watch-whole-100000") }' "$res/tick.raw"
+    # The same tick on dirs of two sizes: a tick in proportion to what changed costs the same
+    # on both; one that grows 10x with the dir does not.
+    for n in 10000 100000; do
+        log "item 6: frames watch's tick on $n (100 reruns appended per tick)"
+        taskset -c 0 "$fb" tick "$work/frames-$n" 100 "$reps" >"$res/tick-$n.raw" || {
+            log "FAILED: frames_bench tick"; return 1; }
+        awk -v R="$res" -v N="$n" '$1 == "tick" { print $2 >> (R "/watch-tick-" N); print $5 >> (R "/watch-refresh-" N) }
+            $1 == "whole" { print $2 >> (R "/watch-whole-" N) }' "$res/tick-$n.raw"
+    done
     report
     rm -rf "$work"/frames-*
 }
@@ -393,12 +397,17 @@ stepd_rss() { # $1: label; $2...: options
     sleep 4
     for n in c1 c2; do inos+=("$(stat -L -c %i "/run/netns/s$SPANK_CLUSTER_ID-$n")"); done
     : >"$res/rss-$label"
+    : >"$res/rollup-$label"
     for pid in $(pgrep -x slurmstepd || true); do
         local ino
         ino=$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) || continue
         [[ " ${inos[*]} " == *" $ino "* ]] || continue
         kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || continue
         [ -n "$kib" ] && echo "$kib $(tr '\0' ' ' <"/proc/$pid/cmdline")" >>"$res/rss-$label"
+        # What of it is this process's own (private) and its proportional share of what it
+        # shares (PSS): "VmRSS PSS PRIVATE" in KiB.
+        awk -v rss="$kib" '/^Pss:/ { pss = $2 } /^Private_(Clean|Dirty):/ { priv += $2 }
+            END { if (pss != "") print rss, pss, priv }' "/proc/$pid/smaps_rollup" >>"$res/rollup-$label" 2>/dev/null || true
     done
     # The helper programs the plugins run beside a task (spank_frames' result capture: comm
     # truncated to 15 characters), each its own small executable: reported apart, as what they are.
