@@ -373,7 +373,10 @@ plugin therefore links the functions a job that does not use it runs first and t
 (`hot-symbols.txt`, traced by tests/hot-symbols.sh, lld's `--symbol-ordering-file`): they touch one or
 two windows of .text instead of ~0.5 MiB. What is left: each .so's read-only data and
 relocations (mapped whole as they are read at load), the unwinder library libgcc_s that Rust's
-panic catching needs (slurmstepd does not load it otherwise), and the heap.
+panic catching needs (slurmstepd does not load it otherwise), and the heap. What would close
+the rest: a small loader plugin that registers the options and loads the real one only when a
+job uses one of them (or, for spank_qrmi, on a node with QPU GRES), so a job that uses neither
+maps only the loader; not built (it sits between Slurm and every hook, on three releases).
 "#
     );
     s.push_str(&memory_split(r));
