@@ -15,9 +15,11 @@
 # How: the release plugins are built with their static symbol tables (SPANK_QRMI_KEEP_SYMBOLS;
 # symbol names do not depend on it) in target/hot-symbols, and the C host (tests/host) runs each
 # Slurm context's hook sequence without the plugin's options under callgrind, which names every
-# function executed in the plugin. Order: slurmstepd's sequence first (the remote context: init,
-# init_post_opt, user_init, one task, exit), then srun's, sbatch's and slurmd's, then the frames
-# plugin's used path (--frame-dir), so what a job that does use it runs comes next.
+# function executed in the plugin. The host gets a node's setup, never this machine's: a
+# slurm.conf with QPU nodes, the plugstack arguments as plugstack.conf.d ships them. Order:
+# slurmstepd's sequence first (the remote context: init, init_post_opt, user_init, one task,
+# exit), then srun's, sbatch's and slurmd's, then the frames plugin's used path (--frame-dir),
+# so what a job that does use it runs comes next.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -34,26 +36,52 @@ host=$(ls -t "$host_target"/debug/build/spank-test-host-*/out/spank_host | head 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# trace PLUGIN.so HOST-ARGS...: the plugin's functions callgrind saw, in first-seen order.
+# trace PLUGIN.so HOST-ARGS...: the plugin's functions callgrind saw in the host process itself,
+# in first-seen order (a task's forked child runs task_init and execs the task: not this
+# process's memory, as a slurmstepd's task child is not slurmstepd's).
 trace() {
-    local so=$1 out=$work/cg.out
+    local so=$1 pid
     shift
     valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
-        --callgrind-out-file="$out" "$host" "$so" "$@" >/dev/null 2>&1 || true
-    [ -s "$out" ] || { echo "hot-symbols: callgrind wrote nothing for $so $*" >&2; exit 1; }
+        --callgrind-out-file="$work/cg.%p" "$host" "$so" "$@" >/dev/null 2>&1 &
+    pid=$!
+    wait "$pid" || true
+    [ -s "$work/cg.$pid" ] || { echo "hot-symbols: callgrind wrote nothing for $so $*" >&2; exit 1; }
     awk -v so="$(basename "$so")" '
         /^ob=/ { ob = substr($0, 4) }
         /^fn=/ { f = substr($0, 4); if (index(ob, so) && f !~ /^0x/ && !(f in seen)) { seen[f] = 1; print f } }
-    ' "$out"
+    ' "$work/cg.$pid"
+    rm -f "$work"/cg.*
+}
+
+# What a node has: a slurm.conf (spank_qrmi reads it for QPU GRES; this host's may have none or
+# another, so the trace reads this one), and the plugstack lines as plugstack.conf.d ships them.
+cat >"$work/slurm.conf" <<'EOF'
+ClusterName=hot
+SlurmctldHost=ctl
+GresTypes=qpu
+NodeName=c[1-2] CPUs=2 State=UNKNOWN
+NodeName=q[1-2] CPUs=2 Gres=qpu:ibm_torino:1 State=UNKNOWN
+PartitionName=normal Nodes=c[1-2] Default=YES
+PartitionName=quantum Nodes=q[1-2]
+EOF
+export SLURM_CONF=$work/slurm.conf
+mkdir -p "$work/state"
+printf '%s\n' '{"resources": [{"name": "garnet", "type": "iqm-server", "environment": {"QRMI_IQM_ISA_ENDPOINT": "http://127.0.0.1:9/iqm", "QRMI_IQM_ISA_TOKEN": "t"}, "status_check": false}]}' >"$work/qrmi_config.json"
+plugstack_args() { # $1: plugin
+    [ "$1" = qrmi ] && printf '%s\n' --arg "$work/qrmi_config.json" --arg "state_dir=$work/state"
+    return 0
 }
 
 job=(--item job_id=4242 --item step_id=0 --item uid=0 --item gid=0 --item nnodes=1 --item node_id=0
     --item local_task_count=1 --item total_task_count=1 --item task_id=0 --item task_global_id=0)
-sequences() { # $1: plugin .so
-    trace "$1" --context remote "${job[@]}" --call init --call init_post_opt --call user_init --task true --call exit
-    trace "$1" --context local "${job[@]}" --call init --call init_post_opt --call local_user_init --call exit
-    trace "$1" --context allocator --call init --call init_post_opt --call exit
-    trace "$1" --context slurmd --call init --call exit
+sequences() { # $1: plugin .so, $2...: its plugstack arguments
+    local so=$1
+    shift
+    trace "$so" "$@" --context remote "${job[@]}" --call init --call init_post_opt --call user_init --task true --call exit
+    trace "$so" "$@" --context local "${job[@]}" --call init --call init_post_opt --call local_user_init --call exit
+    trace "$so" "$@" --context allocator --call init --call init_post_opt --call exit
+    trace "$so" "$@" --context slurmd --call init --call exit
 }
 
 rc=0
@@ -61,7 +89,8 @@ for plugin in frames qrmi; do
     so=$target/release/libspank_$plugin.so
     file=spank-$plugin/hot-symbols.txt
     {
-        sequences "$so"
+        mapfile -t args < <(plugstack_args "$plugin")
+        sequences "$so" "${args[@]}"
         if [ "$plugin" = frames ]; then
             dir=$work/frames-dir
             mkdir -p "$dir"
