@@ -4,16 +4,16 @@
 # place them (issue 17, slurmstepd's resident memory). Every Slurm process that loads a plugin
 # maps its code; the kernel then makes resident 64 KiB around each page a call touches
 # (fault-around), so ~80 small functions scattered over a 1 MiB .text cost ~0.5 MiB of resident
-# text in every slurmstepd. Placed first and together (lld's --symbol-ordering-file, passed by
-# each plugin's build.rs), the same calls touch one or two 64 KiB windows.
+# text in every slurmstepd. Placed first and together (a linker script that build.rs makes of the
+# list, spank/build/link_order.rs), the same calls touch one or two 64 KiB windows.
 #
 #   tests/hot-symbols.sh            regenerate both files (after changing what an unused hook runs)
 #   tests/hot-symbols.sh --check    exit 1 when a file no longer matches the build (symbols
 #                                   renamed by a toolchain or dependency change, new functions
 #                                   on the unused path): the ordering would silently stop working
 #
-# How: the release plugins are built with their static symbol tables (SPANK_QRMI_KEEP_SYMBOLS;
-# symbol names do not depend on it) in target/hot-symbols, and the C host (tests/host) runs each
+# How: the release plugins are built with their static symbol tables (SPANK_QRMI_KEEP_SYMBOLS)
+# and without the ordering in target/hot-symbols, and the C host (tests/host) runs each
 # Slurm context's hook sequence without the plugin's options under callgrind, which names every
 # function executed in the plugin. The host gets a node's setup, never this machine's: a
 # slurm.conf with QPU nodes, the plugstack arguments as plugstack.conf.d ships them. Order:
@@ -28,13 +28,21 @@ check=0
 command -v valgrind >/dev/null || { echo "hot-symbols: valgrind is not installed" >&2; exit 1; }
 
 target=$repo/target/hot-symbols
-SPANK_QRMI_KEEP_SYMBOLS=1 CARGO_TARGET_DIR=$target cargo build --release --quiet -p spank-qrmi -p spank-frames
+# Built without the ordering (SPANK_NO_LINK_ORDER): valgrind names only functions in .text
+# itself, so what is already placed before it would drop out of the next list.
+SPANK_NO_LINK_ORDER=1 SPANK_QRMI_KEEP_SYMBOLS=1 CARGO_TARGET_DIR=$target \
+    cargo build --release --quiet -p spank-qrmi -p spank-frames
 # The C host is built by the spank-test-host crate's build script (the unit tests build it).
 host_target=${CARGO_TARGET_DIR:-$repo/target}
 cargo build --quiet -p spank-test-host
 host=$(ls -t "$host_target"/debug/build/spank-test-host-*/out/spank_host | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# Legacy-mangled names end in a hash that changes with the set of packages built together, the
+# toolchain and the target: the lists hold the names with the hash as a wildcard (build.rs's
+# linker script matches sections that way too).
+unhash() { sed -E 's/17h[0-9a-f]{16}E$/17h*E/'; }
 
 # trace PLUGIN.so HOST-ARGS...: the plugin's functions callgrind saw in the host process itself,
 # in first-seen order (a task's forked child runs task_init and execs the task: not this
@@ -50,7 +58,7 @@ trace() {
     awk -v so="$(basename "$so")" '
         /^ob=/ { ob = substr($0, 4) }
         /^fn=/ { f = substr($0, 4); if (index(ob, so) && f !~ /^0x/ && !(f in seen)) { seen[f] = 1; print f } }
-    ' "$work/cg.$pid"
+    ' "$work/cg.$pid" | unhash
     rm -f "$work"/cg.*
 }
 
@@ -100,7 +108,7 @@ for plugin in frames qrmi; do
     } | awk '!seen[$0]++' >"$work/$plugin.new"
     if ((check)); then
         # Both ways: listed functions the build no longer has, traced functions not listed.
-        nm --defined-only "$so" | awk '{print $3}' | sort -u >"$work/$plugin.defined"
+        nm --defined-only "$so" | awk '{print $3}' | unhash | sort -u >"$work/$plugin.defined"
         listed=$(grep -v '^#' "$file" | sort -u)
         gone=$(comm -23 <(echo "$listed") "$work/$plugin.defined" | grep -c . || true)
         new=$(comm -13 <(echo "$listed") <(sort -u "$work/$plugin.new") | grep -c . || true)
@@ -113,7 +121,7 @@ for plugin in frames qrmi; do
     else
         {
             echo "# Written by tests/hot-symbols.sh: functions spank_$plugin.so runs when a job does not"
-            echo "# use it, placed first in .text by build.rs (lld --symbol-ordering-file). Regenerate,"
+            echo "# use it, placed before .text by build.rs (a linker script; 17h*E: any hash). Regenerate,"
             echo "# do not edit."
             cat "$work/$plugin.new"
         } >"$file"

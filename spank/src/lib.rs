@@ -36,3 +36,43 @@ pub use policy::Hook;
 
 /// Raw bindings, for the export macro and for the few places a plugin needs them.
 pub use slurm_sys as sys;
+
+/// The plugins' link setup (build/link_order.rs, included by their build.rs), tested here.
+#[cfg(test)]
+#[allow(dead_code)]
+mod link_order {
+    include!("../build/link_order.rs");
+
+    #[test]
+    fn a_legacy_hash_becomes_a_wildcard_and_other_names_stay() {
+        assert_eq!(
+            without_hash("_ZN5spank6export10initialize17h9a6d1b9545f5109aE"),
+            "_ZN5spank6export10initialize17h*E"
+        );
+        assert_eq!(
+            without_hash("_ZN5spank6export10initialize17h*E"),
+            "_ZN5spank6export10initialize17h*E"
+        );
+        // v0 names (std's, stable per toolchain) and C names are matched as they are.
+        assert_eq!(
+            without_hash("_RNvNtCsjrHSEGnQ3l9_3std9panicking8set_hook"),
+            "_RNvNtCsjrHSEGnQ3l9_3std9panicking8set_hook"
+        );
+        assert_eq!(without_hash("slurm_spank_init"), "slurm_spank_init");
+        assert_eq!(without_hash("17h"), "17h");
+    }
+
+    #[test]
+    fn the_script_keeps_the_lists_order_and_skips_what_a_pattern_cannot_hold() {
+        let script = hot_text_script(
+            "# comment\nslurm_spank_init\n\n_ZN1a1b17h0123456789abcdefE\n_RNvNtCs1_4core5write'2\n",
+        );
+        assert_eq!(
+            script,
+            "SECTIONS\n{\n  .text.spank_hot :\n  {\n\
+             \x20   *(.text.slurm_spank_init .text.unlikely.slurm_spank_init)\n\
+             \x20   *(.text._ZN1a1b17h*E .text.unlikely._ZN1a1b17h*E)\n\
+             \x20 }\n}\nINSERT BEFORE .text;\n"
+        );
+    }
+}

@@ -370,8 +370,8 @@ Most of it is clean text shared with every other process that maps the same file
 maps the pages around each one touched (fault-around, 64 KiB), so the resident size follows how
 widely the code run at load and in the hooks is spread over the file, not the file's size. Each
 plugin therefore links the functions a job that does not use it runs first and together
-(`hot-symbols.txt`, traced by tests/hot-symbols.sh, lld's `--symbol-ordering-file`): they touch one or
-two windows of .text instead of ~0.5 MiB. What is left: each .so's read-only data and
+(`hot-symbols.txt`, traced by tests/hot-symbols.sh, placed before .text by a linker script that
+spank/build/link_order.rs makes of it): they touch a few windows instead of ~0.5 MiB. What is left: each .so's read-only data and
 relocations (mapped whole as they are read at load), the unwinder library libgcc_s that Rust's
 panic catching needs (slurmstepd does not load it otherwise), and the heap. What would close
 the rest: a small loader plugin that registers the options and loads the real one only when a
