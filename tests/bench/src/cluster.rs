@@ -185,13 +185,11 @@ the record writer child of `task_exit`. What would close it: with options unused
 load (spank_qrmi is {qrmi_mib} MiB: its HTTP/TLS stack is in the spank-qrmi-backend helper,
 run only to acquire or release a QPU); with options used, the slow callbacks listed in
 section 3 (lease and record fsyncs, the capture process).
-The array workload does not isolate the plugins' cost: with the plugins loaded, slurmd runs
-the SPANK epilog for each job (section 4b) and reports it with MESSAGE_EPILOG_COMPLETE
-(section 2), and slurmctld then starts the next array tasks at once; with the empty plugstack
-the CPUs a job frees wait for the controller's periodic scheduling pass (about once a second;
-seen in slurmctld's debug log in a check outside this run). The array totals therefore follow
-the scheduling cadence more than the per-job work, and can be lower with the plugins than
-without: a ratio below 1 there is not a saving made by the plugins.
+The array workload does not isolate the plugins' cost: the CPUs a job frees wait for the
+controller's periodic scheduling pass (about once a second; seen in slurmctld's debug log in a
+check outside this run) unless a message such as MESSAGE_EPILOG_COMPLETE (section 2) makes it
+schedule at once, so the array totals follow the scheduling cadence more than the per-job work,
+and a ratio there can be above or below 1 without the plugins causing it.
 With {creps} run(s) per configuration on a machine shared with other work the run-to-run spread
 (min–max above) is the noise floor: a difference smaller than the spread is not a measured cost.
 
