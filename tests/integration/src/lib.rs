@@ -301,7 +301,7 @@ impl Cluster {
     pub fn wait_queue_empty(&self, limit: Duration) {
         let start = Instant::now();
         loop {
-            let run = self.as_root("squeue", &["-h", "-u", self.user(), "-o", "%i %T"]);
+            let run = self.as_root("squeue", &["-h", "-u", self.user(), "-o", "%i %T %r %N"]);
             if run.ok() && run.stdout.trim().is_empty() {
                 return;
             }

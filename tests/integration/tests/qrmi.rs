@@ -14,6 +14,20 @@ fn site() -> Site {
     qpu_site::site_with_apikey(API_KEY)
 }
 
+/// The session token of the lease `node` holds for `job`, once it holds one.
+fn job_lease_token(cluster: &integration_tests::Cluster, node: &str, job: &str) -> Option<String> {
+    held_leases(cluster, node).iter().find_map(|text| {
+        let lease: serde_json::Value = serde_json::from_str(text).ok()?;
+        (lease["job_id"].as_u64().map(|j| j.to_string()).as_deref() == Some(job))
+            .then(|| lease["token"].as_str().map(str::to_string))?
+    })
+}
+
+fn log_tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) {
     assert!(
         qpu_site::wait_for(limit, done),
@@ -260,7 +274,6 @@ fn failing_and_hanging_backends_fail_the_job_cleanly() {
 fn scancel_and_a_killed_slurmstepd_still_release() {
     let site = site();
     for kill_stepd in [false, true] {
-        let before = site.server.requests().len();
         let run = site
             .cluster
             .as_user(
@@ -280,11 +293,19 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
             )
             .expect_ok("sbatch");
         let job = run.stdout.trim().to_string();
-        wait_for("acquisition", Duration::from_secs(30), || {
-            site.server.requests()[before..]
-                .iter()
-                .any(|r| r.method == "POST" && r.target == "/warden/sessions")
-        });
+        // A failed assertion must not leave this job holding q2 for the tests after it.
+        let _cancel = site.cluster.cancel_on_drop(&job);
+        // This job's own lease (any earlier request on the mock server may be another job's).
+        let mut token = None;
+        wait_for(
+            &format!("job {job}'s lease on q2"),
+            Duration::from_secs(60),
+            || {
+                token = job_lease_token(&site.cluster, "q2", &job);
+                token.is_some()
+            },
+        );
+        let token = token.unwrap_or_default();
         if kill_stepd {
             // The batch step's slurmstepd only (the job's keeper, forked from it, shares its
             // command line but not its name).
@@ -301,7 +322,15 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
                 })
                 .map(str::to_string)
                 .collect();
-            assert!(!pids.is_empty(), "no slurmstepd for job {job}");
+            assert!(
+                !pids.is_empty(),
+                "no slurmstepd for job {job}: squeue says {:?}; q2's log ends with:\n{}",
+                site.cluster
+                    .as_root("squeue", &["-h", "-j", &job, "-o", "%T %r"])
+                    .stdout
+                    .trim(),
+                log_tail(&site.cluster.node_log("q2"), 40)
+            );
             for pid in &pids {
                 site.cluster.as_root("kill", &["-9", pid]);
             }
@@ -312,9 +341,10 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
             &format!("release of job {job} (killed stepd: {kill_stepd})"),
             Duration::from_secs(60),
             || {
-                site.server.requests()[before..]
+                site.server
+                    .requests()
                     .iter()
-                    .any(|r| r.method == "DELETE" && r.target.starts_with("/warden/sessions/"))
+                    .any(|r| r.method == "DELETE" && r.target.ends_with(&token))
             },
         );
         println!(
@@ -354,20 +384,17 @@ fn a_crashed_node_releases_its_leases_when_slurmd_starts_again() {
         )
         .expect_ok("sbatch");
     let job = run.stdout.trim().to_string();
-    wait_for("acquisition", Duration::from_secs(30), || {
-        site.server
-            .requests()
-            .iter()
-            .any(|r| r.method == "POST" && r.target == "/warden/sessions")
-    });
-    let token = held_leases(&site.cluster, "q2")
-        .iter()
-        .find_map(|text| {
-            let lease: serde_json::Value = serde_json::from_str(text).ok()?;
-            (lease["job_id"].as_u64().map(|j| j.to_string()).as_deref() == Some(job.as_str()))
-                .then(|| lease["token"].as_str().map(str::to_string))?
-        })
-        .expect("the job's lease on q2");
+    let _cancel = site.cluster.cancel_on_drop(&job);
+    let mut token = None;
+    wait_for(
+        &format!("job {job}'s lease on q2"),
+        Duration::from_secs(60),
+        || {
+            token = job_lease_token(&site.cluster, "q2", &job);
+            token.is_some()
+        },
+    );
+    let token = token.unwrap_or_default();
     cluster_script(&["kill-node", "q2"]).expect_ok("kill-node q2");
     let crashed = Instant::now();
     // Down long enough for Slurm to end the job (NODE_FAIL), as after a real crash.
