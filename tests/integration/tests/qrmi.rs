@@ -23,6 +23,20 @@ fn job_lease_token(cluster: &integration_tests::Cluster, node: &str, job: &str) 
     })
 }
 
+/// Waits (up to a minute) until `node` holds a lease of `job`; its session token.
+fn wait_for_lease(cluster: &integration_tests::Cluster, node: &str, job: &str) -> String {
+    let mut token = None;
+    wait_for(
+        &format!("job {job}'s lease on {node}"),
+        Duration::from_secs(60),
+        || {
+            token = job_lease_token(cluster, node, job);
+            token.is_some()
+        },
+    );
+    token.unwrap_or_default()
+}
+
 fn log_tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -296,16 +310,7 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
         // A failed assertion must not leave this job holding q2 for the tests after it.
         let _cancel = site.cluster.cancel_on_drop(&job);
         // This job's own lease (any earlier request on the mock server may be another job's).
-        let mut token = None;
-        wait_for(
-            &format!("job {job}'s lease on q2"),
-            Duration::from_secs(60),
-            || {
-                token = job_lease_token(&site.cluster, "q2", &job);
-                token.is_some()
-            },
-        );
-        let token = token.unwrap_or_default();
+        let token = wait_for_lease(&site.cluster, "q2", &job);
         if kill_stepd {
             // The batch step's slurmstepd only (the job's keeper, forked from it, shares its
             // command line but not its name).
@@ -385,16 +390,7 @@ fn a_crashed_node_releases_its_leases_when_slurmd_starts_again() {
         .expect_ok("sbatch");
     let job = run.stdout.trim().to_string();
     let _cancel = site.cluster.cancel_on_drop(&job);
-    let mut token = None;
-    wait_for(
-        &format!("job {job}'s lease on q2"),
-        Duration::from_secs(60),
-        || {
-            token = job_lease_token(&site.cluster, "q2", &job);
-            token.is_some()
-        },
-    );
-    let token = token.unwrap_or_default();
+    let token = wait_for_lease(&site.cluster, "q2", &job);
     cluster_script(&["kill-node", "q2"]).expect_ok("kill-node q2");
     let crashed = Instant::now();
     // Down long enough for Slurm to end the job (NODE_FAIL), as after a real crash.
