@@ -64,7 +64,10 @@ trap cleanup EXIT
 
 listing() { # the file lists compared before install and after purge
     find /etc /usr /var/lib/dpkg/info -xdev -printf '%p %M %u %g\n' 2>/dev/null | sort
-    find /var/spool/slurm -maxdepth 1 -printf '%p %M %u %g\n' 2>/dev/null | sort
+    # Absent on a machine that never ran a node (postinst makes it, postrm removes it if empty).
+    if [[ -d /var/spool/slurm ]]; then
+        find /var/spool/slurm -maxdepth 1 -printf '%p %M %u %g\n' 2>/dev/null | sort
+    fi
 }
 
 t0=$SECONDS
