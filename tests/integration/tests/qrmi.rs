@@ -26,20 +26,36 @@ fn job_lease_token(cluster: &integration_tests::Cluster, node: &str, job: &str) 
 /// Waits (up to a minute) until `node` holds a lease of `job`; its session token.
 fn wait_for_lease(cluster: &integration_tests::Cluster, node: &str, job: &str) -> String {
     let mut token = None;
-    wait_for(
-        &format!("job {job}'s lease on {node}"),
-        Duration::from_secs(60),
-        || {
-            token = job_lease_token(cluster, node, job);
-            token.is_some()
-        },
+    let held = qpu_site::wait_for(Duration::from_secs(60), || {
+        token = job_lease_token(cluster, node, job);
+        token.is_some()
+    });
+    assert!(
+        held,
+        "job {job}'s lease on {node}: not within 60 s\n{}",
+        job_diagnosis(cluster, node, job)
     );
     token.unwrap_or_default()
 }
 
-fn log_tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// What Slurm says and logged of `job` and what `node` logged last, for a failure message
+/// (a job that ran once left the queue, or went back to pending, without saying why).
+fn job_diagnosis(cluster: &integration_tests::Cluster, node: &str, job: &str) -> String {
+    let state = cluster.as_root("squeue", &["-h", "-j", job, "-o", "%T %r %N"]);
+    let controller = std::fs::read_to_string(cluster.log_dir().join("slurmctld.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("JobId={job} ")) || l.ends_with(&format!("JobId={job}")))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let node_log = cluster.node_log(node);
+    let node_lines: Vec<&str> = node_log.lines().collect();
+    format!(
+        "squeue: {:?}\nslurmctld.log on job {job}:\n{}\n{node}'s log ends with:\n{}",
+        state.stdout.trim(),
+        controller[controller.len().saturating_sub(30)..].join("\n"),
+        node_lines[node_lines.len().saturating_sub(40)..].join("\n")
+    )
 }
 
 fn wait_for(what: &str, limit: Duration, done: impl FnMut() -> bool) {
@@ -329,12 +345,8 @@ fn scancel_and_a_killed_slurmstepd_still_release() {
                 .collect();
             assert!(
                 !pids.is_empty(),
-                "no slurmstepd for job {job}: squeue says {:?}; q2's log ends with:\n{}",
-                site.cluster
-                    .as_root("squeue", &["-h", "-j", &job, "-o", "%T %r"])
-                    .stdout
-                    .trim(),
-                log_tail(&site.cluster.node_log("q2"), 40)
+                "no slurmstepd for job {job}\n{}",
+                job_diagnosis(&site.cluster, "q2", &job)
             );
             for pid in &pids {
                 site.cluster.as_root("kill", &["-9", pid]);
