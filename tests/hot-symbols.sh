@@ -45,6 +45,7 @@ trap 'rm -rf "$work"' EXIT
 # linker script matches sections that way too).
 # Callgrind marks a recursive function's inner calls `NAME'2`: that is the same function.
 unhash() { sed -E "s/'[0-9]+\$//; s/17h[0-9a-f]{16}E\$/17h*E/"; }
+listed_in() { grep -v '^#' "$1" | sort -u; } # the functions a hot-symbols.txt lists
 
 # trace PLUGIN.so HOST-ARGS...: the plugin's functions callgrind saw in the host process itself,
 # in first-seen order (a task's forked child runs task_init and execs the task: not this
@@ -108,7 +109,6 @@ for plugin in frames qrmi; do
                 --call init_post_opt --call user_init --task true --call exit
         fi
     } | awk '!seen[$0]++' >"$work/$plugin.new"
-    listed_in() { grep -v '^#' "$1" | sort -u; }
     if ((check)); then
         # Both ways: listed functions the build no longer has, traced functions not listed.
         nm --defined-only "$so" | awk '{print $3}' | unhash | sort -u >"$work/$plugin.defined"
@@ -149,7 +149,7 @@ if ((check)); then
         total=$(listed_in "spank-$plugin/hot-symbols.txt" | grep -c .)
         echo "hot-symbols: $so: $placed of $total listed functions placed first"
         if ((placed * 10 < total * 9)); then
-            echo "hot-symbols: $so: the ordering missed most of spank-$plugin/hot-symbols.txt" >&2
+            echo "hot-symbols: $so: fewer than 90% of spank-$plugin/hot-symbols.txt placed first" >&2
             rc=1
         fi
     done
